@@ -1,0 +1,145 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Event is one indexed upstream event. Its identity is (Source, Height,
+// TxIndex, EventIndex): writing the same identity twice replaces the record,
+// so replayed ranges never duplicate.
+type Event struct {
+	Source     string
+	Height     uint64
+	BlockID    string // lowercase hex, no 0x
+	BlockTime  time.Time
+	TxID       string // lowercase hex, no 0x; may be empty for non-chain events
+	TxIndex    uint32
+	EventIndex uint32
+	Type       string
+	Contract   string   // indexed; e.g. "A.8624b52f9ddcd04a.FlowIDTableStaking"
+	Addresses  []string // indexed; lowercase hex without 0x (or the source's native form)
+	Payload    json.RawMessage
+}
+
+// Block is one indexed block (a Flow block, a Spacemesh layer). Its identity
+// is (Source, Height).
+type Block struct {
+	Source     string
+	Height     uint64
+	BlockID    string
+	BlockTime  time.Time
+	EventCount uint32
+	Status     string // optional, e.g. a Spacemesh layer status
+}
+
+// Reward kinds as served by the API.
+const (
+	KindFlowNodeReward      = "flow_node_reward"
+	KindFlowDelegatorReward = "flow_delegator_reward"
+	KindSmesherReward       = "smesher_reward"
+	KindPresearchPeriod     = "presearch_period"
+)
+
+// Reward is one payment to an account. Its identity is (Source, Account,
+// Time, ID); ID is chosen by the source and must be deterministic (for
+// example "height/tx/event" on Flow, "smesher/layer" on Spacemesh).
+type Reward struct {
+	Source  string
+	Account string
+	Kind    string
+	ID      string
+	// Height is meaningful only when HasHeight is set (Presearch periods
+	// have no height).
+	Height      uint64
+	HasHeight   bool
+	Time        time.Time
+	PeriodStart time.Time // zero when not a period reward
+	PeriodEnd   time.Time
+	// RawAmount is the amount in base units as a decimal integer string;
+	// it may exceed 64 bits (Presearch uses 10^-18 units).
+	RawAmount string
+	Unit      string // FLOW, SMH, PRE
+	Decimals  int    // base units per whole unit = 10^Decimals
+	// Aliases are further account ids that find this reward (for example a
+	// Spacemesh smesher id next to the coinbase in Account).
+	Aliases []string
+	Details json.RawMessage
+}
+
+// NodeStatus is one snapshot of a monitored node's health.
+type NodeStatus struct {
+	Source    string
+	Node      string
+	Time      time.Time
+	Connected *bool // nil when the upstream does not say
+	Synced    *bool
+	Details   json.RawMessage
+}
+
+// Checkpoint names the last position whose data is completely in the store.
+type Checkpoint struct {
+	Height    uint64    `json:"height"`
+	BlockID   string    `json:"block_id,omitempty"`
+	Time      time.Time `json:"time,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitempty"`
+}
+
+// Range is an inclusive range of heights.
+type Range struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// Epochs describes how a source's heights group into epochs, for
+// group_by=epoch summaries. Height h starts at Genesis + h*BlockDuration and
+// belongs to epoch h / BlocksPerEpoch.
+type Epochs struct {
+	Genesis        time.Time     `json:"genesis"`
+	BlockDuration  time.Duration `json:"block_duration"`
+	BlocksPerEpoch uint64        `json:"blocks_per_epoch"`
+}
+
+// SourceInfo is what the store keeps about one source besides its records.
+type SourceInfo struct {
+	Name       string          `json:"name"`
+	Kind       string          `json:"kind"`
+	Checkpoint *Checkpoint     `json:"checkpoint,omitempty"`
+	Epochs     *Epochs         `json:"epochs,omitempty"`
+	Meta       json.RawMessage `json:"meta,omitempty"` // source facts, e.g. a network's HRP
+	Events     uint64          `json:"events"`         // records currently stored
+	Blocks     uint64          `json:"blocks"`
+	Rewards    uint64          `json:"rewards"`
+}
+
+// Batch is one unit of work for Apply: records plus the checkpoint and
+// coverage they complete. Everything in a batch commits together or not at all.
+type Batch struct {
+	Source string
+	Kind   string // the source's kind, recorded with the source on first write
+
+	Events  []Event
+	Blocks  []Block
+	Rewards []Reward
+	// ReplaceRewards, when set, declares that Rewards holds ALL of this
+	// source's rewards with heights in the range: stored ones in the range
+	// that the batch does not rewrite are deleted (a chain revert).
+	ReplaceRewards *Range
+	Nodes          []NodeStatus
+
+	// Checkpoint, when set, becomes the source's checkpoint.
+	Checkpoint *Checkpoint
+	// Coverage, when set, is merged into the source's proven ranges.
+	Coverage *Range
+	// State holds source-private values (rate-limiter history, dedupe marks)
+	// that must change atomically with the records; a nil value deletes.
+	State map[string][]byte
+	// Epochs and Meta, when set, replace the stored ones.
+	Epochs *Epochs
+	Meta   json.RawMessage
+}
+
+// Len is the number of records in the batch, used for batch sizing.
+func (b *Batch) Len() int {
+	return len(b.Events) + len(b.Blocks) + len(b.Rewards) + len(b.Nodes)
+}
