@@ -1,0 +1,462 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math/big"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/evindex/evindex/migrations"
+)
+
+// Apply writes the batches, in order, in ONE transaction: each batch's
+// records together with the checkpoint, coverage and state they complete.
+// After a crash the file holds all of them or none. Rewriting a record with
+// the same identity replaces it, so replays never duplicate. It returns
+// ErrInvalid (wrapped, naming the record) for a malformed batch, before
+// anything is written.
+func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
+	for i := range batches {
+		if err := validateBatch(&batches[i]); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
+		for i := range batches {
+			if err := w.apply(&batches[i]); err != nil {
+				return fmt.Errorf("batch %d of %s: %w", i, batches[i].Source, err)
+			}
+		}
+		return w.saveInfos()
+	})
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	return nil
+}
+
+func validateBatch(b *Batch) error {
+	if err := validName(b.Source); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.Source == "" {
+			e.Source = b.Source
+		}
+		if e.Source != b.Source {
+			return fmt.Errorf("%w: events[%d]: source %q in a batch of %q", ErrInvalid, i, e.Source, b.Source)
+		}
+		if err := validName(e.Type); err != nil {
+			return fmt.Errorf("events[%d].type: %w", i, err)
+		}
+		if len(e.Payload) > 0 && !json.Valid(e.Payload) {
+			return fmt.Errorf("%w: events[%d].payload: not valid JSON", ErrInvalid, i)
+		}
+	}
+	for i := range b.Blocks {
+		if b.Blocks[i].Source == "" {
+			b.Blocks[i].Source = b.Source
+		}
+		if b.Blocks[i].Source != b.Source {
+			return fmt.Errorf("%w: blocks[%d]: source %q in a batch of %q", ErrInvalid, i, b.Blocks[i].Source, b.Source)
+		}
+	}
+	for i := range b.Rewards {
+		r := &b.Rewards[i]
+		if r.Source == "" {
+			r.Source = b.Source
+		}
+		if r.Source != b.Source {
+			return fmt.Errorf("%w: rewards[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
+		}
+		if err := validName(r.Account); err != nil {
+			return fmt.Errorf("rewards[%d].account: %w", i, err)
+		}
+		if _, ok := new(big.Int).SetString(r.RawAmount, 10); !ok {
+			return fmt.Errorf("%w: rewards[%d].raw_amount: %q is not an integer", ErrInvalid, i, r.RawAmount)
+		}
+		if r.ID == "" {
+			return fmt.Errorf("%w: rewards[%d].id: required", ErrInvalid, i)
+		}
+		for _, a := range r.Aliases {
+			if err := validName(a); err != nil {
+				return fmt.Errorf("rewards[%d].aliases: %w", i, err)
+			}
+		}
+	}
+	for i := range b.Nodes {
+		n := &b.Nodes[i]
+		if n.Source == "" {
+			n.Source = b.Source
+		}
+		if n.Source != b.Source {
+			return fmt.Errorf("%w: nodes[%d]: source %q in a batch of %q", ErrInvalid, i, n.Source, b.Source)
+		}
+		if err := validName(n.Node); err != nil {
+			return fmt.Errorf("nodes[%d].node: %w", i, err)
+		}
+	}
+	if b.Coverage != nil && b.Coverage.From > b.Coverage.To {
+		return fmt.Errorf("%w: coverage %d..%d is reversed", ErrInvalid, b.Coverage.From, b.Coverage.To)
+	}
+	if len(b.Meta) > 0 && !json.Valid(b.Meta) {
+		return fmt.Errorf("%w: meta: not valid JSON", ErrInvalid)
+	}
+	return nil
+}
+
+// sourceRecord is the stored form of a source's bookkeeping.
+type sourceRecord struct {
+	Name    string          `json:"name"`
+	Kind    string          `json:"kind"`
+	Epochs  *Epochs         `json:"epochs,omitempty"`
+	Meta    json.RawMessage `json:"meta,omitempty"`
+	Events  uint64          `json:"events"`
+	Blocks  uint64          `json:"blocks"`
+	Rewards uint64          `json:"rewards"`
+}
+
+type writer struct {
+	tx    *bolt.Tx
+	s     *Store
+	infos map[string]*sourceRecord
+}
+
+func (w *writer) info(name string) (*sourceRecord, error) {
+	if r, ok := w.infos[name]; ok {
+		return r, nil
+	}
+	r := &sourceRecord{Name: name}
+	if v := w.tx.Bucket(migrations.BucketSources).Get([]byte(name)); v != nil {
+		if err := json.Unmarshal(v, r); err != nil {
+			return nil, fmt.Errorf("source %s: %w", name, ErrCorrupt)
+		}
+	}
+	w.infos[name] = r
+	return r, nil
+}
+
+func (w *writer) saveInfos() error {
+	b := w.tx.Bucket(migrations.BucketSources)
+	for name, r := range w.infos {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(name), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) apply(b *Batch) error {
+	info, err := w.info(b.Source)
+	if err != nil {
+		return err
+	}
+	if b.Kind != "" {
+		info.Kind = b.Kind
+	}
+	if b.Epochs != nil {
+		e := *b.Epochs
+		info.Epochs = &e
+	}
+	if len(b.Meta) > 0 {
+		info.Meta = append(json.RawMessage(nil), b.Meta...)
+	}
+	for i := range b.Events {
+		if err := w.putEvent(info, &b.Events[i]); err != nil {
+			return fmt.Errorf("event %d/%d/%d: %w", b.Events[i].Height, b.Events[i].TxIndex, b.Events[i].EventIndex, err)
+		}
+	}
+	for i := range b.Blocks {
+		if err := w.putBlock(info, &b.Blocks[i]); err != nil {
+			return fmt.Errorf("block %d: %w", b.Blocks[i].Height, err)
+		}
+	}
+	if b.ReplaceRewards != nil {
+		if err := w.deleteRewardsNotIn(info, b.Source, *b.ReplaceRewards, b.Rewards); err != nil {
+			return fmt.Errorf("replace rewards %d..%d: %w", b.ReplaceRewards.From, b.ReplaceRewards.To, err)
+		}
+	}
+	for i := range b.Rewards {
+		if err := w.putReward(info, &b.Rewards[i]); err != nil {
+			return fmt.Errorf("reward %s/%s: %w", b.Rewards[i].Account, b.Rewards[i].ID, err)
+		}
+	}
+	for i := range b.Nodes {
+		if err := w.putNode(&b.Nodes[i]); err != nil {
+			return fmt.Errorf("node %s: %w", b.Nodes[i].Node, err)
+		}
+	}
+	for k, v := range b.State {
+		sb := w.tx.Bucket(migrations.BucketState)
+		key := append(appendText(nil, b.Source), k...)
+		if v == nil {
+			err = sb.Delete(key)
+		} else {
+			err = sb.Put(key, append([]byte(nil), v...))
+		}
+		if err != nil {
+			return fmt.Errorf("state %s: %w", k, err)
+		}
+	}
+	if b.Coverage != nil {
+		if err := mergeCoverage(w.tx.Bucket(migrations.BucketCoverage), b.Source, *b.Coverage); err != nil {
+			return fmt.Errorf("coverage: %w", err)
+		}
+	}
+	if b.Checkpoint != nil {
+		cp := *b.Checkpoint
+		cp.UpdatedAt = w.s.now().UTC()
+		v, err := json.Marshal(cp)
+		if err != nil {
+			return err
+		}
+		if err := w.tx.Bucket(migrations.BucketCheckpoints).Put([]byte(b.Source), v); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	return nil
+}
+
+func indexKey(value string, pk []byte) []byte {
+	k := make([]byte, 0, len(value)+1+len(pk))
+	return append(appendText(k, value), pk...)
+}
+
+// eventIndexKeys lists the secondary index entries of an event.
+func eventIndexKeys(e *Event, pk []byte, fn func(bucket []byte, key []byte) error) error {
+	if err := fn(migrations.BucketEventsByType, indexKey(e.Type, pk)); err != nil {
+		return err
+	}
+	if e.Contract != "" {
+		if err := fn(migrations.BucketEventsByCtr, indexKey(e.Contract, pk)); err != nil {
+			return err
+		}
+	}
+	if e.TxID != "" {
+		if err := fn(migrations.BucketEventsByTx, indexKey(e.TxID, pk)); err != nil {
+			return err
+		}
+	}
+	for i, a := range e.Addresses {
+		if a == "" || containsBefore(e.Addresses, i, a) {
+			continue
+		}
+		if err := fn(migrations.BucketEventsByAddr, indexKey(a, pk)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func containsBefore(list []string, i int, s string) bool {
+	for _, x := range list[:i] {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *writer) putEvent(info *sourceRecord, e *Event) error {
+	for _, a := range e.Addresses {
+		if err := validName(a); err != nil && a != "" {
+			return fmt.Errorf("address: %w", err)
+		}
+	}
+	if e.Contract != "" {
+		if err := validName(e.Contract); err != nil {
+			return fmt.Errorf("contract: %w", err)
+		}
+	}
+	pk := eventKey(e.Source, e.Height, e.TxIndex, e.EventIndex)
+	v := encodeEvent(e)
+	eb := w.tx.Bucket(migrations.BucketEvents)
+	if old := eb.Get(pk); old != nil {
+		if bytes.Equal(old, v) {
+			return nil // a replay: nothing changes
+		}
+		var prev Event
+		if err := decodeEvent(pk, old, &prev); err != nil {
+			return err
+		}
+		if err := eventIndexKeys(&prev, pk, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
+			return err
+		}
+	} else {
+		info.Events++
+	}
+	if err := eb.Put(pk, v); err != nil {
+		return err
+	}
+	return eventIndexKeys(e, pk, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
+}
+
+func (w *writer) putBlock(info *sourceRecord, b *Block) error {
+	k := blockKey(b.Source, b.Height)
+	v := encodeBlock(b)
+	bb := w.tx.Bucket(migrations.BucketBlocks)
+	old := bb.Get(k)
+	if old == nil {
+		info.Blocks++
+	} else if bytes.Equal(old, v) {
+		return nil
+	}
+	return bb.Put(k, v)
+}
+
+func rewardHeightKey(source string, height uint64, pk []byte) []byte {
+	return append(appendU64(appendText(nil, source), height), pk...)
+}
+
+func (w *writer) putReward(info *sourceRecord, r *Reward) error {
+	pk := rewardKey(r)
+	v, err := encodeReward(r)
+	if err != nil {
+		return err
+	}
+	rb := w.tx.Bucket(migrations.BucketRewards)
+	if old := rb.Get(pk); old != nil {
+		if bytes.Equal(old, v) {
+			return nil
+		}
+		if err := w.deleteRewardIndexes(pk, old); err != nil {
+			return err
+		}
+	} else {
+		info.Rewards++
+	}
+	if err := rb.Put(pk, v); err != nil {
+		return err
+	}
+	if r.HasHeight {
+		if err := w.tx.Bucket(migrations.BucketRewardsHeight).Put(rewardHeightKey(r.Source, r.Height, pk), nil); err != nil {
+			return err
+		}
+	}
+	for _, a := range r.Aliases {
+		if err := w.tx.Bucket(migrations.BucketRewardsAlias).Put(indexKey(a, pk), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) deleteRewardIndexes(pk, v []byte) error {
+	var prev Reward
+	if err := decodeReward(v, &prev); err != nil {
+		return err
+	}
+	if prev.HasHeight {
+		if err := w.tx.Bucket(migrations.BucketRewardsHeight).Delete(rewardHeightKey(prev.Source, prev.Height, pk)); err != nil {
+			return err
+		}
+	}
+	for _, a := range prev.Aliases {
+		if err := w.tx.Bucket(migrations.BucketRewardsAlias).Delete(indexKey(a, pk)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteRewardsNotIn removes the source's stored rewards with heights in r
+// that keep does not rewrite.
+func (w *writer) deleteRewardsNotIn(info *sourceRecord, source string, r Range, keep []Reward) error {
+	kept := make(map[string]bool, len(keep))
+	for i := range keep {
+		kept[string(rewardKey(&keep[i]))] = true
+	}
+	prefix := appendText(nil, source)
+	lo := appendU64(bytes.Clone(prefix), r.From)
+	c := w.tx.Bucket(migrations.BucketRewardsHeight).Cursor()
+	var doomed [][]byte
+	for k, _ := c.Seek(lo); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) < len(prefix)+8 {
+			return ErrCorrupt
+		}
+		if binary.BigEndian.Uint64(k[len(prefix):]) > r.To {
+			break
+		}
+		if pk := k[len(prefix)+8:]; !kept[string(pk)] {
+			doomed = append(doomed, bytes.Clone(pk))
+		}
+	}
+	rb := w.tx.Bucket(migrations.BucketRewards)
+	for _, pk := range doomed {
+		v := rb.Get(pk)
+		if v == nil {
+			continue
+		}
+		if err := w.deleteRewardIndexes(pk, v); err != nil {
+			return err
+		}
+		if err := rb.Delete(pk); err != nil {
+			return err
+		}
+		if info.Rewards > 0 {
+			info.Rewards--
+		}
+	}
+	return nil
+}
+
+func (w *writer) putNode(n *NodeStatus) error {
+	v, err := encodeNode(n)
+	if err != nil {
+		return err
+	}
+	if err := w.tx.Bucket(migrations.BucketNodes).Put(nodeKey(n.Source, n.Node, n.Time), v); err != nil {
+		return err
+	}
+	lb := w.tx.Bucket(migrations.BucketNodesLatest)
+	lk := appendText(appendText(nil, n.Source), n.Node)
+	if old := lb.Get(lk); old != nil {
+		var prev NodeStatus
+		if err := decodeNode(old, &prev); err == nil && prev.Time.After(n.Time) {
+			return nil // an older snapshot arrived late; latest stays
+		}
+	}
+	return lb.Put(lk, v)
+}
+
+// mergeCoverage adds r to the source's proven ranges, joining ranges that
+// overlap or touch, so a contiguous history is one range.
+func mergeCoverage(b *bolt.Bucket, source string, r Range) error {
+	prefix := appendText(nil, source)
+	from, to := r.From, r.To
+	var doomed [][]byte
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 || len(v) != 8 {
+			return ErrCorrupt
+		}
+		f, t := binary.BigEndian.Uint64(k[len(prefix):]), binary.BigEndian.Uint64(v)
+		if to != ^uint64(0) && f > to+1 {
+			break
+		}
+		if t != ^uint64(0) && t+1 < from {
+			continue
+		}
+		from, to = min(from, f), max(to, t)
+		doomed = append(doomed, bytes.Clone(k))
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return b.Put(appendU64(prefix, from), appendU64(nil, to))
+}

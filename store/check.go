@@ -1,0 +1,54 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/evindex/evindex/migrations"
+)
+
+// checkIndexes verifies that every secondary index entry points at a
+// stored record; at most a few problems per index are reported.
+func checkIndexes(ctx context.Context, tx *bolt.Tx) []error {
+	var errs []error
+	check := func(index, primary []byte, pkOf func(k []byte) []byte) {
+		pb := tx.Bucket(primary)
+		bad := 0
+		_ = tx.Bucket(index).ForEach(func(k, _ []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			pk := pkOf(k)
+			if pk == nil || pb.Get(pk) == nil {
+				bad++
+				if bad <= 3 {
+					errs = append(errs, fmt.Errorf("%s entry %q points at no %s record", index, k, primary))
+				}
+			}
+			return nil
+		})
+		if bad > 3 {
+			errs = append(errs, fmt.Errorf("%s: %d dangling entries in all", index, bad))
+		}
+	}
+	afterSep := func(k []byte) []byte {
+		if i := bytes.IndexByte(k, sep); i >= 0 {
+			return k[i+1:]
+		}
+		return nil
+	}
+	for _, ix := range [][]byte{migrations.BucketEventsByType, migrations.BucketEventsByCtr, migrations.BucketEventsByAddr, migrations.BucketEventsByTx} {
+		check(ix, migrations.BucketEvents, afterSep)
+	}
+	check(migrations.BucketRewardsAlias, migrations.BucketRewards, afterSep)
+	check(migrations.BucketRewardsHeight, migrations.BucketRewards, func(k []byte) []byte {
+		if i := bytes.IndexByte(k, sep); i >= 0 && len(k) > i+9 {
+			return k[i+9:]
+		}
+		return nil
+	})
+	return errs
+}

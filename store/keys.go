@@ -1,0 +1,122 @@
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Keys are composite byte strings whose byte order is the query order:
+// text parts end with a 0x00 separator (names never contain it) and
+// integers are big-endian fixed width.
+//
+//	events            source 0 height(8) tx(4) event(4)
+//	events_by_*       value 0 <event key>
+//	blocks            source 0 height(8)
+//	rewards           source 0 account 0 time(8) id
+//	rewards_by_height source 0 height(8) <reward key>
+//	rewards_by_alias  alias 0 <reward key>
+//	coverage          source 0 from(8)          -> to(8)
+//	state             source 0 key
+//	nodes             source 0 node 0 time(8)
+//	nodes_latest      source 0 node
+
+const sep = 0x00
+
+func validName(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty name", ErrInvalid)
+	}
+	if strings.IndexByte(s, sep) >= 0 {
+		return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalid, s)
+	}
+	return nil
+}
+
+func appendText(k []byte, s string) []byte { return append(append(k, s...), sep) }
+
+func appendU64(k []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(k, v) }
+
+func appendU32(k []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(k, v) }
+
+// timeKey maps a time to an order-preserving integer; times before 1970 map
+// to 0 (no chain here is that old).
+func timeKey(t time.Time) uint64 {
+	if t.IsZero() || t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func eventKey(source string, height uint64, tx, ev uint32) []byte {
+	k := make([]byte, 0, len(source)+17)
+	k = appendText(k, source)
+	k = appendU64(k, height)
+	k = appendU32(k, tx)
+	return appendU32(k, ev)
+}
+
+func parseEventKey(k []byte) (source string, height uint64, tx, ev uint32, ok bool) {
+	i := bytes.IndexByte(k, sep)
+	if i < 0 || len(k) != i+1+16 {
+		return "", 0, 0, 0, false
+	}
+	r := k[i+1:]
+	return string(k[:i]), binary.BigEndian.Uint64(r), binary.BigEndian.Uint32(r[8:]), binary.BigEndian.Uint32(r[12:]), true
+}
+
+func blockKey(source string, height uint64) []byte {
+	return appendU64(appendText(make([]byte, 0, len(source)+9), source), height)
+}
+
+func parseBlockKey(k []byte) (string, uint64, bool) {
+	i := bytes.IndexByte(k, sep)
+	if i < 0 || len(k) != i+9 {
+		return "", 0, false
+	}
+	return string(k[:i]), binary.BigEndian.Uint64(k[i+1:]), true
+}
+
+func rewardKey(r *Reward) []byte {
+	k := appendText(nil, r.Source)
+	k = appendText(k, r.Account)
+	k = appendU64(k, timeKey(r.Time))
+	return append(k, r.ID...)
+}
+
+func nodeKey(source, node string, t time.Time) []byte {
+	return appendU64(appendText(appendText(nil, source), node), timeKey(t))
+}
+
+// prefixEnd is the smallest key greater than every key starting with p, or
+// nil when there is none.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Cursors are opaque to clients: a kind letter and the last key served,
+// base64url encoded. The kind stops a cursor of one list being used on another.
+func encodeCursor(kind byte, key []byte) string {
+	return base64.RawURLEncoding.EncodeToString(append([]byte{kind}, key...))
+}
+
+func decodeCursor(kind byte, s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != kind {
+		return nil, ErrCursorInvalid
+	}
+	return b[1:], nil
+}

@@ -1,0 +1,195 @@
+// Package store keeps evindex's records in one bbolt file. Apply is the only
+// write path: records and the checkpoint they complete commit together.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/evindex/evindex/migrations"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "evindex.db"
+
+// Errors returned by the store.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrLocked        = errors.New("database is locked by another process")
+	ErrCursorInvalid = errors.New("invalid cursor")
+	ErrSchemaTooNew  = migrations.ErrTooNew
+	ErrCorrupt       = errors.New("database file is corrupt")
+	ErrInvalid       = errors.New("invalid record")
+)
+
+// Options configure Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another process's lock on
+	// the file before failing with ErrLocked. Default 1 s.
+	LockTimeout time.Duration
+	// ReadOnly opens the file with a shared lock and never migrates it.
+	ReadOnly bool
+	// NoSync skips fsync after each commit. THIS IS UNSAFE: a power loss
+	// can lose committed batches or corrupt the file. Benchmarks only.
+	NoSync bool
+	// Now is the clock for checkpoint timestamps. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is an open evindex database.
+type Store struct {
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+}
+
+// Open opens (creating if needed) dir/evindex.db, with the directory at mode
+// 0700 and the file at 0600, and applies pending migrations. It returns
+// ErrLocked when another process holds the file, ErrSchemaTooNew for a file
+// from a newer build and ErrCorrupt for a file bbolt cannot read.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	path := filepath.Join(dir, FileName)
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
+	db, err := openBolt(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: path, now: opts.Now}
+	if opts.ReadOnly {
+		var v uint64
+		_ = db.View(func(tx *bolt.Tx) error { v = migrations.Version(tx); return nil })
+		if v > migrations.Latest() {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w: file is at version %d, this build knows %d", path, ErrSchemaTooNew, v, migrations.Latest())
+		}
+		if v < migrations.Latest() {
+			db.Close()
+			return nil, fmt.Errorf("open %s: schema version %d is older than %d: run evindex migrate", path, v, migrations.Latest())
+		}
+		return s, nil
+	}
+	if _, _, err := migrations.Up(db, migrations.All); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+	// bbolt panics on some malformed files instead of returning an error;
+	// a corrupt file must be a one-line error, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.LockTimeout,
+		FreelistType: bolt.FreelistMapType,
+		ReadOnly:     opts.ReadOnly,
+		NoSync:       opts.NoSync,
+	})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	default:
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+}
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the file. Pending read transactions finish first.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion is the file's schema version.
+func (s *Store) SchemaVersion() uint64 {
+	var v uint64
+	_ = s.db.View(func(tx *bolt.Tx) error { v = migrations.Version(tx); return nil })
+	return v
+}
+
+// Backup writes a consistent copy of the whole file to w while writers
+// continue, and returns the bytes written.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// Check verifies the file's page structure and the store's own invariants
+// (every index entry points at a record). It returns every problem found,
+// joined, or nil when the file is sound.
+func (s *Store) Check(ctx context.Context) error {
+	var errs []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			errs = append(errs, e)
+			if len(errs) > 20 {
+				break
+			}
+		}
+		errs = append(errs, checkIndexes(ctx, tx)...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrCorrupt, errors.Join(errs...))
+	}
+	return nil
+}
