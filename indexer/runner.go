@@ -1,0 +1,300 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/evindex/evindex/store"
+)
+
+// RunnerConfig tunes a Runner. Zero values take the defaults.
+type RunnerConfig struct {
+	// BatchMaxRecords commits as soon as this many records are queued
+	// (default 5000).
+	BatchMaxRecords int
+	// BatchMaxDelay is the longest an emitted batch waits before it is
+	// committed (default 100 ms). Larger values mean fewer, bigger
+	// transactions and a longer window of work a crash discards.
+	BatchMaxDelay time.Duration
+	// BackoffMin and BackoffMax bound the jittered exponential backoff
+	// between failed runs (defaults 500 ms and 30 s).
+	BackoffMin, BackoffMax time.Duration
+	// StopTimeout bounds the final commit after ctx ends (default 3 s).
+	StopTimeout time.Duration
+	Logger      zerolog.Logger
+	Metrics     *Metrics // optional
+	Now         func() time.Time
+	// Sleep waits for d or until ctx ends; tests inject a fast one.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (c *RunnerConfig) setDefaults() {
+	if c.BatchMaxRecords <= 0 {
+		c.BatchMaxRecords = 5000
+	}
+	if c.BatchMaxDelay <= 0 {
+		c.BatchMaxDelay = 100 * time.Millisecond
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 500 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 3 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepCtx
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Progress is the state of a source's long work, such as a backfill.
+type Progress struct {
+	Done  uint64        `json:"done"`
+	Total uint64        `json:"total"`
+	Rate  float64       `json:"rate"` // units per second since the work began
+	ETA   time.Duration `json:"eta"`
+}
+
+// Status is a snapshot of one source as the Runner sees it.
+type Status struct {
+	Name       string
+	Kind       string
+	Endpoint   string
+	State      State
+	Checkpoint *store.Checkpoint // last committed
+	HeadHeight uint64
+	Lag        uint64
+	LastError  string
+	Reconnects uint64
+	Attempt    int // consecutive failed runs
+	Progress   *Progress
+	// LiveSince is when the source last became live (zero when not live).
+	LiveSince time.Time
+}
+
+// Runner runs one Source: it commits the source's batches to the store,
+// and on failure waits a jittered backoff and resumes from the stored
+// checkpoint.
+type Runner struct {
+	st  *store.Store
+	src Source
+	cfg RunnerConfig
+	log zerolog.Logger
+
+	mu         sync.Mutex
+	status     Status
+	progressAt time.Time // when the current progress began
+	progress0  uint64
+}
+
+// NewRunner prepares a Runner; nothing starts until Run.
+func NewRunner(st *store.Store, src Source, cfg RunnerConfig) *Runner {
+	cfg.setDefaults()
+	r := &Runner{st: st, src: src, cfg: cfg}
+	r.log = cfg.Logger.With().Str("source", src.Name()).Logger()
+	r.status = Status{Name: src.Name(), Kind: src.Kind(), Endpoint: src.Endpoint(), State: StateStarting}
+	return r
+}
+
+// Status returns the source's current state.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	if s.Checkpoint != nil {
+		cp := *s.Checkpoint
+		s.Checkpoint = &cp
+	}
+	if s.Progress != nil {
+		p := *s.Progress
+		s.Progress = &p
+	}
+	return s
+}
+
+// Run runs the source until ctx ends (then it commits what was emitted and
+// returns nil) or the source fails permanently (it returns that error and
+// the source stays "failed").
+func (r *Runner) Run(ctx context.Context) error {
+	if cp, found, err := r.st.Checkpoint(ctx, r.src.Name()); err == nil && found {
+		r.setCommitted(cp)
+	}
+	attempt := 0
+	for {
+		cp, found, err := r.st.Checkpoint(ctx, r.src.Name())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("source %s: read checkpoint: %w", r.src.Name(), err)
+		}
+		resume := Resume{Checkpoint: cp, Found: found, Attempt: attempt,
+			State: func(key string) ([]byte, error) { return r.st.State(ctx, r.src.Name(), key) }}
+		sk := newSink(r)
+		runErr := r.src.Run(ctx, resume, sk)
+		closeErr := sk.close(ctx)
+		if ctx.Err() != nil {
+			if closeErr != nil {
+				r.log.Error().Err(closeErr).Msg("final commit on stop")
+			}
+			r.setState(StateStarting)
+			return nil
+		}
+		err = runErr
+		if err == nil {
+			err = errors.New("source stopped without an error")
+		}
+		if closeErr != nil {
+			err = errors.Join(err, closeErr)
+		}
+		if IsPermanent(runErr) {
+			r.fail(err)
+			return fmt.Errorf("source %s: %w", r.src.Name(), err)
+		}
+		if sk.committedAny {
+			attempt = 0 // it made progress: the next failure starts a fresh backoff
+		}
+		attempt++
+		wait := r.backoff(attempt)
+		var ra *RetryAfterError
+		if errors.As(err, &ra) && ra.After > wait {
+			wait = ra.After
+		}
+		r.retrying(err, attempt)
+		r.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source failed; retrying")
+		if r.cfg.Sleep(ctx, wait) != nil {
+			r.setState(StateStarting)
+			return nil
+		}
+	}
+}
+
+// backoff is exponential in attempt with full jitter in its upper half, so
+// many sources do not reconnect in step.
+func (r *Runner) backoff(attempt int) time.Duration {
+	d := r.cfg.BackoffMin
+	for i := 1; i < attempt && d < r.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.BackoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (r *Runner) setState(s State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setStateLocked(s)
+}
+
+func (r *Runner) setStateLocked(s State) {
+	if s == StateLive && r.status.State != StateLive {
+		r.status.LiveSince = r.cfg.Now()
+		r.status.Progress = nil
+	}
+	if s != StateLive {
+		r.status.LiveSince = time.Time{}
+	}
+	if s == StateLive || s == StateBackfilling {
+		r.status.Attempt = 0
+	}
+	r.status.State = s
+	if m := r.cfg.Metrics; m != nil {
+		v := 0.0
+		if s == StateLive {
+			v = 1
+		}
+		m.Up.WithLabelValues(r.status.Name).Set(v)
+	}
+}
+
+func (r *Runner) retrying(err error, attempt int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setStateLocked(StateRetrying)
+	r.status.LastError = err.Error()
+	r.status.Reconnects++
+	r.status.Attempt = attempt
+	if m := r.cfg.Metrics; m != nil {
+		m.Reconnects.WithLabelValues(r.status.Name).Inc()
+	}
+}
+
+func (r *Runner) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setStateLocked(StateFailed)
+	r.status.LastError = err.Error()
+	r.log.Error().Err(err).Msg("source failed; not retrying")
+}
+
+func (r *Runner) setCommitted(cp store.Checkpoint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.Checkpoint = &cp
+	r.updateLagLocked()
+	if m := r.cfg.Metrics; m != nil {
+		m.CheckpointHeight.WithLabelValues(r.status.Name).Set(float64(cp.Height))
+	}
+}
+
+func (r *Runner) setHead(h uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.HeadHeight = h
+	r.updateLagLocked()
+	if m := r.cfg.Metrics; m != nil {
+		m.HeadHeight.WithLabelValues(r.status.Name).Set(float64(h))
+	}
+}
+
+func (r *Runner) updateLagLocked() {
+	r.status.Lag = 0
+	if r.status.Checkpoint != nil && r.status.HeadHeight > r.status.Checkpoint.Height {
+		r.status.Lag = r.status.HeadHeight - r.status.Checkpoint.Height
+	}
+	if m := r.cfg.Metrics; m != nil {
+		m.Lag.WithLabelValues(r.status.Name).Set(float64(r.status.Lag))
+	}
+}
+
+func (r *Runner) setProgress(done, total uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	if r.status.Progress == nil || done < r.status.Progress.Done {
+		r.progressAt, r.progress0 = now, done
+	}
+	p := &Progress{Done: done, Total: total}
+	if el := now.Sub(r.progressAt).Seconds(); el > 0 && done > r.progress0 {
+		p.Rate = float64(done-r.progress0) / el
+		if total > done {
+			p.ETA = time.Duration(float64(total-done) / p.Rate * float64(time.Second))
+		}
+	}
+	r.status.Progress = p
+}
