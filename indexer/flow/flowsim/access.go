@@ -1,0 +1,150 @@
+package flowsim
+
+import (
+	"context"
+	"time"
+
+	"github.com/onflow/flow/protobuf/go/flow/access"
+	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// accessServer serves flow.access.AccessAPI; methods it does not override
+// answer Unimplemented.
+type accessServer struct {
+	access.UnimplementedAccessAPIServer
+	s *Sim
+}
+
+func (a *accessServer) Ping(context.Context, *access.PingRequest) (*access.PingResponse, error) {
+	return &access.PingResponse{}, nil
+}
+
+func (a *accessServer) GetNodeVersionInfo(context.Context, *access.GetNodeVersionInfoRequest) (*access.GetNodeVersionInfoResponse, error) {
+	return &access.GetNodeVersionInfoResponse{Info: &entities.NodeVersionInfo{
+		Semver:               "v0.0.0-flowsim",
+		SporkId:              a.s.chain.blockID(a.s.cfg.RootHeight),
+		SporkRootBlockHeight: a.s.cfg.RootHeight,
+		NodeRootBlockHeight:  a.s.cfg.RootHeight,
+	}}, nil
+}
+
+func (a *accessServer) GetNetworkParameters(context.Context, *access.GetNetworkParametersRequest) (*access.GetNetworkParametersResponse, error) {
+	return &access.GetNetworkParametersResponse{ChainId: a.s.cfg.ChainID}, nil
+}
+
+func (a *accessServer) GetLatestBlockHeader(_ context.Context, req *access.GetLatestBlockHeaderRequest) (*access.BlockHeaderResponse, error) {
+	h := a.s.SealedHeight()
+	if !req.GetIsSealed() {
+		h += finalizedLag
+	}
+	return a.header(h), nil
+}
+
+func (a *accessServer) GetBlockHeaderByHeight(_ context.Context, req *access.GetBlockHeaderByHeightRequest) (*access.BlockHeaderResponse, error) {
+	h := req.GetHeight()
+	if h < a.s.cfg.RootHeight || h > a.s.SealedHeight()+finalizedLag {
+		return nil, status.Errorf(codes.NotFound, "could not get header for height %d: key not found", h)
+	}
+	return a.header(h), nil
+}
+
+func (a *accessServer) GetBlockHeaderByID(_ context.Context, req *access.GetBlockHeaderByIDRequest) (*access.BlockHeaderResponse, error) {
+	h, ok := a.s.chain.heightOf(req.GetId())
+	if !ok || h < a.s.cfg.RootHeight || h > a.s.SealedHeight()+finalizedLag {
+		return nil, status.Errorf(codes.NotFound, "could not get header for block %x: key not found", req.GetId())
+	}
+	return a.header(h), nil
+}
+
+func (a *accessServer) header(h uint64) *access.BlockHeaderResponse {
+	b := a.s.chain.block(h)
+	st := entities.BlockStatus_BLOCK_SEALED
+	if h > a.s.SealedHeight() {
+		st = entities.BlockStatus_BLOCK_FINALIZED
+	}
+	return &access.BlockHeaderResponse{
+		Block: &entities.BlockHeader{
+			Id:        b.ID,
+			ParentId:  b.ParentID,
+			Height:    b.Height,
+			Timestamp: timestamppb.New(b.Time),
+			ChainId:   a.s.cfg.ChainID,
+		},
+		BlockStatus: st,
+	}
+}
+
+// GetEventsForHeightRange follows flow-go's access backend: one event type,
+// at most MaxHeightRange heights, start above the sealed head is OutOfRange
+// and the end is silently clamped to the sealed head. Every height in the
+// answered range gets a result, with or without events.
+func (a *accessServer) GetEventsForHeightRange(ctx context.Context, req *access.GetEventsForHeightRangeRequest) (*access.EventsResponse, error) {
+	s := a.s
+	start, end := req.GetStartHeight(), req.GetEndHeight()
+	var err error
+	switch {
+	case !validEventType(req.GetType()):
+		err = status.Errorf(codes.InvalidArgument, "invalid event type %q", req.GetType())
+	case req.GetEventEncodingVersion() != entities.EventEncodingVersion_JSON_CDC_V0:
+		return nil, status.Error(codes.Unimplemented, "this node serves JSON-CDC event payloads only")
+	case end < start:
+		err = status.Errorf(codes.InvalidArgument, "start height %d must not be larger than end height %d", start, end)
+	case end-start >= MaxHeightRange:
+		err = status.Errorf(codes.InvalidArgument, "requested block range (%d) exceeded maximum (%d)", end-start+1, MaxHeightRange)
+	case start < s.cfg.RootHeight:
+		err = status.Errorf(codes.InvalidArgument, "start height %d is below the node's root height %d", start, s.cfg.RootHeight)
+	}
+	s.mu.Lock()
+	if end >= start {
+		s.stats.RangeMaxSpan = max(s.stats.RangeMaxSpan, end-start+1)
+	}
+	if err != nil {
+		s.stats.RangeRejected++
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.stats.rangeInFlight++
+	s.stats.RangeMaxInFlight = max(s.stats.RangeMaxInFlight, s.stats.rangeInFlight)
+	latency := s.latency
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stats.rangeInFlight--
+		s.mu.Unlock()
+	}()
+
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+
+	// flow-go: the end height is clamped to the latest sealed height.
+	sealed := s.SealedHeight()
+	if start > sealed {
+		return nil, status.Errorf(codes.OutOfRange, "start height %d is greater than the latest sealed block height %d", start, sealed)
+	}
+	end = min(end, sealed)
+	cf := &compiledFilter{types: map[string]bool{req.GetType(): true}}
+	resp := &access.EventsResponse{Results: make([]*access.EventsResponse_Result, 0, end-start+1)}
+	for h := start; h <= end; h++ {
+		b := s.chain.block(h)
+		resp.Results = append(resp.Results, &access.EventsResponse_Result{
+			BlockId:        b.ID,
+			BlockHeight:    b.Height,
+			Events:         cf.apply(b.Events),
+			BlockTimestamp: timestamppb.New(b.Time),
+		})
+	}
+	s.mu.Lock()
+	s.stats.RangeCalls++
+	s.mu.Unlock()
+	return resp, nil
+}

@@ -1,0 +1,359 @@
+package flowsim
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/onflow/flow/protobuf/go/flow/entities"
+)
+
+// Mainnet addresses of the contracts whose events the simulated chain emits.
+const (
+	DefaultStakingContract = "8624b52f9ddcd04a"
+	FlowTokenContract      = "1654653399040a61"
+	FlowFeesContract       = "f919ee77447b7497"
+	NFTContract            = "1d7e57aa55817448"
+)
+
+// Reward kinds as reported by the ground-truth accessors.
+const (
+	KindNodeReward      = "node"
+	KindDelegatorReward = "delegator"
+)
+
+// nodeCount and delegatorsPerNode size the fixed staking table.
+const (
+	nodeCount         = 5
+	delegatorsPerNode = 2
+	accountCount      = 8
+)
+
+// Block is one simulated block with every event it holds, in
+// (transaction index, event index) order.
+type Block struct {
+	ID       []byte
+	ParentID []byte
+	Height   uint64
+	Time     time.Time
+	Events   []*entities.Event
+}
+
+// Reward is one staking payment the chain made, for ground-truth checks.
+type Reward struct {
+	Height      uint64
+	TxIndex     uint32
+	EventIndex  uint32
+	Kind        string // KindNodeReward or KindDelegatorReward
+	NodeID      string // lowercase hex
+	DelegatorID uint32 // set for KindDelegatorReward
+	Raw         uint64 // in 10^-8 FLOW
+}
+
+// RewardTotal is the count and exact sum (in 10^-8 FLOW) of one node's
+// rewards, node and delegator payments together.
+type RewardTotal struct {
+	Count int
+	Raw   uint64
+}
+
+// chain derives every block from the seed alone, so two simulators with the
+// same configuration serve identical histories and tests can recompute truth.
+type chain struct {
+	seed        int64
+	root        uint64
+	genesis     time.Time
+	step        time.Duration
+	rewardEvery uint64
+	staking     string
+	mask        uint64 // hides the height inside block ids
+}
+
+func newChain(cfg Config) *chain {
+	h := sha256.Sum256([]byte("flowsim-mask-" + strconv.FormatInt(cfg.Seed, 10)))
+	return &chain{
+		seed:        cfg.Seed,
+		root:        cfg.RootHeight,
+		genesis:     cfg.GenesisTime,
+		step:        cfg.BlockTimeStep,
+		rewardEvery: cfg.RewardEvery,
+		staking:     cfg.StakingContract,
+		mask:        binary.BigEndian.Uint64(h[:8]),
+	}
+}
+
+// NodeIDs returns the simulated staking table's node ids (lowercase hex).
+func NodeIDs() []string {
+	ids := make([]string, nodeCount)
+	for i := range ids {
+		ids[i] = nodeID(i)
+	}
+	return ids
+}
+
+// Accounts returns the addresses (lowercase hex, no 0x) that send and
+// receive tokens on the simulated chain.
+func Accounts() []string {
+	out := make([]string, accountCount)
+	for i := range out {
+		out[i] = account(i)
+	}
+	return out
+}
+
+func nodeID(i int) string {
+	h := sha256.Sum256([]byte("flowsim-node-" + strconv.Itoa(i)))
+	return hex.EncodeToString(h[:])
+}
+
+func account(i int) string {
+	h := sha256.Sum256([]byte("flowsim-account-" + strconv.Itoa(i)))
+	return hex.EncodeToString(h[:8])
+}
+
+// hash mixes the seed with labelled integers.
+func (c *chain) hash(label string, vals ...uint64) [32]byte {
+	buf := make([]byte, 0, 8+len(label)+8*len(vals))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(c.seed))
+	buf = append(buf, label...)
+	for _, v := range vals {
+		buf = binary.BigEndian.AppendUint64(buf, v)
+	}
+	return sha256.Sum256(buf)
+}
+
+// blockID is 24 hash bytes followed by the masked height, so an id can be
+// mapped back to its height without an index.
+func (c *chain) blockID(height uint64) []byte {
+	h := c.hash("block", height)
+	id := make([]byte, 32)
+	copy(id, h[:24])
+	binary.BigEndian.PutUint64(id[24:], height^c.mask)
+	return id
+}
+
+// heightOf returns the height of a block id this chain produced.
+func (c *chain) heightOf(id []byte) (uint64, bool) {
+	if len(id) != 32 {
+		return 0, false
+	}
+	height := binary.BigEndian.Uint64(id[24:]) ^ c.mask
+	if string(c.blockID(height)) != string(id) {
+		return 0, false
+	}
+	return height, true
+}
+
+func (c *chain) blockTime(height uint64) time.Time {
+	if height <= c.root {
+		return c.genesis
+	}
+	h := c.hash("time", height)
+	jitter := time.Duration(0)
+	if q := int64(c.step / 4); q > 0 {
+		jitter = time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(q))
+	}
+	return c.genesis.Add(time.Duration(height-c.root)*c.step + jitter).UTC().Truncate(time.Millisecond)
+}
+
+func (c *chain) rng(label string, height uint64) *rand.Rand {
+	h := c.hash(label, height)
+	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])))
+}
+
+// isRewardBlock reports whether the epoch payout happens at height.
+func (c *chain) isRewardBlock(height uint64) bool {
+	return height > c.root && c.rewardEvery > 0 && (height-c.root)%c.rewardEvery == 0
+}
+
+// block builds the block at height. The root block holds no events.
+func (c *chain) block(height uint64) Block {
+	b := Block{
+		ID:     c.blockID(height),
+		Height: height,
+		Time:   c.blockTime(height),
+	}
+	if height > 0 {
+		b.ParentID = c.blockID(height - 1)
+	}
+	if height <= c.root {
+		return b
+	}
+	b.Events, _ = c.events(height)
+	return b
+}
+
+// events generates a block's events and the rewards among them.
+func (c *chain) events(height uint64) ([]*entities.Event, []Reward) {
+	r := c.rng("events", height)
+	var (
+		events  []*entities.Event
+		rewards []Reward
+		tx      uint32
+	)
+	add := func(typ string, payload []byte, evIndex *uint32) {
+		events = append(events, &entities.Event{
+			Type:             typ,
+			TransactionId:    c.txID(height, tx),
+			TransactionIndex: tx,
+			EventIndex:       *evIndex,
+			Payload:          payload,
+		})
+		*evIndex++
+	}
+
+	if c.isRewardBlock(height) {
+		var ev uint32
+		var total uint64
+		for i := 0; i < nodeCount; i++ {
+			raw := 100_00000000 + r.Uint64N(1900_00000000)
+			total += raw
+			rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindNodeReward, NodeID: nodeID(i), Raw: raw})
+			add(c.stakingType("RewardsPaid"), eventPayload(c.stakingType("RewardsPaid"),
+				field("nodeID", cdcString(nodeID(i))),
+				field("amount", cdcUFix64(raw)),
+			), &ev)
+			// Only every other node has delegators, as on mainnet many do not.
+			if i%2 == 1 {
+				continue
+			}
+			for d := uint32(1); d <= delegatorsPerNode; d++ {
+				raw := 1_00000000 + r.Uint64N(99_00000000)
+				total += raw
+				rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindDelegatorReward, NodeID: nodeID(i), DelegatorID: d, Raw: raw})
+				add(c.stakingType("DelegatorRewardsPaid"), eventPayload(c.stakingType("DelegatorRewardsPaid"),
+					field("nodeID", cdcString(nodeID(i))),
+					field("delegatorID", cdcTyped("UInt32", strconv.FormatUint(uint64(d), 10))),
+					field("amount", cdcUFix64(raw)),
+				), &ev)
+			}
+		}
+		fees := r.Uint64N(50_00000000)
+		add(c.stakingType("EpochTotalRewardsPaid"), eventPayload(c.stakingType("EpochTotalRewardsPaid"),
+			field("total", cdcUFix64(total)),
+			field("fromFees", cdcUFix64(fees)),
+			field("minted", cdcUFix64(total-min(fees, total))),
+			field("feesBurned", cdcUFix64(0)),
+		), &ev)
+		tx++
+	}
+
+	// About a quarter of the ordinary blocks carry no transaction at all.
+	n := r.IntN(4)
+	for t := 0; t < n; t++ {
+		var ev uint32
+		fee := 1000 + r.Uint64N(99000)
+		switch k := r.IntN(10); {
+		case k < 6:
+			amount := 100000 + r.Uint64N(500_00000000)
+			from, to := account(r.IntN(accountCount)), account(r.IntN(accountCount))
+			add(FlowTokenType("TokensWithdrawn"), eventPayload(FlowTokenType("TokensWithdrawn"),
+				field("amount", cdcUFix64(amount)),
+				field("from", cdcOptional(cdcAddress(from))),
+			), &ev)
+			add(FlowTokenType("TokensDeposited"), eventPayload(FlowTokenType("TokensDeposited"),
+				field("amount", cdcUFix64(amount)),
+				field("to", cdcOptional(cdcAddress(to))),
+			), &ev)
+		case k < 9:
+			typ := "A." + NFTContract + ".NonFungibleToken.Deposited"
+			id := r.Uint64N(1 << 40)
+			add(typ, eventPayload(typ,
+				field("type", cdcString("A."+account(r.IntN(accountCount))+".ExampleNFT.NFT")),
+				field("id", cdcTyped("UInt64", strconv.FormatUint(id, 10))),
+				field("uuid", cdcTyped("UInt64", strconv.FormatUint(id+7, 10))),
+				field("to", cdcOptional(cdcAddress(account(r.IntN(accountCount))))),
+			), &ev)
+		default:
+			// A burn: the tokens leave an account and land nowhere.
+			amount := 100000 + r.Uint64N(10_00000000)
+			add(FlowTokenType("TokensWithdrawn"), eventPayload(FlowTokenType("TokensWithdrawn"),
+				field("amount", cdcUFix64(amount)),
+				field("from", cdcOptional(cdcAddress(account(r.IntN(accountCount))))),
+			), &ev)
+			add(FlowTokenType("TokensDeposited"), eventPayload(FlowTokenType("TokensDeposited"),
+				field("amount", cdcUFix64(amount)),
+				field("to", cdcOptional(nil)),
+			), &ev)
+		}
+		feesType := "A." + FlowFeesContract + ".FlowFees.FeesDeducted"
+		add(feesType, eventPayload(feesType,
+			field("amount", cdcUFix64(fee)),
+			field("inclusionEffort", cdcUFix64(1_00000000)),
+			field("executionEffort", cdcUFix64(r.Uint64N(1_00000000))),
+		), &ev)
+		tx++
+	}
+	return events, rewards
+}
+
+func (c *chain) txID(height uint64, tx uint32) []byte {
+	h := c.hash("tx", height, uint64(tx))
+	return h[:]
+}
+
+func (c *chain) stakingType(name string) string {
+	return "A." + c.staking + ".FlowIDTableStaking." + name
+}
+
+// FlowTokenType returns the full type of a FlowToken event, e.g.
+// FlowTokenType("TokensDeposited").
+func FlowTokenType(name string) string {
+	return "A." + FlowTokenContract + ".FlowToken." + name
+}
+
+// JSON-Cadence (JSON-CDC) values, encoded the way Cadence's encoder does:
+// numbers as strings, optionals wrapping their value, composite fields in
+// declaration order.
+type cdcValue struct {
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+type cdcField struct {
+	Name  string   `json:"name"`
+	Value cdcValue `json:"value"`
+}
+
+type cdcComposite struct {
+	ID     string     `json:"id"`
+	Fields []cdcField `json:"fields"`
+}
+
+func field(name string, v cdcValue) cdcField { return cdcField{Name: name, Value: v} }
+
+func cdcTyped(typ, v string) cdcValue { return cdcValue{Type: typ, Value: v} }
+
+func cdcString(s string) cdcValue { return cdcTyped("String", s) }
+
+func cdcAddress(hexAddr string) cdcValue { return cdcTyped("Address", "0x"+hexAddr) }
+
+func cdcUFix64(raw uint64) cdcValue { return cdcTyped("UFix64", FormatUFix64(raw)) }
+
+// cdcOptional wraps v; nil encodes Cadence's nil.
+func cdcOptional(v any) cdcValue {
+	if v == nil {
+		return cdcValue{Type: "Optional", Value: nil}
+	}
+	return cdcValue{Type: "Optional", Value: v}
+}
+
+// eventPayload encodes an event as JSON-CDC bytes. Like Cadence's encoder it
+// ends with a newline.
+func eventPayload(typ string, fields ...cdcField) []byte {
+	b, err := json.Marshal(cdcValue{Type: "Event", Value: cdcComposite{ID: typ, Fields: fields}})
+	if err != nil {
+		panic(fmt.Sprintf("flowsim: encode event: %v", err))
+	}
+	return append(b, '\n')
+}
+
+// FormatUFix64 renders an amount in 10^-8 units as Cadence prints a UFix64.
+func FormatUFix64(raw uint64) string {
+	return fmt.Sprintf("%d.%08d", raw/100_000_000, raw%100_000_000)
+}

@@ -1,0 +1,181 @@
+package flowsim
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"path"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var errClosed = status.Error(codes.Unavailable, "access node is shutting down")
+
+// faults are the injected failures still pending; guarded by Sim.mu.
+type faults struct {
+	failCalls   int       // next calls answered Unavailable
+	failUntil   time.Time // every call before this answered Unavailable
+	exhaust     int       // next subscribe calls answered ResourceExhausted
+	cutStreams  int       // next streams cut...
+	cutAfter    int       // ...after this many messages
+	skipStreams int       // next streams drop one message...
+	skipAt      uint64    // ...the one with this message_index
+}
+
+// streamPlan is the faults one event stream carries out.
+type streamPlan struct {
+	cutAfter int // -1: never cut
+	skip     bool
+	skipAt   uint64
+}
+
+// Stats counts what the node served, for tests and benchmarks.
+type Stats struct {
+	// Calls counts calls by method name, e.g. "GetEventsForHeightRange",
+	// including those answered by an injected fault.
+	Calls map[string]int
+	// Faulted counts calls and streams ended by an injected fault.
+	Faulted int
+	// Streams counts event streams that started sending.
+	Streams int
+	// Messages counts event stream responses sent.
+	Messages uint64
+	// RangeCalls counts GetEventsForHeightRange calls that returned events.
+	RangeCalls int
+	// RangeRejected counts GetEventsForHeightRange calls refused with
+	// InvalidArgument (e.g. a span of 250 heights or more).
+	RangeRejected int
+	// RangeMaxSpan is the largest end-start+1 any range call asked for.
+	RangeMaxSpan uint64
+	// RangeMaxInFlight is the most range calls served at the same time.
+	RangeMaxInFlight int
+	rangeInFlight    int
+}
+
+// Stats returns a copy of the counters.
+func (s *Sim) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Calls = maps.Clone(s.stats.Calls)
+	return st
+}
+
+// CutStreams makes each of the next n event streams end with Unavailable
+// once it has sent after messages.
+func (s *Sim) CutStreams(n, after int) {
+	s.mu.Lock()
+	s.faults.cutStreams, s.faults.cutAfter = n, max(after, 0)
+	s.mu.Unlock()
+}
+
+// SkipMessageIndex makes each of the next n event streams drop the response
+// whose message_index is at: the client receives at+1 right after at-1 and
+// never sees that response's events.
+func (s *Sim) SkipMessageIndex(n int, at uint64) {
+	s.mu.Lock()
+	s.faults.skipStreams, s.faults.skipAt = n, at
+	s.mu.Unlock()
+}
+
+// FailCalls answers the next n calls, of any method, with Unavailable.
+func (s *Sim) FailCalls(n int) {
+	s.mu.Lock()
+	s.faults.failCalls = n
+	s.mu.Unlock()
+}
+
+// FailFor answers every call with Unavailable for d from now.
+func (s *Sim) FailFor(d time.Duration) {
+	s.mu.Lock()
+	s.faults.failUntil = s.cfg.Now().Add(d)
+	s.mu.Unlock()
+}
+
+// ExhaustStreams answers the next n subscribe calls with ResourceExhausted,
+// as a node does when it serves too many streams.
+func (s *Sim) ExhaustStreams(n int) {
+	s.mu.Lock()
+	s.faults.exhaust = n
+	s.mu.Unlock()
+}
+
+// ClearFaults drops every pending injected fault.
+func (s *Sim) ClearFaults() {
+	s.mu.Lock()
+	s.faults = faults{}
+	s.mu.Unlock()
+}
+
+// admit counts a call and returns the injected error it must answer, if any.
+func (s *Sim) admit(fullMethod string) error {
+	method := path.Base(fullMethod)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Calls[method]++
+	f := &s.faults
+	switch {
+	case f.failCalls > 0:
+		f.failCalls--
+	case s.cfg.Now().Before(f.failUntil):
+	case f.exhaust > 0 && strings.HasPrefix(method, "Subscribe"):
+		f.exhaust--
+		s.stats.Faulted++
+		return status.Error(codes.ResourceExhausted, "maximum number of streams reached")
+	default:
+		return nil
+	}
+	s.stats.Faulted++
+	return status.Error(codes.Unavailable, "access node unavailable (injected)")
+}
+
+// takeStreamPlan consumes the stream faults a new stream must carry out.
+func (s *Sim) takeStreamPlan() streamPlan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := streamPlan{cutAfter: -1}
+	if s.faults.cutStreams > 0 {
+		s.faults.cutStreams--
+		p.cutAfter = s.faults.cutAfter
+	}
+	if s.faults.skipStreams > 0 {
+		s.faults.skipStreams--
+		p.skip, p.skipAt = true, s.faults.skipAt
+	}
+	s.stats.Streams++
+	return p
+}
+
+func (s *Sim) countMessage() {
+	s.mu.Lock()
+	s.stats.Messages++
+	s.mu.Unlock()
+}
+
+func (s *Sim) countFault() {
+	s.mu.Lock()
+	s.stats.Faulted++
+	s.mu.Unlock()
+}
+
+func (s *Sim) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := s.admit(info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Sim) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := s.admit(info.FullMethod); err != nil {
+		return err
+	}
+	err := handler(srv, ss)
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "stream canceled")
+	}
+	return err
+}
