@@ -1,0 +1,271 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/onflow/flow/protobuf/go/flow/access"
+	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/store"
+)
+
+// chunk is one span of heights fetched with one range call per event type.
+type chunk struct {
+	seq      int
+	from, to uint64
+}
+
+// chunkResult is a fetched chunk as one batch. The node answered n heights
+// from the chunk's start; short means fewer than asked (it clamped the
+// range to its sealed head), and then the backfill stops there.
+type chunkResult struct {
+	seq   int
+	batch store.Batch
+	n     uint64
+	short bool
+	err   error
+}
+
+// backfill fetches heights [from, to] with GetEventsForHeightRange:
+// Workers goroutines fetch chunks of at most MaxRange heights under a
+// RequestsPerSecond limit, and the chunks are emitted strictly in height
+// order, each as one batch with its checkpoint and coverage. It returns the
+// height the live stream continues from.
+func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
+	cfg := r.s.cfg.Backfill
+	total := to - from + 1
+	r.sink.SetState(indexer.StateBackfilling)
+	r.sink.SetProgress(0, total)
+	r.log.Info().Uint64("from", from).Uint64("to", to).Int("workers", cfg.Workers).
+		Int("event_types", len(r.s.cfg.EventTypes)).Msg("backfill started")
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	chunks := (total + cfg.MaxRange - 1) / cfg.MaxRange
+	// window bounds the chunks fetched ahead of the one due next, so a slow
+	// chunk cannot make the reorder buffer grow without limit.
+	window := make(chan struct{}, 2*cfg.Workers)
+	tasks := make(chan chunk)
+	results := make(chan chunkResult)
+	lim := newLimiter(cfg.RequestsPerSecond, cfg.Workers, r.s.now)
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(tasks)
+		for i := uint64(0); i < chunks; i++ {
+			c := chunk{seq: int(i), from: from + i*cfg.MaxRange}
+			c.to = min(c.from+cfg.MaxRange-1, to)
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case tasks <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range tasks {
+				res := r.fetchChunk(ctx, lim, c)
+				select {
+				case results <- res:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+
+	pending := map[int]chunkResult{}
+	began, lastLog := r.s.now(), r.s.now()
+	next := from
+	for seq := 0; seq < int(chunks); {
+		var res chunkResult
+		select {
+		case res = <-results:
+		case <-ctx.Done():
+			return next, ctx.Err()
+		}
+		pending[res.seq] = res
+		for {
+			res, ok := pending[seq]
+			if !ok {
+				break
+			}
+			delete(pending, seq)
+			// A failed chunk ends the run once everything before it is
+			// emitted; the Runner resumes after the last emitted chunk.
+			if res.err != nil {
+				return next, res.err
+			}
+			if res.n > 0 {
+				if err := r.emit(ctx, res.batch); err != nil {
+					return next, err
+				}
+				next += res.n
+			}
+			<-window
+			seq++
+			done := next - from
+			r.sink.SetProgress(done, total)
+			if now := r.s.now(); now.Sub(lastLog) >= r.s.logEvery {
+				lastLog = now
+				r.logProgress(done, total, now.Sub(began))
+			}
+			if res.short {
+				r.log.Info().Uint64("height", next-1).Msg("access node clamped the range to its sealed head; continuing with the event stream")
+				return next, nil
+			}
+		}
+	}
+	r.log.Info().Uint64("to", next-1).Dur("took", r.s.now().Sub(began)).Msg("backfill done")
+	return next, nil
+}
+
+func (r *run) logProgress(done, total uint64, elapsed time.Duration) {
+	ev := r.log.Info().Uint64("done", done).Uint64("total", total)
+	if secs := elapsed.Seconds(); secs > 0 && done > 0 {
+		rate := float64(done) / secs
+		ev = ev.Float64("heights_per_second", rate).
+			Dur("eta", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+	}
+	ev.Msg("backfill progress")
+}
+
+// fetchChunk makes one range call per event type and merges the answers
+// into one batch covering the heights every call answered.
+func (r *run) fetchChunk(ctx context.Context, lim *limiter, c chunk) chunkResult {
+	heights := map[uint64]*blockData{}
+	end := c.to
+	short := false
+	for _, typ := range r.s.cfg.EventTypes {
+		if err := lim.wait(ctx); err != nil {
+			return chunkResult{seq: c.seq, err: err}
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.s.callTimeout)
+		resp, err := r.access.GetEventsForHeightRange(cctx, &access.GetEventsForHeightRangeRequest{
+			Type:                 typ,
+			StartHeight:          c.from,
+			EndHeight:            c.to,
+			EventEncodingVersion: entities.EventEncodingVersion_JSON_CDC_V0,
+		})
+		cancel()
+		if status.Code(err) == codes.OutOfRange {
+			// The node's sealed head is below this chunk (another node
+			// behind a load balancer): nothing here is answerable yet.
+			return chunkResult{seq: c.seq, short: true}
+		}
+		if err != nil {
+			return chunkResult{seq: c.seq, err: r.callError(ctx, fmt.Sprintf("events %s for heights %d-%d", typ, c.from, c.to), c.from, err)}
+		}
+		// flow-go clamps the end to the sealed head: read what came back.
+		results := resp.GetResults()
+		if len(results) == 0 || uint64(len(results)) > c.to-c.from+1 {
+			return chunkResult{seq: c.seq, err: fmt.Errorf("events %s for heights %d-%d: %d results", typ, c.from, c.to, len(results))}
+		}
+		for i, res := range results {
+			if want := c.from + uint64(i); res.GetBlockHeight() != want {
+				return chunkResult{seq: c.seq, err: fmt.Errorf("events %s for heights %d-%d: result %d is height %d, want %d", typ, c.from, c.to, i, res.GetBlockHeight(), want)}
+			}
+		}
+		if got := c.from + uint64(len(results)) - 1; got < end {
+			end, short = got, true
+		}
+		for _, res := range results {
+			bd := heights[res.GetBlockHeight()]
+			if bd == nil {
+				bd = &blockData{height: res.GetBlockHeight(), id: res.GetBlockId(), time: tsTime(res.GetBlockTimestamp())}
+				heights[res.GetBlockHeight()] = bd
+			}
+			bd.events = append(bd.events, res.GetEvents()...)
+		}
+	}
+
+	b := store.Batch{}
+	for h := c.from; h <= end; h++ {
+		bd := heights[h]
+		// Each type's events come separately; a block holds them in
+		// (transaction, event) order.
+		slices.SortStableFunc(bd.events, func(a, b *entities.Event) int {
+			if a.TransactionIndex != b.TransactionIndex {
+				return cmpU32(a.TransactionIndex, b.TransactionIndex)
+			}
+			return cmpU32(a.EventIndex, b.EventIndex)
+		})
+		r.dec.addHeight(&b, *bd)
+	}
+	last := b.Blocks[len(b.Blocks)-1]
+	b.Checkpoint = &store.Checkpoint{Height: end, BlockID: last.BlockID, Time: last.BlockTime}
+	b.Coverage = &store.Range{From: c.from, To: end}
+	return chunkResult{seq: c.seq, batch: b, n: end - c.from + 1, short: short}
+}
+
+func cmpU32(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// limiter is a token bucket: rate tokens per second, up to burst saved.
+// A waiter takes a token now or reserves the next one and sleeps until it
+// is due, so calls across all workers stay under the rate.
+type limiter struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+}
+
+func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
+	b := float64(max(burst, 1))
+	return &limiter{rate: rate, burst: b, tokens: b, last: now(), now: now}
+}
+
+func (l *limiter) wait(ctx context.Context) error {
+	l.mu.Lock()
+	now := l.now()
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	l.tokens--
+	var d time.Duration
+	if l.tokens < 0 {
+		d = time.Duration(-l.tokens / l.rate * float64(time.Second))
+	}
+	l.mu.Unlock()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

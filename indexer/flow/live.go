@@ -1,0 +1,113 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"github.com/onflow/flow/protobuf/go/flow/executiondata"
+
+	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/store"
+)
+
+// live follows the event stream from height next. Every response, heartbeat
+// or not, becomes one batch whose coverage runs from the previous
+// checkpoint + 1 to the response's height: the node searched every height
+// in between. A message_index gap or a height that does not move forward
+// ends the run (nothing of that response is emitted), so the Runner
+// resubscribes from the checkpoint.
+func (r *run) live(ctx context.Context, next uint64) error {
+	cfg := &r.s.cfg
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	req := &executiondata.SubscribeEventsFromStartHeightRequest{
+		StartBlockHeight:     next,
+		HeartbeatInterval:    cfg.HeartbeatInterval,
+		EventEncodingVersion: entities.EventEncodingVersion_JSON_CDC_V0,
+	}
+	if len(cfg.EventTypes)+len(cfg.Contracts)+len(cfg.Addresses) > 0 {
+		req.Filter = &executiondata.EventFilter{EventType: cfg.EventTypes, Contract: cfg.Contracts, Address: cfg.Addresses}
+	}
+	stream, err := r.stream.SubscribeEventsFromStartHeight(ctx, req)
+	if err != nil {
+		return r.callError(ctx, "subscribe events", next, err)
+	}
+	go r.pollHead(ctx)
+
+	start := next
+	var wantIndex uint64
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if isCanceled(ctx, err) {
+				return ctx.Err()
+			}
+			// The first Recv carries the node's answer to the subscription.
+			if wantIndex == 0 {
+				return r.callError(ctx, "subscribe events", next, err)
+			}
+			return fmt.Errorf("event stream at height %d: %w", next, err)
+		}
+		h := resp.GetBlockHeight()
+		if got := resp.GetMessageIndex(); got != wantIndex {
+			return fmt.Errorf("event stream gap: message_index %d where %d was due (last complete height %d); resubscribing from the checkpoint", got, wantIndex, next-1)
+		}
+		if h < next {
+			return fmt.Errorf("event stream went back: height %d after height %d was complete", h, next-1)
+		}
+		// Responses come at least every heartbeat interval; the first may
+		// also skip the node's root block.
+		allowed := cfg.HeartbeatInterval
+		if wantIndex == 0 {
+			allowed++
+		}
+		if h-next+1 > allowed {
+			return fmt.Errorf("event stream gap: height %d follows height %d, more than the heartbeat interval of %d apart", h, next-1, cfg.HeartbeatInterval)
+		}
+		wantIndex++
+
+		b := store.Batch{}
+		r.dec.addHeight(&b, blockData{height: h, id: resp.GetBlockId(), time: tsTime(resp.GetBlockTimestamp()), events: resp.GetEvents()})
+		blk := b.Blocks[len(b.Blocks)-1]
+		b.Checkpoint = &store.Checkpoint{Height: h, BlockID: blk.BlockID, Time: blk.BlockTime}
+		b.Coverage = &store.Range{From: next, To: h}
+		if err := r.emit(ctx, b); err != nil {
+			return err
+		}
+		next = h + 1
+		r.setHead(h)
+		r.reportPhase(start, h)
+	}
+}
+
+// reportPhase shows a stream that walks old history as a backfill (with
+// progress) and one near the head as live.
+func (r *run) reportPhase(start, h uint64) {
+	head := r.head.Load()
+	if head > h && head-h > r.s.cfg.Backfill.Distance {
+		r.sink.SetState(indexer.StateBackfilling)
+		r.sink.SetProgress(h-start+1, head-start+1)
+		return
+	}
+	r.sink.SetState(indexer.StateLive)
+}
+
+// pollHead reports the sealed head now and then while the stream runs, so
+// lag shows even when the stream is behind.
+func (r *run) pollHead(ctx context.Context) {
+	t := time.NewTicker(r.s.headEvery)
+	defer t.Stop()
+	for {
+		if _, err := r.sealedHead(ctx); err != nil && ctx.Err() == nil {
+			r.log.Debug().Err(err).Msg("sealed head poll")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,263 @@
+// Package flow indexes a Flow access node: events (with the blocks that
+// hold them and the staking rewards among them) from
+// ExecutionDataAPI.SubscribeEventsFromStartHeight, with history fetched
+// through AccessAPI.GetEventsForHeightRange when the source is far behind.
+package flow
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/onflow/flow/protobuf/go/flow/access"
+	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"github.com/onflow/flow/protobuf/go/flow/executiondata"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/store"
+)
+
+// Kind is the source kind stored with the records and shown by the API.
+const Kind = "flow"
+
+// Source indexes one Flow access node.
+type Source struct {
+	cfg         Config
+	dialOpts    []grpc.DialOption
+	now         func() time.Time
+	logEvery    time.Duration
+	headEvery   time.Duration
+	callTimeout time.Duration
+}
+
+var _ indexer.Source = (*Source)(nil)
+
+// Option adjusts a Source, mostly for tests.
+type Option func(*Source)
+
+// WithDialOptions adds gRPC dial options (interceptors, message sizes).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(s *Source) { s.dialOpts = append(s.dialOpts, opts...) }
+}
+
+// WithClock replaces time.Now for progress rates and ETAs.
+func WithClock(now func() time.Time) Option {
+	return func(s *Source) { s.now = now }
+}
+
+// WithProgressLogInterval sets how often a backfill logs its progress
+// (default 5 s).
+func WithProgressLogInterval(d time.Duration) Option {
+	return func(s *Source) { s.logEvery = d }
+}
+
+// WithHeadPollInterval sets how often the live phase asks for the sealed
+// head, for lag (default 15 s).
+func WithHeadPollInterval(d time.Duration) Option {
+	return func(s *Source) { s.headEvery = d }
+}
+
+// New validates cfg (filling in defaults) and returns the source; nothing
+// connects until Run.
+func New(cfg Config, opts ...Option) (*Source, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.StakingContract, _ = normalizeAddress(cfg.StakingContract)
+	s := &Source{
+		cfg:         cfg,
+		now:         time.Now,
+		logEvery:    5 * time.Second,
+		headEvery:   15 * time.Second,
+		callTimeout: 30 * time.Second,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Name is the configured source name.
+func (s *Source) Name() string { return s.cfg.Name }
+
+// Kind is "flow".
+func (s *Source) Kind() string { return Kind }
+
+// Endpoint is the access node address; it holds no secret.
+func (s *Source) Endpoint() string { return s.cfg.Endpoint }
+
+// Config returns the effective configuration, defaults filled in.
+func (s *Source) Config() Config { return s.cfg }
+
+// run is the state of one Run call.
+type run struct {
+	s       *Source
+	sink    indexer.Sink
+	log     *zerolog.Logger
+	access  access.AccessAPIClient
+	stream  executiondata.ExecutionDataAPIClient
+	dec     *decoder
+	head    atomic.Uint64
+	badOnce atomic.Bool
+}
+
+// Run indexes from the resume point until ctx ends (it returns nil) or the
+// node fails (it returns the error; the Runner retries from the stored
+// checkpoint). A start height the node cannot serve is a permanent error.
+func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Sink) error {
+	creds := insecure.NewCredentials()
+	if s.cfg.TLS {
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, s.dialOpts...)
+	conn, err := grpc.NewClient(s.cfg.Endpoint, opts...)
+	if err != nil {
+		return indexer.Permanent(fmt.Errorf("endpoint %q: %w", s.cfg.Endpoint, err))
+	}
+	defer conn.Close()
+
+	r := &run{
+		s:      s,
+		sink:   sink,
+		log:    sink.Log(),
+		access: access.NewAccessAPIClient(conn),
+		stream: executiondata.NewExecutionDataAPIClient(conn),
+		dec:    newDecoder(s.cfg.Name, s.cfg.StakingContract),
+	}
+	r.dec.onBadPayload = func(ev *entities.Event, height uint64) {
+		if r.badOnce.CompareAndSwap(false, true) {
+			r.log.Warn().Uint64("height", height).Str("type", ev.Type).
+				Msg("event payload is not JSON-CDC; stored verbatim as a string (further ones are not logged)")
+		}
+	}
+	r.dec.onBadReward = func(typ string, height uint64, err error) {
+		r.log.Warn().Uint64("height", height).Str("type", typ).Err(err).
+			Msg("reward event unreadable; the event is stored, the reward is not")
+	}
+	err = r.run(ctx, resume)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (r *run) run(ctx context.Context, resume indexer.Resume) error {
+	cfg := &r.s.cfg
+	next := resume.Checkpoint.Height + 1
+	if !resume.Found {
+		if cfg.StartHeight > 0 {
+			next = cfg.StartHeight
+		} else {
+			head, err := r.sealedHead(ctx)
+			if err != nil {
+				return err
+			}
+			next = head
+			r.log.Info().Uint64("start_height", next).Msg("first start at the node's latest sealed height")
+		}
+	}
+
+	// Catch up with range calls while far behind; the head moves during a
+	// long backfill, so look again after each one.
+	for cfg.canBackfill() {
+		head, err := r.sealedHead(ctx)
+		if err != nil {
+			return err
+		}
+		if head < next || head-next+1 <= cfg.Backfill.Distance {
+			break
+		}
+		next, err = r.backfill(ctx, next, head)
+		if err != nil {
+			return err
+		}
+	}
+	return r.live(ctx, next)
+}
+
+// sealedHead asks for the latest sealed height and reports it as the head.
+func (r *run) sealedHead(ctx context.Context) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.s.callTimeout)
+	defer cancel()
+	resp, err := r.access.GetLatestBlockHeader(cctx, &access.GetLatestBlockHeaderRequest{IsSealed: true})
+	if err != nil {
+		return 0, r.callError(ctx, "latest sealed block header", 0, err)
+	}
+	h := resp.GetBlock().GetHeight()
+	r.setHead(h)
+	return h, nil
+}
+
+// setHead reports h as the head unless a higher one was seen.
+func (r *run) setHead(h uint64) {
+	for {
+		old := r.head.Load()
+		if h <= old {
+			return
+		}
+		if r.head.CompareAndSwap(old, h) {
+			r.sink.SetHead(h)
+			return
+		}
+	}
+}
+
+// callError turns a failed call into the error Run returns. InvalidArgument
+// and Unimplemented cannot be fixed by retrying: they are permanent, and a
+// start below the node's root says which heights the node serves.
+func (r *run) callError(ctx context.Context, what string, start uint64, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.InvalidArgument:
+		if start > 0 {
+			if root, ok := r.rootHeight(ctx); ok && start < root {
+				return indexer.Permanent(fmt.Errorf("%s: start height %d is below the access node's root height %d (the first height it serves); set start_height to %d or above, or use a node with older history", what, start, root, root))
+			}
+		}
+		return indexer.Permanent(fmt.Errorf("%s: rejected by the access node: %s", what, st.Message()))
+	case codes.Unimplemented:
+		return indexer.Permanent(fmt.Errorf("%s: the access node does not serve it: %s", what, st.Message()))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// rootHeight asks the node for the first height it serves.
+func (r *run) rootHeight(ctx context.Context) (uint64, bool) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := r.access.GetNodeVersionInfo(cctx, &access.GetNodeVersionInfoRequest{})
+	if err != nil || resp.GetInfo() == nil {
+		return 0, false
+	}
+	return resp.GetInfo().GetNodeRootBlockHeight(), true
+}
+
+// emit queues one complete unit of work.
+func (r *run) emit(ctx context.Context, b store.Batch) error {
+	b.Source, b.Kind = r.s.cfg.Name, Kind
+	if err := r.sink.Emit(ctx, b); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("emit: %w", err)
+	}
+	return nil
+}
+
+// isCanceled reports whether err only says the run is ending.
+func isCanceled(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.Canceled)
+}
