@@ -29,6 +29,12 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		// Events and blocks arrive in key order per source, and index
+		// entries append at the tail of a few prefixes: fuller pages on
+		// split keep the file small without slowing those appends.
+		for _, name := range appendOrderBuckets {
+			tx.Bucket(name).FillPercent = 0.9
+		}
 		w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
 		for i := range batches {
 			if err := w.apply(&batches[i]); err != nil {
@@ -41,6 +47,11 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	return nil
+}
+
+var appendOrderBuckets = [][]byte{
+	migrations.BucketEvents, migrations.BucketBlocks, migrations.BucketEventsByType,
+	migrations.BucketEventsByCtr, migrations.BucketEventsByAddr, migrations.BucketEventsByTx,
 }
 
 func validateBatch(b *Batch) error {
