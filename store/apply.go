@@ -29,9 +29,10 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		// Events and blocks arrive in key order per source, and index
-		// entries append at the tail of a few prefixes: fuller pages on
-		// split keep the file small without slowing those appends.
+		// Events and blocks arrive in key order per source, and type and
+		// contract index entries append at the tail of a few prefixes:
+		// fuller pages on split keep the file small. (Tx ids and addresses
+		// are spread over the key space; they keep bbolt's default.)
 		for _, name := range appendOrderBuckets {
 			tx.Bucket(name).FillPercent = 0.9
 		}
@@ -50,8 +51,7 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 }
 
 var appendOrderBuckets = [][]byte{
-	migrations.BucketEvents, migrations.BucketBlocks, migrations.BucketEventsByType,
-	migrations.BucketEventsByCtr, migrations.BucketEventsByAddr, migrations.BucketEventsByTx,
+	migrations.BucketEvents, migrations.BucketBlocks, migrations.BucketEventsByType, migrations.BucketEventsByCtr,
 }
 
 func validateBatch(b *Batch) error {
