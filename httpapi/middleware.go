@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+)
+
+// statusWriter records what a handler wrote, for the request log and for
+// the panic handler (which may only answer when nothing was sent yet).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming handlers push pages out as they go.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (write deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) started() bool { return w.status != 0 }
+
+// logRequests logs every request at debug level. It logs the path only:
+// query strings can carry values a user would not want in a log.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			if !s.log.Debug().Enabled() {
+				return
+			}
+			route := r.URL.Path
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			s.log.Debug().Str("request_id", middleware.GetReqID(r.Context())).
+				Str("method", r.Method).Str("path", r.URL.Path).Str("route", route).
+				Int("status", sw.status).Int64("bytes", sw.bytes).
+				Dur("duration", time.Since(start)).Msg("http request")
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// recoverPanics turns a handler panic into a logged 500 internal error.
+// http.ErrAbortHandler passes through: it is how a streaming handler cuts
+// a response it cannot complete.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			id := middleware.GetReqID(r.Context())
+			s.log.Error().Str("request_id", id).Str("path", r.URL.Path).
+				Interface("panic", v).Msg("http handler panicked")
+			if sw, ok := w.(*statusWriter); ok && sw.started() {
+				panic(http.ErrAbortHandler)
+			}
+			writeJSON(w, http.StatusInternalServerError, errorBody("internal", internalMessage(id)))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireToken demands the configured bearer token; without one it lets
+// everything through. The comparison takes constant time.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	if len(s.token) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		scheme, tok, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="evindex"`)
+			s.writeError(w, r, errUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// promLogger routes promhttp's errors to the server log.
+type promLogger struct{ log *zerolog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.log.Error().Msg(strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// newStdLogger routes net/http's own messages (TLS handshakes, broken
+// connections) to the server log at debug level.
+func newStdLogger(l *zerolog.Logger) *log.Logger {
+	return log.New(stdWriter{l}, "", 0)
+}
+
+type stdWriter struct{ log *zerolog.Logger }
+
+func (w stdWriter) Write(p []byte) (int, error) {
+	w.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/evindex/evindex/store"
+)
+
+func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
+	p := newParams(r.URL.Query())
+	source := p.str("source")
+	lr := p.listRequest(r)
+	if p.err != nil {
+		return p.err
+	}
+	// The latest snapshot per node is a short list: one read, no cursor.
+	lr.cursor, lr.limitGiven = "", false
+	return serveList(w, r, listing[store.NodeStatus]{
+		name: "nodes",
+		fetch: func(ctx context.Context, _ string, _ int) (store.Page[store.NodeStatus], error) {
+			nodes, err := s.st.Nodes(ctx, source)
+			return store.Page[store.NodeStatus]{Items: nodes}, err
+		},
+		item:    nodeItem,
+		header:  nodeHeader,
+		row:     nodeRow,
+		parquet: nodeParquet,
+	}, lr)
+}
+
+func (s *Server) handleNodeHistory(w http.ResponseWriter, r *http.Request) error {
+	p := newParams(r.URL.Query())
+	q := store.NodeHistoryQuery{Source: chi.URLParam(r, "source"), Node: chi.URLParam(r, "node"), Desc: p.desc()}
+	q.FromTime, q.ToTime = p.times()
+	lr := p.listRequest(r)
+	if p.err != nil {
+		return p.err
+	}
+	if err := s.nodeExists(r.Context(), q.Source, q.Node); err != nil {
+		return err
+	}
+	return serveList(w, r, listing[store.NodeStatus]{
+		name: "node-history",
+		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.NodeStatus], error) {
+			q.Cursor, q.Limit = cursor, limit
+			return s.st.NodeHistory(ctx, q)
+		},
+		item:    nodeItem,
+		header:  nodeHeader,
+		row:     nodeRow,
+		parquet: nodeParquet,
+	}, lr)
+}
+
+// nodeExists answers 404 for a node the store has never seen, so a typo
+// in a node id is not mistaken for an empty history.
+func (s *Server) nodeExists(ctx context.Context, source, node string) error {
+	nodes, err := s.st.Nodes(ctx, source)
+	if err != nil {
+		return err
+	}
+	for i := range nodes {
+		if nodes[i].Node == node {
+			return nil
+		}
+	}
+	return notFound("no node %q of source %q", node, source)
+}

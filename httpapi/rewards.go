@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/evindex/evindex/store"
+)
+
+func (s *Server) handleListRewards(w http.ResponseWriter, r *http.Request) error {
+	p := newParams(r.URL.Query())
+	q := store.RewardQuery{Source: p.str("source"), Accounts: p.list("account"), Desc: p.desc()}
+	q.FromTime, q.ToTime = p.times()
+	q.FromHeight, q.ToHeight = p.heights()
+	lr := p.listRequest(r)
+	if p.err != nil {
+		return p.err
+	}
+	return serveList(w, r, listing[reward]{
+		name: "rewards",
+		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[reward], error) {
+			q.Cursor, q.Limit = cursor, limit
+			page, err := s.st.Rewards(ctx, q)
+			if err != nil {
+				return store.Page[reward]{}, err
+			}
+			return rewardsOf(page)
+		},
+		item:    rewardItem,
+		header:  rewardHeader,
+		row:     rewardRow,
+		parquet: rewardParquet,
+	}, lr)
+}
+
+func (s *Server) handleRewardSummary(w http.ResponseWriter, r *http.Request) error {
+	p := newParams(r.URL.Query())
+	q := store.SummaryQuery{RewardQuery: store.RewardQuery{Source: p.str("source"), Accounts: p.list("account")}}
+	q.FromTime, q.ToTime = p.times()
+	q.Location = p.location()
+	switch q.GroupBy = strings.ToLower(p.str("group_by")); q.GroupBy {
+	case "":
+		q.GroupBy = store.GroupDay
+	case store.GroupDay, store.GroupWeek, store.GroupMonth, store.GroupEpoch:
+	default:
+		p.fail(invalidParam("group_by", "must be one of day, week, month, epoch"))
+	}
+	format := p.format(r.Header.Get("Accept"))
+	if p.err != nil {
+		return p.err
+	}
+	if q.GroupBy == store.GroupEpoch && q.Source != "" {
+		in, err := s.st.Source(r.Context(), q.Source)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil && (in.Epochs == nil || in.Epochs.BlocksPerEpoch == 0) {
+			return invalidParam("group_by", "epoch needs a source with epochs (Spacemesh); %q has none", q.Source)
+		}
+	}
+	l := listing[summary]{
+		name: "rewards-summary",
+		fetch: func(ctx context.Context, _ string, _ int) (store.Page[summary], error) {
+			rows, err := s.st.RewardSummary(ctx, q)
+			if errors.Is(err, store.ErrInvalid) && q.GroupBy == store.GroupEpoch {
+				return store.Page[summary]{}, invalidParam("group_by",
+					"epoch covers only sources with epochs (Spacemesh); choose one with source=")
+			}
+			if err != nil {
+				return store.Page[summary]{}, err
+			}
+			out := store.Page[summary]{Items: make([]summary, len(rows))}
+			for i := range rows {
+				out.Items[i] = summary{rows[i], formatBig(rows[i].RawAmount, rows[i].Decimals), rows[i].RawAmount.String()}
+			}
+			return out, nil
+		},
+		item:    summaryItem,
+		header:  summaryHeader,
+		row:     summaryRow,
+		parquet: summaryParquet,
+		unpaged: true,
+	}
+	if q.GroupBy == store.GroupEpoch {
+		l.header, l.row = summaryEpochHeader, summaryEpochRow
+	}
+	return serveList(w, r, l, listRequest{format: format})
+}

@@ -1,0 +1,202 @@
+// Package httpapi serves evindex's REST API (API.md): read-only queries over
+// the store, streaming exports, the OpenAPI document, metrics and the
+// dashboard page. It never writes to the store and knows nothing of the
+// indexer: the wiring hands it the sources' live status as SourceStatus.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/evindex/evindex/store"
+)
+
+// Server timeouts. WriteTimeout bounds ordinary responses; streaming
+// exports and backups push their deadline forward as they write.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	writeTimeout      = 60 * time.Second
+	shutdownTimeout   = 3 * time.Second
+	// maxBodyBytes bounds request bodies; every route is a GET, so
+	// anything larger is a mistake or an attack.
+	maxBodyBytes = 64 << 10
+)
+
+// Progress is a source's long-running work (a backfill): Done of Total
+// units at Rate units per second, finishing in about ETA.
+type Progress struct {
+	Done, Total uint64
+	Rate        float64
+	ETA         time.Duration
+}
+
+// SourceStatus is what the runner knows of one configured source.
+type SourceStatus struct {
+	Name, Kind string
+	// Endpoint is shown to users as is: it must already be redacted.
+	Endpoint string
+	// State is starting, backfilling, live, retrying or failed.
+	State           string
+	HeadHeight, Lag uint64
+	// LagThreshold is the largest lag at which a live source counts as
+	// ready on /readyz.
+	LagThreshold uint64
+	LastError    string
+	Reconnects   uint64
+	// Progress is set during a backfill, else nil.
+	Progress  *Progress
+	LiveSince time.Time
+}
+
+// Source states as served on /v1/sources. A source that is in the store
+// but not configured is "stopped".
+const (
+	StateStarting    = "starting"
+	StateBackfilling = "backfilling"
+	StateLive        = "live"
+	StateRetrying    = "retrying"
+	StateFailed      = "failed"
+	StateStopped     = "stopped"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Store *store.Store
+	// Sources returns the live status of the configured sources (nil: none).
+	Sources func() []SourceStatus
+	// Gatherer feeds /metrics (nil: prometheus.DefaultGatherer).
+	Gatherer prometheus.Gatherer
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every route but /healthz, /readyz and the dashboard's static page.
+	Token  string
+	Logger zerolog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Server is the HTTP API over one store.
+type Server struct {
+	st      *store.Store
+	sources func() []SourceStatus
+	token   []byte
+	log     zerolog.Logger
+	now     func() time.Time
+	router  chi.Router
+	metrics http.Handler
+}
+
+// New builds a Server; nothing listens until Serve.
+func New(cfg Config) *Server {
+	s := &Server{
+		st:      cfg.Store,
+		sources: cfg.Sources,
+		token:   []byte(cfg.Token),
+		log:     cfg.Logger,
+		now:     cfg.Now,
+	}
+	if s.sources == nil {
+		s.sources = func() []SourceStatus { return nil }
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	g := cfg.Gatherer
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	s.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: promLogger{&s.log}})
+	s.router = s.routes()
+	return s
+}
+
+// Handler is the API's root handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: requests
+// in flight get a few seconds to finish before their connections close.
+// It returns nil after a shutdown, or the error that stopped serving.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		WriteTimeout:      writeTimeout,
+		ErrorLog:          newStdLogger(&s.log),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn().Err(err).Msg("http shutdown timed out; closing connections")
+		_ = srv.Close()
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, limitBody)
+	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return notFound("no route %s", r.URL.Path)
+	}))
+	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " is not allowed here; use GET"}
+	}))
+
+	r.Get("/healthz", s.handle(s.handleHealthz))
+	r.Get("/readyz", s.handle(s.handleReadyz))
+	// The dashboard page and its assets hold no data; the page asks for
+	// the token when an API call answers 401.
+	r.Get("/", s.handleDashboard)
+	r.Get("/assets/*", s.handleAssets)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Get("/metrics", s.metrics.ServeHTTP)
+		r.Get("/openapi.json", s.handleOpenAPI)
+		r.Get("/v1/sources", s.handle(s.handleListSources))
+		r.Get("/v1/sources/{name}", s.handle(s.handleGetSource))
+		r.Get("/v1/sources/{name}/coverage", s.handle(s.handleCoverage))
+		r.Get("/v1/events", s.handle(s.handleListEvents))
+		r.Get("/v1/blocks", s.handle(s.handleListBlocks))
+		r.Get("/v1/blocks/{source}/{height}", s.handle(s.handleGetBlock))
+		r.Get("/v1/rewards", s.handle(s.handleListRewards))
+		r.Get("/v1/rewards/summary", s.handle(s.handleRewardSummary))
+		r.Get("/v1/nodes", s.handle(s.handleListNodes))
+		r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
+		r.Get("/v1/admin/backup", s.handle(s.handleBackup))
+	})
+	return r
+}
+
+// handlerFunc is a handler that reports failure as an error, which handle
+// turns into the API's error response.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}

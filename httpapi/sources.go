@@ -1,0 +1,233 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/evindex/evindex/store"
+)
+
+type checkpointJSON struct {
+	Height    uint64     `json:"height"`
+	BlockID   string     `json:"block_id"`
+	Time      *time.Time `json:"time"`
+	UpdatedAt *time.Time `json:"updated_at"`
+}
+
+type progressJSON struct {
+	Done       uint64  `json:"done"`
+	Total      uint64  `json:"total"`
+	Rate       float64 `json:"rate"`
+	ETASeconds float64 `json:"eta_seconds"`
+}
+
+type epochsJSON struct {
+	Genesis              time.Time `json:"genesis"`
+	BlockDurationSeconds float64   `json:"block_duration_seconds"`
+	BlocksPerEpoch       uint64    `json:"blocks_per_epoch"`
+}
+
+// sourceJSON is the source object of API.md: the runner's live status
+// merged with what the store keeps.
+type sourceJSON struct {
+	Name           string          `json:"name"`
+	Kind           string          `json:"kind"`
+	Endpoint       string          `json:"endpoint"`
+	State          string          `json:"state"`
+	Checkpoint     *checkpointJSON `json:"checkpoint"`
+	HeadHeight     uint64          `json:"head_height"`
+	Lag            uint64          `json:"lag"`
+	LagThreshold   uint64          `json:"lag_threshold"`
+	EventsIndexed  uint64          `json:"events_indexed"`
+	BlocksIndexed  uint64          `json:"blocks_indexed"`
+	RewardsIndexed uint64          `json:"rewards_indexed"`
+	LastError      string          `json:"last_error"`
+	Reconnects     uint64          `json:"reconnects"`
+	LiveSince      *time.Time      `json:"live_since"`
+	Progress       *progressJSON   `json:"progress"`
+	Meta           json.RawMessage `json:"meta,omitempty"`
+	Epochs         *epochsJSON     `json:"epochs,omitempty"`
+}
+
+func sourceObject(st *SourceStatus, in *store.SourceInfo) sourceJSON {
+	var o sourceJSON
+	if st != nil {
+		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: st.State,
+			HeadHeight: st.HeadHeight, Lag: st.Lag, LagThreshold: st.LagThreshold,
+			LastError: st.LastError, Reconnects: st.Reconnects, LiveSince: jsonTime(st.LiveSince)}
+		if p := st.Progress; p != nil {
+			o.Progress = &progressJSON{Done: p.Done, Total: p.Total, Rate: p.Rate, ETASeconds: p.ETA.Seconds()}
+		}
+	} else {
+		o = sourceJSON{Name: in.Name, Kind: in.Kind, State: StateStopped}
+	}
+	if in == nil {
+		return o
+	}
+	if o.Kind == "" {
+		o.Kind = in.Kind
+	}
+	o.EventsIndexed, o.BlocksIndexed, o.RewardsIndexed = in.Events, in.Blocks, in.Rewards
+	if cp := in.Checkpoint; cp != nil {
+		o.Checkpoint = &checkpointJSON{cp.Height, cp.BlockID, jsonTime(cp.Time), jsonTime(cp.UpdatedAt)}
+	}
+	if len(in.Meta) > 0 && json.Valid(in.Meta) {
+		o.Meta = in.Meta
+	}
+	if e := in.Epochs; e != nil {
+		o.Epochs = &epochsJSON{e.Genesis.UTC(), e.BlockDuration.Seconds(), e.BlocksPerEpoch}
+	}
+	return o
+}
+
+// allSources merges the configured sources with the ones the store knows,
+// ordered by name.
+func (s *Server) allSources(r *http.Request) ([]sourceJSON, error) {
+	infos, err := s.st.Sources(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*store.SourceInfo{}
+	for i := range infos {
+		byName[infos[i].Name] = &infos[i]
+	}
+	var out []sourceJSON
+	for _, st := range s.sources() {
+		out = append(out, sourceObject(&st, byName[st.Name]))
+		delete(byName, st.Name)
+	}
+	for _, in := range byName {
+		out = append(out, sourceObject(nil, in))
+	}
+	slices.SortFunc(out, func(a, b sourceJSON) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.allSources(r)
+	if err != nil {
+		return err
+	}
+	if all == nil {
+		all = []sourceJSON{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Items      []sourceJSON `json:"items"`
+		NextCursor string       `json:"next_cursor"`
+	}{all, ""})
+	return nil
+}
+
+// source finds one configured or stored source, or answers 404.
+func (s *Server) source(r *http.Request, name string) (sourceJSON, error) {
+	var st *SourceStatus
+	for _, c := range s.sources() {
+		if c.Name == name {
+			st = &c
+			break
+		}
+	}
+	in, err := s.st.Source(r.Context(), name)
+	switch {
+	case err == nil:
+		return sourceObject(st, &in), nil
+	case !errors.Is(err, store.ErrNotFound):
+		return sourceJSON{}, err
+	case st != nil:
+		return sourceObject(st, nil), nil
+	default:
+		return sourceJSON{}, notFound("no source named %q", name)
+	}
+}
+
+func (s *Server) handleGetSource(w http.ResponseWriter, r *http.Request) error {
+	o, err := s.source(r, chi.URLParam(r, "name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+func (s *Server) handleCoverage(w http.ResponseWriter, r *http.Request) error {
+	name := chi.URLParam(r, "name")
+	if _, err := s.source(r, name); err != nil {
+		return err
+	}
+	ranges, err := s.st.Coverage(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if ranges == nil {
+		ranges = []store.Range{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Source string        `json:"source"`
+		Ranges []store.Range `json:"ranges"`
+	}{name, ranges})
+	return nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
+	// Reading the source list proves the database is open and readable.
+	if _, err := s.st.Sources(r.Context()); err != nil {
+		s.log.Error().Err(err).Msg("health check: store not readable")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database not readable"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+type readiness struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// handleReadyz is 200 when every configured source is live within its lag
+// threshold, else 503 with each source's reason. It says nothing of
+// last_error: it is served without the token.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
+	out := []readiness{}
+	ready := true
+	if _, err := s.st.Sources(r.Context()); err != nil {
+		s.log.Error().Err(err).Msg("readiness check: store not readable")
+		ready = false
+		out = append(out, readiness{Name: "store", State: "unavailable", Reason: "database not readable"})
+	}
+	for _, st := range s.sources() {
+		rd := readiness{Name: st.Name, State: st.State, Ready: true}
+		switch {
+		case st.State != StateLive:
+			rd.Ready, rd.Reason = false, "not live: "+st.State
+			if st.State == StateBackfilling && st.Progress != nil && st.Progress.Total > 0 {
+				rd.Reason += fmt.Sprintf(" (%d of %d)", st.Progress.Done, st.Progress.Total)
+			}
+		case st.Lag > st.LagThreshold:
+			rd.Ready, rd.Reason = false, fmt.Sprintf("lag %d exceeds threshold %d", st.Lag, st.LagThreshold)
+		}
+		ready = ready && rd.Ready
+		out = append(out, rd)
+	}
+	if !ready {
+		writeJSON(w, http.StatusServiceUnavailable, struct {
+			Status  string      `json:"status"`
+			Sources []readiness `json:"sources"`
+		}{"unavailable", out})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status  string      `json:"status"`
+		Sources []readiness `json:"sources"`
+	}{"ok", out})
+	return nil
+}
