@@ -82,7 +82,8 @@ type run struct {
 	started    time.Time // cursor when this run began, for progress
 	nextStatus time.Time
 	live       bool
-	announced  bool // the state has been reported at least once
+	contacted  bool // a request succeeded in this run
+	announced  bool // the phase has been reported at least once
 }
 
 // Run polls until ctx ends. It returns nil when ctx ends, a
@@ -176,7 +177,9 @@ func (r *run) loop(ctx context.Context) error {
 	return nil
 }
 
-// report publishes head, phase and backfill progress.
+// report publishes head, phase and backfill progress. The phase is
+// reported only once the API answered, so a rejected key never shows as
+// backfilling or live.
 func (r *run) report(now time.Time) {
 	s := r.s
 	head := s.horizon(now)
@@ -187,7 +190,7 @@ func (r *run) report(now time.Time) {
 	}
 	pending := s.pendingWindows(r.cursor, now)
 	live := pending <= 1
-	if !r.announced || live != r.live {
+	if r.contacted && (!r.announced || live != r.live) {
 		r.announced, r.live = true, live
 		if live {
 			r.sink.SetState(indexer.StateLive)
@@ -257,6 +260,7 @@ func (r *run) pollStatus(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return r.failed(ctx, "status request", now, err)
 	}
+	r.contacted = true
 	snaps, events, err := r.s.observe(now.Truncate(time.Second), nodes, r.marks)
 	if err != nil {
 		return fmt.Errorf("status response: %w", err)
@@ -287,6 +291,7 @@ func (r *run) fetchStats(ctx context.Context, now time.Time, w window) error {
 	if err != nil {
 		return r.failed(ctx, what, now, err)
 	}
+	r.contacted = true
 	rewards := make([]store.Reward, 0, len(nodes))
 	for _, n := range nodes {
 		rw, ok, err := periodReward(n, w)

@@ -30,6 +30,7 @@ type fakeClock struct {
 	now    time.Time
 	stopAt time.Time
 	stop   context.CancelFunc
+	onStop func() // runs just before stop, while the run is still going
 	slept  []time.Duration
 }
 
@@ -47,12 +48,16 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	c.slept = append(c.slept, d)
 	next := c.now.Add(d)
 	var stop context.CancelFunc
+	var onStop func()
 	if c.stop != nil && !next.Before(c.stopAt) {
-		next, stop, c.stop = c.stopAt, c.stop, nil
+		next, stop, c.stop, onStop, c.onStop = c.stopAt, c.stop, nil, c.onStop, nil
 	}
 	c.now = next
 	c.mu.Unlock()
 	if stop != nil {
+		if onStop != nil {
+			onStop()
+		}
 		stop()
 		return context.Canceled
 	}
@@ -161,6 +166,8 @@ func newEnv(t *testing.T, simCfg presim.Config) *env {
 }
 
 // run runs the source under the real Runner until the clock reaches until.
+// It returns the Runner's status at that moment (before the stop) and the
+// Runner's error.
 func (e *env) run(t *testing.T, until time.Time) (indexer.Status, error) {
 	t.Helper()
 	src, err := presearch.New(e.cfg)
@@ -170,8 +177,15 @@ func (e *env) run(t *testing.T, until time.Time) (indexer.Status, error) {
 	ctx, cancel := e.clk.runUntil(until)
 	defer cancel()
 	r := indexer.NewRunner(e.st, src, e.rcfg)
+	var atStop indexer.Status
+	e.clk.mu.Lock()
+	e.clk.onStop = func() { atStop = r.Status() }
+	e.clk.mu.Unlock()
 	err = r.Run(ctx)
-	return r.Status(), err
+	if atStop.Name == "" {
+		atStop = r.Status() // it ended on its own (a permanent failure)
+	}
+	return atStop, err
 }
 
 func (e *env) rewards(t *testing.T) []store.Reward {
@@ -218,11 +232,18 @@ func TestWeekMatchesTruth(t *testing.T) {
 	}
 	stops = append(stops, end)
 	var st indexer.Status
-	for _, stop := range stops {
+	for i, stop := range stops {
 		var err error
 		if st, err = e.run(t, stop); err != nil {
 			t.Fatalf("run until %s: %v", stop, err)
 		}
+		e.assertNoKey(t, st, e.sim.APIKey())
+		if i == 0 && (st.State != indexer.StateBackfilling || st.Progress == nil || st.Progress.Done >= st.Progress.Total) {
+			t.Fatalf("after 7 minutes: state %s progress %+v, want backfilling with progress", st.State, st.Progress)
+		}
+	}
+	if st.State != indexer.StateLive || st.Lag > uint64(time.Hour/time.Second) {
+		t.Fatalf("after a week: state %s lag %d s, want live and at most an hour behind", st.State, st.Lag)
 	}
 	if drops.dropped == 0 {
 		t.Fatal("no response was lost; the test would not notice a history saved too late")
@@ -308,4 +329,320 @@ func TestWeekMatchesTruth(t *testing.T) {
 		t.Error("no backfill progress was logged")
 	}
 	t.Logf("%d rewards, %d events, %d lost responses", len(rewards), len(events.Items), drops.dropped)
+}
+
+// countRequests counts the requests that reach h.
+type countRequests struct {
+	mu sync.Mutex
+	n  int
+	h  http.Handler
+}
+
+func (c *countRequests) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	c.h.ServeHTTP(w, r)
+}
+
+func (c *countRequests) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func TestRateLimitedWaitsForTheBlock(t *testing.T) {
+	e := newEnv(t, presim.Config{Seed: 5})
+	e.cfg.BackfillDays = 1
+	// Another client of the same key tripped the limit just before we start.
+	const block = 40 * time.Minute
+	e.sim.Block(block)
+	until := start.Add(6 * time.Hour)
+	st, err := e.run(t, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sim.Rejected(); got != 1 {
+		t.Fatalf("%d requests refused while blocked, want exactly 1 (no hammering)", got)
+	}
+	if v := e.sim.Violations(); v != 0 {
+		t.Fatalf("%d limit violations", v)
+	}
+	// The Runner honoured Retry-After: one wait covered the whole block.
+	waited := false
+	e.clk.mu.Lock()
+	for _, d := range e.clk.slept {
+		waited = waited || d >= block
+	}
+	e.clk.mu.Unlock()
+	if !waited {
+		t.Fatal("no wait as long as Retry-After")
+	}
+	if st.Reconnects != 1 || !strings.Contains(st.LastError, "rate limited") {
+		t.Fatalf("reconnects %d, last error %q", st.Reconnects, st.LastError)
+	}
+	// Every window, including the one refused, was read once the block
+	// lifted, and matches the truth.
+	origin := start.Truncate(24*time.Hour).AddDate(0, 0, -1)
+	wantCP := until.Add(-presearch.DefaultStatsDelay).Truncate(time.Hour)
+	for _, k := range e.sim.NodeKeys() {
+		sum := new(big.Int)
+		for _, r := range e.rewards(t) {
+			if r.Account == k {
+				v, _ := new(big.Int).SetString(r.RawAmount, 10)
+				sum.Add(sum, v)
+			}
+		}
+		if want := e.sim.Earned(k, origin, wantCP); sum.Cmp(want) != 0 {
+			t.Errorf("node %s: stored %s, truth %s", k, sum, want)
+		}
+	}
+	e.assertNoKey(t, st, e.sim.APIKey())
+}
+
+func TestKeyRejectedFailsWithoutHammering(t *testing.T) {
+	e := newEnv(t, presim.Config{})
+	counter := &countRequests{h: e.sim}
+	e.srv.Config.Handler = counter
+	const wrong = "wrong-key-5f1e09c2"
+	e.cfg.APIKey = wrong
+	st, err := e.run(t, start.Add(24*time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "API key rejected") {
+		t.Fatalf("run error %v, want API key rejected", err)
+	}
+	if st.State != indexer.StateFailed || !strings.Contains(st.LastError, "API key rejected") {
+		t.Fatalf("state %s, last error %q", st.State, st.LastError)
+	}
+	if n := counter.count(); n != 1 {
+		t.Fatalf("%d requests with a rejected key, want 1", n)
+	}
+	if strings.Contains(err.Error(), wrong) {
+		t.Fatal("the key appears in the run's error")
+	}
+	e.assertNoKey(t, st, wrong)
+	if !strings.Contains(e.logs.String(), "API key rejected") {
+		t.Fatal("the failure was not logged")
+	}
+}
+
+func TestPublicKeysSelectNodes(t *testing.T) {
+	e := newEnv(t, presim.Config{Seed: 11})
+	keys := e.sim.NodeKeys()
+	plus := -1
+	for i, k := range keys {
+		if strings.Contains(k, "+") {
+			plus = i
+		}
+	}
+	if plus < 0 {
+		t.Fatal("no simulated key contains '+'; the test would not check query escaping")
+	}
+	e.cfg.PublicKeys = []string{keys[plus]}
+	e.cfg.BackfillDays = 1
+	until := start.Add(3 * time.Hour)
+	if _, err := e.run(t, until); err != nil {
+		t.Fatal(err)
+	}
+	rewards := e.rewards(t)
+	if len(rewards) == 0 {
+		t.Fatal("no rewards for the selected node")
+	}
+	for _, r := range rewards {
+		if r.Account != keys[plus] {
+			t.Fatalf("reward for unselected node %s", r.Account)
+		}
+	}
+	nodes, err := e.st.Nodes(context.Background(), e.cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1 || nodes[0].Node != keys[plus] {
+		t.Fatalf("nodes %v, want only the selected one", nodes)
+	}
+}
+
+func TestSnapshotsOnChangeAndHourly(t *testing.T) {
+	e := newEnv(t, presim.Config{Seed: 2})
+	e.cfg.BackfillDays = 0
+	e.cfg.StatusInterval = time.Minute
+	until := start.Add(12 * time.Hour)
+	if _, err := e.run(t, until); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := e.sim.Served()
+	for _, k := range e.sim.NodeKeys() {
+		p, err := e.st.NodeHistory(context.Background(), store.NodeHistoryQuery{Source: e.cfg.Name, Node: k, Limit: store.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps := p.Items
+		if len(snaps) < 12 || len(snaps) >= status {
+			t.Fatalf("node %s: %d snapshots from %d polls, want at least hourly and not every poll", k, len(snaps), status)
+		}
+		for i, s := range snaps {
+			if s.Connected == nil || *s.Connected != e.sim.Connected(k, s.Time) {
+				t.Fatalf("node %s at %s: snapshot connected %v disagrees with the simulator", k, s.Time, s.Connected)
+			}
+			if i > 0 && s.Time.Sub(snaps[i-1].Time) > time.Hour+e.cfg.StatusInterval {
+				t.Fatalf("node %s: %s without a snapshot", k, s.Time.Sub(snaps[i-1].Time))
+			}
+			if !bytes.Contains(s.Details, []byte(`"meta":{`)) || !bytes.Contains(s.Details, []byte(`"in_current_state_since"`)) {
+				t.Fatalf("details %s lack meta or status", s.Details)
+			}
+		}
+		// Every change of state shows up in a snapshot within one interval.
+		for m := start.Truncate(time.Minute).Add(time.Minute); m.Before(until.Add(-2 * time.Minute)); m = m.Add(time.Minute) {
+			if e.sim.Connected(k, m) == e.sim.Connected(k, m.Add(-time.Minute)) {
+				continue
+			}
+			found := false
+			for _, s := range snaps {
+				if !s.Time.Before(m) && s.Time.Sub(m) <= e.cfg.StatusInterval+time.Minute {
+					found = found || *s.Connected == e.sim.Connected(k, m)
+				}
+			}
+			if !found {
+				t.Fatalf("node %s: the change at %s has no snapshot", k, m)
+			}
+		}
+	}
+}
+
+// fixedAPI answers with canned bodies, to check what the source keeps.
+func fixedAPI(status, stats string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("stats") == "true" {
+			io.WriteString(w, stats)
+			return
+		}
+		io.WriteString(w, status)
+	})
+}
+
+func TestResponsesKeptAsSent(t *testing.T) {
+	const statusBody = `{"success":true,"nodes":{
+		"K1":{"meta":{"description":null,"url":null,"gateway_pool":"production","remote_addr":null,"version":"1.0.7","is_provisioned":true},
+		      "status":{"connected":true,"blocked":false,"in_current_state_since":"2026-11-01T09:00:00Z","minutes_in_current_state":77}},
+		"K2":{"meta":{"description":"b"},"status":{"connected":null,"blocked":null,"in_current_state_since":null,"minutes_in_current_state":null}}}}`
+	tests := []struct {
+		name       string
+		stats      string
+		wantK1     string // raw amount; "" means no reward
+		wantDetail string
+	}{
+		{"ExactAmountAndNulls",
+			`{"success":true,"nodes":{"K1":{"meta":{},"status":{},"period":{"total_pre_earned":0.123456789012345678,"avg_latency_ms":null,"total_requests":3}},
+			  "K2":{"meta":{},"status":{},"period":{"total_pre_earned":null,"avg_latency_ms":null}}}}`,
+			"123456789012345678", `"avg_latency_ms":null`},
+		{"ScientificNotation",
+			`{"success":true,"nodes":{"K1":{"meta":{},"status":{},"period":{"total_pre_earned":1.5e-7}}}}`,
+			"150000000000", `"total_pre_earned":1.5e-7`},
+		{"QuotedAmount",
+			`{"success":true,"nodes":{"K1":{"meta":{},"status":{},"period":{"total_pre_earned":"2.000000000000000001"}}}}`,
+			"2000000000000000001", `"total_pre_earned":"2.000000000000000001"`},
+		{"EmptyNodesArray", `{"success":true,"nodes":[]}`, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, presim.Config{})
+			e.srv.Config.Handler = fixedAPI(statusBody, tt.stats)
+			e.cfg.BackfillDays = 0
+			until := start.Add(2 * time.Hour)
+			if _, err := e.run(t, until); err != nil {
+				t.Fatal(err)
+			}
+			cp, _, _ := e.st.Checkpoint(context.Background(), e.cfg.Name)
+			if want := until.Add(-presearch.DefaultStatsDelay).Truncate(time.Hour); cp.Height != uint64(want.Unix()) {
+				t.Fatalf("checkpoint %s, want %s", cp.Time, want)
+			}
+			var k1 []store.Reward
+			for _, r := range e.rewards(t) {
+				if r.Account == "K2" {
+					t.Fatalf("reward %s for a null total_pre_earned", r.RawAmount)
+				}
+				k1 = append(k1, r)
+			}
+			if tt.wantK1 == "" {
+				if len(k1) != 0 {
+					t.Fatalf("%d rewards, want none", len(k1))
+				}
+			} else {
+				if len(k1) == 0 {
+					t.Fatal("no rewards")
+				}
+				for _, r := range k1 {
+					if r.RawAmount != tt.wantK1 || !bytes.Contains(r.Details, []byte(tt.wantDetail)) {
+						t.Fatalf("reward %s details %s, want %s with %s", r.RawAmount, r.Details, tt.wantK1, tt.wantDetail)
+					}
+				}
+			}
+			nodes, err := e.st.Nodes(context.Background(), e.cfg.Name)
+			if err != nil || len(nodes) != 2 {
+				t.Fatalf("nodes %v %v", nodes, err)
+			}
+			if !bytes.Contains(nodes[0].Details, []byte(`"url":null`)) || nodes[0].Connected == nil || !*nodes[0].Connected {
+				t.Fatalf("K1 details %s connected %v", nodes[0].Details, nodes[0].Connected)
+			}
+			if nodes[1].Connected != nil || !bytes.Contains(nodes[1].Details, []byte(`"connected":null`)) {
+				t.Fatalf("K2 connected %v details %s: null must stay null", nodes[1].Connected, nodes[1].Details)
+			}
+		})
+	}
+}
+
+// TestFastClockDemo wires the source the way the demo does: a simulator on
+// its own listener with a fast clock, shared with the source, so earnings
+// appear within moments of real time.
+func TestFastClockDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sim, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	cfg := presearch.DefaultConfig()
+	cfg.Name = "presearch-demo"
+	cfg.BaseURL = sim.URL
+	cfg.APIKey = presim.DefaultAPIKey
+	cfg.BackfillDays = 1
+	cfg.Now, cfg.Sleep = sim.Now, sim.Sleep
+	src, err := presearch.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.MustOpen(t)
+	r := indexer.NewRunner(st, src, indexer.RunnerConfig{Logger: zerolog.Nop(), BatchMaxDelay: 5 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	// The first stats requests go out at once and each brings a day or
+	// more for three nodes. The fast clock stays slow enough that real
+	// request latency stays far inside the limiter's one-minute margin.
+	var p store.Page[store.Reward]
+	for i := 0; i < 600; i++ {
+		p, err = st.Rewards(ctx, store.RewardQuery{Source: cfg.Name, Limit: store.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Items) >= 3*3 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) < 3*3 {
+		t.Fatalf("%d rewards; the fast clock did not bring earnings", len(p.Items))
+	}
+	for _, rw := range p.Items {
+		if want := sim.Earned(rw.Account, rw.PeriodStart, rw.PeriodEnd); rw.RawAmount != want.String() {
+			t.Fatalf("node %s window %s: stored %s, truth %s", rw.Account, rw.PeriodStart, rw.RawAmount, want)
+		}
+	}
+	if v := sim.Violations(); v != 0 {
+		t.Fatalf("%d limit violations", v)
+	}
 }
