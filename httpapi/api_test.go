@@ -134,7 +134,7 @@ func TestEvents(t *testing.T) {
 	}
 
 	var p page
-	e.getOK("/v1/events?type=" + rewardsType + "&limit=1").json(t, &p)
+	e.getOK("/v1/events?type="+rewardsType+"&limit=1").json(t, &p)
 	if len(p.Items) != 1 || p.NextCursor == "" {
 		t.Fatalf("first page = %+v", p)
 	}
@@ -225,7 +225,7 @@ func TestRewards(t *testing.T) {
 
 	rewardKeys := []string{"source", "account", "kind", "height", "time", "period_start", "period_end", "amount", "raw_amount", "unit", "details"}
 	var p page
-	e.getOK("/v1/rewards?source=flow-main&account=" + flowNodeB + "&limit=1").json(t, &p)
+	e.getOK("/v1/rewards?source=flow-main&account="+flowNodeB+"&limit=1").json(t, &p)
 	r := p.Items[0]
 	wantKeys(t, "reward", r, rewardKeys...)
 	if r["kind"] != store.KindFlowNodeReward || r["height"] != 1000.0 || r["unit"] != "FLOW" ||
@@ -233,7 +233,7 @@ func TestRewards(t *testing.T) {
 		t.Fatalf("flow reward = %v", r)
 	}
 
-	e.getOK("/v1/rewards?account=" + smSmesher + "&limit=1").json(t, &p)
+	e.getOK("/v1/rewards?account="+smSmesher+"&limit=1").json(t, &p)
 	r = p.Items[0]
 	if r["kind"] != store.KindSmesherReward || r["account"] != smCoinbase || r["unit"] != "SMH" ||
 		r["amount"] != formatBig(smRaw(smFrom), 9) || r["raw_amount"] != smRaw(smFrom).String() {
@@ -243,7 +243,7 @@ func TestRewards(t *testing.T) {
 		t.Fatalf("spacemesh details = %v", r["details"])
 	}
 
-	e.getOK("/v1/rewards?source=presearch&account=" + url.QueryEscape(preNodeA) + "&limit=1").json(t, &p)
+	e.getOK("/v1/rewards?source=presearch&account="+url.QueryEscape(preNodeA)+"&limit=1").json(t, &p)
 	r = p.Items[0]
 	wantKeys(t, "reward", r, rewardKeys...)
 	if r["kind"] != store.KindPresearchPeriod || r["height"] != nil || r["unit"] != "PRE" ||
