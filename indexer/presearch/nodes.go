@@ -79,12 +79,25 @@ func (s *Source) observe(now time.Time, nodes []node, marks map[string]nodeMark)
 		// A change of state, or of the time the state began (a flap between
 		// two polls), is a connection event. The first sight of a node is
 		// not: its history before that is unknown.
-		if seen && st.Connected != nil && (prev.Connected == nil || *prev.Connected != *st.Connected || prev.Since != since) {
+		if seen && st.Connected != nil && (prev.Connected == nil || *prev.Connected != *st.Connected || sinceMoved(prev.Since, since)) {
 			events = append(events, connectionEvent(n.key, *st.Connected, since, prev, now))
 		}
 		marks[n.key] = mark
 	}
 	return snaps, events, nil
+}
+
+// sinceMoved reports whether the start of the current state moved by more
+// than a minute: the node went down and up (or up and down) between two
+// polls. Smaller moves are the API re-rounding the same start.
+func sinceMoved(prev, cur string) bool {
+	a, errA := time.Parse(time.RFC3339, prev)
+	b, errB := time.Parse(time.RFC3339, cur)
+	if errA != nil || errB != nil {
+		return prev != cur
+	}
+	d := b.Sub(a)
+	return d > time.Minute || d < -time.Minute
 }
 
 // connectionEvent is keyed by what the API says, not by when we looked:

@@ -155,7 +155,9 @@ func newEnv(t *testing.T, simCfg presim.Config) *env {
 	e.cfg.Now = e.clk.Now
 	e.cfg.Sleep = e.clk.Sleep
 	e.rcfg = indexer.RunnerConfig{
-		BatchMaxDelay: 5 * time.Millisecond,
+		// Results then commit with the next request's saved history, as
+		// fast as the fake clock runs; production keeps the default.
+		BatchMaxDelay: time.Second,
 		BackoffMin:    time.Second,
 		BackoffMax:    10 * time.Second,
 		Logger:        zerolog.New(e.logs),

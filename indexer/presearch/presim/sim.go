@@ -65,7 +65,9 @@ type Config struct {
 	StatusLimit int
 	StatsLimit  int
 	// BlockDuration is how long the key stays blocked after a limit is
-	// exceeded. Default 10 minutes of simulated time.
+	// exceeded. Default 10 minutes of simulated time. Retry-After reports
+	// the rest of the block in real seconds on the built-in clock and in
+	// simulated seconds when Now is injected.
 	BlockDuration time.Duration
 }
 
