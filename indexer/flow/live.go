@@ -36,6 +36,10 @@ func (r *run) live(ctx context.Context, next uint64) error {
 		return r.callError(ctx, "subscribe events", next, err)
 	}
 	go r.pollHead(ctx)
+	// Caught up: the stream may stay quiet until the next block is sealed.
+	if head := r.head.Load(); head < next || head-next+1 <= cfg.Backfill.Distance {
+		r.sink.SetState(indexer.StateLive)
+	}
 
 	start := next
 	var wantIndex uint64

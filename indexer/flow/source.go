@@ -153,15 +153,14 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 
 func (r *run) run(ctx context.Context, resume indexer.Resume) error {
 	cfg := &r.s.cfg
+	head, err := r.sealedHead(ctx)
+	if err != nil {
+		return err
+	}
 	next := resume.Checkpoint.Height + 1
 	if !resume.Found {
-		if cfg.StartHeight > 0 {
-			next = cfg.StartHeight
-		} else {
-			head, err := r.sealedHead(ctx)
-			if err != nil {
-				return err
-			}
+		next = cfg.StartHeight
+		if next == 0 {
 			next = head
 			r.log.Info().Uint64("start_height", next).Msg("first start at the node's latest sealed height")
 		}
@@ -169,16 +168,11 @@ func (r *run) run(ctx context.Context, resume indexer.Resume) error {
 
 	// Catch up with range calls while far behind; the head moves during a
 	// long backfill, so look again after each one.
-	for cfg.canBackfill() {
-		head, err := r.sealedHead(ctx)
-		if err != nil {
+	for cfg.canBackfill() && head >= next && head-next+1 > cfg.Backfill.Distance {
+		if next, err = r.backfill(ctx, next, head); err != nil {
 			return err
 		}
-		if head < next || head-next+1 <= cfg.Backfill.Distance {
-			break
-		}
-		next, err = r.backfill(ctx, next, head)
-		if err != nil {
+		if head, err = r.sealedHead(ctx); err != nil {
 			return err
 		}
 	}

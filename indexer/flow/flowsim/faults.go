@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,8 @@ type Stats struct {
 	Faulted int
 	// Streams counts event streams that started sending.
 	Streams int
+	// StreamStarts lists the first height of each event stream, in order.
+	StreamStarts []uint64
 	// Messages counts event stream responses sent.
 	Messages uint64
 	// RangeCalls counts GetEventsForHeightRange calls that returned events.
@@ -62,6 +65,7 @@ func (s *Sim) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Calls = maps.Clone(s.stats.Calls)
+	st.StreamStarts = slices.Clone(s.stats.StreamStarts)
 	return st
 }
 
@@ -134,7 +138,7 @@ func (s *Sim) admit(fullMethod string) error {
 }
 
 // takeStreamPlan consumes the stream faults a new stream must carry out.
-func (s *Sim) takeStreamPlan() streamPlan {
+func (s *Sim) takeStreamPlan(start uint64) streamPlan {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := streamPlan{cutAfter: -1}
@@ -147,6 +151,7 @@ func (s *Sim) takeStreamPlan() streamPlan {
 		p.skip, p.skipAt = true, s.faults.skipAt
 	}
 	s.stats.Streams++
+	s.stats.StreamStarts = append(s.stats.StreamStarts, start)
 	return p
 }
 

@@ -93,7 +93,7 @@ func (s *Sim) streamEvents(ctx context.Context, start uint64, req eventRequest, 
 		interval = 1 // flow-go's default heartbeat interval
 	}
 
-	plan := s.takeStreamPlan()
+	plan := s.takeStreamPlan(start)
 	var (
 		sinceLast uint64
 		index     uint64
