@@ -295,7 +295,7 @@ func TestCleanRun(t *testing.T) {
 	}{
 		{name: "AllEvents", everyHeight: true},
 		{
-			name:   "RewardsWithHeartbeat7",
+			name: "RewardsWithHeartbeat7",
 			mutate: func(c *flow.Config) {
 				c.EventTypes = []string{rewardsPaid, delegatorReward}
 				c.HeartbeatInterval = 7
@@ -304,8 +304,11 @@ func TestCleanRun(t *testing.T) {
 			filter: flowsim.Filter{EventTypes: []string{rewardsPaid, delegatorReward}},
 		},
 		{
-			name:        "ContractAndAddress",
-			mutate:      func(c *flow.Config) { c.Contracts = []string{"A." + flowsim.FlowTokenContract + ".FlowToken"}; c.Addresses = []string{"0x" + flowsim.DefaultStakingContract} },
+			name: "ContractAndAddress",
+			mutate: func(c *flow.Config) {
+				c.Contracts = []string{"A." + flowsim.FlowTokenContract + ".FlowToken"}
+				c.Addresses = []string{"0x" + flowsim.DefaultStakingContract}
+			},
 			filter:      flowsim.Filter{Contracts: []string{"A." + flowsim.FlowTokenContract + ".FlowToken"}, Addresses: []string{flowsim.DefaultStakingContract}},
 			everyHeight: true,
 		},
