@@ -29,6 +29,9 @@ import (
 // Kind is the source kind stored with the records and shown by the API.
 const Kind = "flow"
 
+// maxMessageBytes bounds one response from the access node.
+const maxMessageBytes = 64 << 20
+
 // Source indexes one Flow access node.
 type Source struct {
 	cfg         Config
@@ -119,7 +122,11 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 	if s.cfg.TLS {
 		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, s.dialOpts...)
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// A range of busy blocks easily exceeds gRPC's 4 MiB default.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes)),
+	}, s.dialOpts...)
 	conn, err := grpc.NewClient(s.cfg.Endpoint, opts...)
 	if err != nil {
 		return indexer.Permanent(fmt.Errorf("endpoint %q: %w", s.cfg.Endpoint, err))

@@ -409,3 +409,64 @@ func TestFaults(t *testing.T) {
 		}
 	})
 }
+
+func TestSubscribeFromLatestAndBlockID(t *testing.T) {
+	sim, _, ec := startSim(t, flowsim.Config{Seed: 4, History: 80, RootHeight: 20})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+
+	latest, err := ec.SubscribeEventsFromLatest(ctx, &executiondata.SubscribeEventsFromLatestRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := latest.Recv()
+	if err != nil || r.BlockHeight != 100 || r.MessageIndex != 0 {
+		t.Fatalf("from latest: %v %v", r, err)
+	}
+
+	b, _ := sim.Block(50)
+	byID, err := ec.SubscribeEventsFromStartBlockID(ctx, &executiondata.SubscribeEventsFromStartBlockIDRequest{StartBlockId: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = byID.Recv()
+	if err != nil || r.BlockHeight != 50 || !bytes.Equal(r.BlockId, b.ID) {
+		t.Fatalf("from block id: %v %v", r, err)
+	}
+
+	unknown := bytes.Clone(b.ID)
+	unknown[0] ^= 0xff
+	bad, err := ec.SubscribeEventsFromStartBlockID(ctx, &executiondata.SubscribeEventsFromStartBlockIDRequest{StartBlockId: unknown})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown block id: %v", err)
+	}
+}
+
+func TestBlockInterval(t *testing.T) {
+	sim, _, _ := startSim(t, flowsim.Config{Seed: 4, History: 10, BlockInterval: time.Millisecond})
+	for i := 0; sim.SealedHeight() < 15; i++ {
+		if i == 5000 {
+			t.Fatalf("sealed height stuck at %d", sim.SealedHeight())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestStartClosesWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sim, err := flowsim.Start(ctx, "127.0.0.1:0", flowsim.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sim.SealedHeight() != 3000 {
+		t.Fatalf("default history: sealed height %d", sim.SealedHeight())
+	}
+	cancel()
+	sim.Close() // returns once the context's shutdown is complete
+	if _, err := flowsim.Start(context.Background(), sim.Addr(), flowsim.Config{StakingContract: "nope"}); err == nil {
+		t.Fatal("an invalid staking contract was accepted")
+	}
+}
