@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/evindex/evindex/store"
 )
 
@@ -33,8 +31,8 @@ func (s *Server) handleListBlocks(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleGetBlock(w http.ResponseWriter, r *http.Request) error {
-	source := chi.URLParam(r, "source")
-	height, err := strconv.ParseUint(chi.URLParam(r, "height"), 10, 64)
+	source := pathParam(r, "source")
+	height, err := strconv.ParseUint(pathParam(r, "height"), 10, 64)
 	if err != nil {
 		return invalidParam("height", "must be a non-negative integer")
 	}

@@ -42,8 +42,8 @@ const (
 	flowNodeB   = "c1e4f2a3b5d6c7e8f9a0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5a6"
 	smCoinbase  = "sm1qqqqqqzcrmxf9ydhnlwy8dqk4qc3tt2wjln7pssu7uwx"
 	smSmesher   = "4f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8"
-	preNodeA    = "-----BEGIN PUBLIC KEY-----MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEa1"
-	preNodeB    = "-----BEGIN PUBLIC KEY-----MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEb2"
+	preNodeA    = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/a1+Q9w=="
+	preNodeB    = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEb2x7Lp0="
 	stakingAddr = "8624b52f9ddcd04a"
 )
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/go-chi/chi/v5"
 
@@ -33,7 +34,7 @@ func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleNodeHistory(w http.ResponseWriter, r *http.Request) error {
 	p := newParams(r.URL.Query())
-	q := store.NodeHistoryQuery{Source: chi.URLParam(r, "source"), Node: chi.URLParam(r, "node"), Desc: p.desc()}
+	q := store.NodeHistoryQuery{Source: pathParam(r, "source"), Node: pathParam(r, "node"), Desc: p.desc()}
 	q.FromTime, q.ToTime = p.times()
 	lr := p.listRequest(r)
 	if p.err != nil {
@@ -53,6 +54,20 @@ func (s *Server) handleNodeHistory(w http.ResponseWriter, r *http.Request) error
 		row:     nodeRow,
 		parquet: nodeParquet,
 	}, lr)
+}
+
+// pathParam is a path parameter, unescaped: the router matches the raw
+// path when it holds escapes, so a node id with a slash (%2F) arrives
+// escaped.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }
 
 // nodeExists answers 404 for a node the store has never seen, so a typo

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/evindex/evindex/store"
 )
 
@@ -148,7 +146,7 @@ func (s *Server) source(r *http.Request, name string) (sourceJSON, error) {
 }
 
 func (s *Server) handleGetSource(w http.ResponseWriter, r *http.Request) error {
-	o, err := s.source(r, chi.URLParam(r, "name"))
+	o, err := s.source(r, pathParam(r, "name"))
 	if err != nil {
 		return err
 	}
@@ -157,7 +155,7 @@ func (s *Server) handleGetSource(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleCoverage(w http.ResponseWriter, r *http.Request) error {
-	name := chi.URLParam(r, "name")
+	name := pathParam(r, "name")
 	if _, err := s.source(r, name); err != nil {
 		return err
 	}
