@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
@@ -21,7 +22,11 @@ import (
 func (r *run) live(ctx context.Context, next uint64) error {
 	cfg := &r.s.cfg
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait() // nothing of this run reports after it returned
+	}()
 
 	req := &executiondata.SubscribeEventsFromStartHeightRequest{
 		StartBlockHeight:     next,
@@ -35,7 +40,11 @@ func (r *run) live(ctx context.Context, next uint64) error {
 	if err != nil {
 		return r.callError(ctx, "subscribe events", next, err)
 	}
-	go r.pollHead(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.pollHead(ctx)
+	}()
 	// Caught up: the stream may stay quiet until the next block is sealed.
 	if head := r.head.Load(); head < next || head-next+1 <= cfg.Backfill.Distance {
 		r.sink.SetState(indexer.StateLive)
