@@ -155,7 +155,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, limitBody)
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, limitBody, middleware.GetHead)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route %s", r.URL.Path)
 	}))

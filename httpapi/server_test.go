@@ -24,6 +24,15 @@ func TestHealthz(t *testing.T) {
 	if body["status"] != "ok" {
 		t.Fatalf("healthz = %v", body)
 	}
+	// Load balancers often probe with HEAD.
+	res, err := http.Head(e.srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("HEAD /healthz: %d", res.StatusCode)
+	}
 }
 
 func TestHealthzClosedStore(t *testing.T) {

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evindex/evindex/store"
+)
+
+// TestBackup restores the served copy and reads the same data from it.
+func TestBackup(t *testing.T) {
+	e := newEnv(t, withToken("backup-token"))
+	r := e.getOK("/v1/admin/backup")
+	if r.header.Get("Content-Type") != "application/octet-stream" ||
+		r.header.Get("Content-Disposition") != `attachment; filename="evindex-20261123T100000Z.db"` {
+		t.Fatalf("backup headers %v", r.header)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, store.FileName), r.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	copied, err := store.Open(dir, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("open the backup: %v", err)
+	}
+	defer copied.Close()
+	ctx := context.Background()
+	if err := copied.Check(ctx); err != nil {
+		t.Fatalf("backup integrity: %v", err)
+	}
+	want, _ := e.st.Sources(ctx)
+	got, err := copied.Sources(ctx)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("backup sources %v (%v), want %v", got, err, want)
+	}
+	for i := range want {
+		if got[i].Events != want[i].Events || got[i].Rewards != want[i].Rewards || got[i].Blocks != want[i].Blocks ||
+			got[i].Checkpoint == nil || got[i].Checkpoint.Height != want[i].Checkpoint.Height {
+			t.Fatalf("backup source %+v, want %+v", got[i], want[i])
+		}
+	}
+}
+
+// TestRequestLogOmitsQuery checks that the request log names the route and
+// path but never a query string, which may carry values a user would not
+// want in a log.
+func TestRequestLogOmitsQuery(t *testing.T) {
+	e := newEnv(t)
+	e.getOK("/v1/events?limit=1&address=SECRETISH-VALUE")
+	e.get("/v1/blocks/flow-main/1?api_key=SECRETISH-VALUE")
+	logs := e.logs.String()
+	if strings.Contains(logs, "SECRETISH-VALUE") {
+		t.Fatalf("query string logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"route":"/v1/events"`) || !strings.Contains(logs, `"route":"/v1/blocks/{source}/{height}"`) ||
+		!strings.Contains(logs, `"status":404`) || !strings.Contains(logs, `"request_id"`) {
+		t.Fatalf("request log lacks route, status or request id:\n%s", logs)
+	}
+}
