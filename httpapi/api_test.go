@@ -83,6 +83,17 @@ func TestSources(t *testing.T) {
 		t.Errorf("sm-node = %+v", sm)
 	}
 
+	ndjson := ndjsonLines(t, e.getOK("/v1/sources?format=ndjson").body)
+	recs := csvRecords(t, e.getOK("/v1/sources", "Accept", "text/csv").body)
+	pq := readParquet[sourcePq](t, e.getOK("/v1/sources?format=parquet"))
+	if len(ndjson) != 4 || len(recs) != 5 || len(pq) != 4 || !slices.Equal(recs[0], sourceHeader) {
+		t.Fatalf("source exports: %d ndjson, %d csv records, %d parquet rows", len(ndjson), len(recs), len(pq))
+	}
+	if ndjson[0]["name"] != "flow-main" || recs[1][4] != "1999" || recs[4][17] != "240" ||
+		*pq[0].CheckpointHeight != 1999 || *pq[3].ProgressTotal != 1000 || !strings.Contains(pq[3].Epochs, "4032") {
+		t.Fatalf("source exports: %v\n%v\n%+v", ndjson[0], recs, pq)
+	}
+
 	var fresh map[string]any
 	e.getOK("/v1/sources/flow-new").json(t, &fresh)
 	if fresh["checkpoint"] != nil || fresh["events_indexed"] != 0.0 {

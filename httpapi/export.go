@@ -106,11 +106,15 @@ func (p *params) listRequest(r *http.Request) listRequest {
 // row (up to limit when given) streamed page by page for the exports.
 func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr listRequest) error {
 	ctx := r.Context()
+	rc := http.NewResponseController(w)
 	if lr.format == formatJSON {
 		p, err := l.fetch(ctx, lr.cursor, lr.limit)
 		if err != nil {
 			return err
 		}
+		// The server's write deadline runs from the request; a slow read
+		// (a summary over years of rewards) still gets time to answer.
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		items := make([]any, len(p.Items))
 		for i := range p.Items {
 			items[i] = l.item(&p.Items[i])
@@ -151,7 +155,6 @@ func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr l
 	}
 	w.WriteHeader(http.StatusOK)
 
-	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var enc pageEncoder[T]
 	switch lr.format {

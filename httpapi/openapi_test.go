@@ -64,7 +64,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	e.getOK("/v1/events?limit=1").json(t, &p)
 	preHist := "/v1/nodes/presearch/" + url.PathEscape(preNodeA) + "/history"
 	itemSchema := map[string]string{
-		"/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary",
+		"/v1/sources": "Source", "/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary",
 		"/v1/nodes": "NodeStatus", "/v1/nodes/{source}/{node}/history": "NodeStatus",
 	}
 	cases := []struct {
@@ -83,6 +83,10 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"/assets/app.css", 200, []string{"Authorization", ""}},
 		{"/v1/sources", 200, nil},
 		{"/v1/sources", 401, []string{"Authorization", ""}},
+		{"/v1/sources?format=ndjson", 200, nil},
+		{"/v1/sources?format=csv", 200, nil},
+		{"/v1/sources?format=parquet", 200, nil},
+		{"/v1/sources?format=tsv", 400, nil},
 		{"/v1/sources/flow-main", 200, nil},
 		{"/v1/sources/sm-node", 200, nil},
 		{"/v1/sources/presearch", 200, nil},

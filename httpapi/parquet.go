@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -160,5 +161,61 @@ func summaryParquet(w io.Writer) rowWriter[summary] {
 			e = &v
 		}
 		return summaryPq{micros(s.BucketStart), micros(s.BucketEnd), e, s.Source, s.Account, s.Unit, s.amount, s.raw, int64(s.Count)}
+	})
+}
+
+type sourcePq struct {
+	Name                string   `parquet:"name"`
+	Kind                string   `parquet:"kind"`
+	Endpoint            string   `parquet:"endpoint"`
+	State               string   `parquet:"state"`
+	CheckpointHeight    *int64   `parquet:"checkpoint_height,optional"`
+	CheckpointBlockID   string   `parquet:"checkpoint_block_id,optional"`
+	CheckpointTime      int64    `parquet:"checkpoint_time,optional,timestamp(microsecond)"`
+	CheckpointUpdatedAt int64    `parquet:"checkpoint_updated_at,optional,timestamp(microsecond)"`
+	HeadHeight          int64    `parquet:"head_height"`
+	Lag                 int64    `parquet:"lag"`
+	LagThreshold        int64    `parquet:"lag_threshold"`
+	EventsIndexed       int64    `parquet:"events_indexed"`
+	BlocksIndexed       int64    `parquet:"blocks_indexed"`
+	RewardsIndexed      int64    `parquet:"rewards_indexed"`
+	LastError           string   `parquet:"last_error"`
+	Reconnects          int64    `parquet:"reconnects"`
+	LiveSince           int64    `parquet:"live_since,optional,timestamp(microsecond)"`
+	ProgressDone        *int64   `parquet:"progress_done,optional"`
+	ProgressTotal       *int64   `parquet:"progress_total,optional"`
+	ProgressRate        *float64 `parquet:"progress_rate,optional"`
+	ProgressETASeconds  *float64 `parquet:"progress_eta_seconds,optional"`
+	Meta                string   `parquet:"meta,optional,json"`
+	Epochs              string   `parquet:"epochs,optional,json"`
+}
+
+func microsPtr(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return micros(*t)
+}
+
+func sourceParquet(w io.Writer) rowWriter[sourceJSON] {
+	return newParquetWriter(w, func(o *sourceJSON) sourcePq {
+		r := sourcePq{Name: o.Name, Kind: o.Kind, Endpoint: o.Endpoint, State: o.State,
+			HeadHeight: int64(o.HeadHeight), Lag: int64(o.Lag), LagThreshold: int64(o.LagThreshold),
+			EventsIndexed: int64(o.EventsIndexed), BlocksIndexed: int64(o.BlocksIndexed), RewardsIndexed: int64(o.RewardsIndexed),
+			LastError: o.LastError, Reconnects: int64(o.Reconnects), LiveSince: microsPtr(o.LiveSince), Meta: string(o.Meta)}
+		if cp := o.Checkpoint; cp != nil {
+			h := int64(cp.Height)
+			r.CheckpointHeight, r.CheckpointBlockID = &h, cp.BlockID
+			r.CheckpointTime, r.CheckpointUpdatedAt = microsPtr(cp.Time), microsPtr(cp.UpdatedAt)
+		}
+		if o.Epochs != nil {
+			b, _ := json.Marshal(o.Epochs)
+			r.Epochs = string(b)
+		}
+		if p := o.Progress; p != nil {
+			done, total, rate, eta := int64(p.Done), int64(p.Total), p.Rate, p.ETASeconds
+			r.ProgressDone, r.ProgressTotal, r.ProgressRate, r.ProgressETASeconds = &done, &total, &rate, &eta
+		}
+		return r
 	})
 }

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,8 +89,8 @@ func sourceObject(st *SourceStatus, in *store.SourceInfo) sourceJSON {
 
 // allSources merges the configured sources with the ones the store knows,
 // ordered by name.
-func (s *Server) allSources(r *http.Request) ([]sourceJSON, error) {
-	infos, err := s.st.Sources(r.Context())
+func (s *Server) allSources(ctx context.Context) ([]sourceJSON, error) {
+	infos, err := s.st.Sources(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -109,18 +111,55 @@ func (s *Server) allSources(r *http.Request) ([]sourceJSON, error) {
 }
 
 func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error {
-	all, err := s.allSources(r)
-	if err != nil {
-		return err
+	p := newParams(r.URL.Query())
+	format := p.format(r.Header.Get("Accept"))
+	if p.err != nil {
+		return p.err
 	}
-	if all == nil {
-		all = []sourceJSON{}
+	// A handful of sources: one read, no cursor.
+	return serveList(w, r, listing[sourceJSON]{
+		name: "sources",
+		fetch: func(ctx context.Context, _ string, _ int) (store.Page[sourceJSON], error) {
+			all, err := s.allSources(ctx)
+			return store.Page[sourceJSON]{Items: all}, err
+		},
+		item:    func(o *sourceJSON) any { return o },
+		header:  sourceHeader,
+		row:     sourceRow,
+		parquet: sourceParquet,
+	}, listRequest{format: format})
+}
+
+var sourceHeader = []string{"name", "kind", "endpoint", "state", "checkpoint_height", "checkpoint_block_id", "checkpoint_time",
+	"checkpoint_updated_at", "head_height", "lag", "lag_threshold", "events_indexed", "blocks_indexed", "rewards_indexed",
+	"last_error", "reconnects", "live_since", "progress_done", "progress_total", "progress_rate", "progress_eta_seconds",
+	"meta", "epochs"}
+
+func sourceRow(o *sourceJSON) []string {
+	var cpHeight, cpBlock, cpTime, cpUpdated string
+	if cp := o.Checkpoint; cp != nil {
+		cpHeight, cpBlock, cpTime, cpUpdated = u64(cp.Height), cp.BlockID, csvTimePtr(cp.Time), csvTimePtr(cp.UpdatedAt)
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Items      []sourceJSON `json:"items"`
-		NextCursor string       `json:"next_cursor"`
-	}{all, ""})
-	return nil
+	var done, total, rate, eta string
+	if p := o.Progress; p != nil {
+		done, total = u64(p.Done), u64(p.Total)
+		rate, eta = strconv.FormatFloat(p.Rate, 'f', -1, 64), strconv.FormatFloat(p.ETASeconds, 'f', -1, 64)
+	}
+	epochs := ""
+	if o.Epochs != nil {
+		b, _ := json.Marshal(o.Epochs)
+		epochs = string(b)
+	}
+	return []string{o.Name, o.Kind, o.Endpoint, o.State, cpHeight, cpBlock, cpTime, cpUpdated,
+		u64(o.HeadHeight), u64(o.Lag), u64(o.LagThreshold), u64(o.EventsIndexed), u64(o.BlocksIndexed), u64(o.RewardsIndexed),
+		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs}
+}
+
+func csvTimePtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return csvTime(*t)
 }
 
 // source finds one configured or stored source, or answers 404.
