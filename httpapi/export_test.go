@@ -6,12 +6,16 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/evindex/evindex/store"
 )
@@ -187,5 +191,45 @@ func TestExportReadsInPages(t *testing.T) {
 		if rows != tt.rows || !slices.Equal(limits, tt.limits) {
 			t.Fatalf("%+v: %d rows in reads of %v, want %d in %v", tt.lr, rows, limits, tt.rows, tt.limits)
 		}
+	}
+}
+
+// TestExportCutOnError checks that a failure after an export has begun
+// breaks the transfer, so a client never takes a truncated export for a
+// complete one, and that the failure is logged with the request id.
+func TestExportCutOnError(t *testing.T) {
+	st := store.MustOpen(t)
+	fill(t, st)
+	logs := &logBuffer{}
+	s := New(Config{Store: st, Logger: zerolog.New(logs)})
+	calls := 0
+	s.router.Get("/failing", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return serveList(w, r, listing[store.Event]{
+			name: "events",
+			fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Event], error) {
+				if calls++; calls == 2 {
+					return store.Page[store.Event]{}, errors.New("disk on fire")
+				}
+				return st.Events(ctx, store.EventQuery{Cursor: cursor, Limit: limit})
+			},
+			item: eventItem, header: eventHeader, row: eventRow, parquet: eventParquet,
+		}, listRequest{format: formatNDJSON})
+	}))
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/failing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err == nil {
+		t.Fatalf("a failed export ended cleanly after %d bytes", len(body))
+	}
+	if n := bytes.Count(body, []byte("\n")); n != 1000 {
+		t.Fatalf("%d rows before the cut, want the first page (1000)", n)
+	}
+	if !strings.Contains(logs.String(), "disk on fire") || !strings.Contains(logs.String(), res.Header.Get("X-Request-Id")) {
+		t.Fatalf("failure not logged with the request id:\n%s", logs)
 	}
 }

@@ -58,6 +58,9 @@ func (w *statusWriter) started() bool { return w.status != 0 }
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
+		// The id an internal error message quotes is also in every
+		// response, so a user can report it.
+		w.Header().Set("X-Request-Id", middleware.GetReqID(r.Context()))
 		start := time.Now()
 		defer func() {
 			if !s.log.Debug().Enabled() {

@@ -187,6 +187,9 @@ func TestErrorsHideInternals(t *testing.T) {
 		if r.status != 500 || body.Error.Code != "internal" || body.Error.Message != want {
 			t.Fatalf("GET %s: %d %s, want 500 %q", path, r.status, r.body, want)
 		}
+		if r.header.Get("X-Request-Id") != "req-"+strings.ReplaceAll(path, "/", "-") {
+			t.Fatalf("GET %s: X-Request-Id %q", path, r.header.Get("X-Request-Id"))
+		}
 		if strings.Contains(string(r.body), "database") {
 			t.Fatalf("GET %s: internal detail reaches the client: %s", path, r.body)
 		}
