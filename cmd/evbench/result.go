@@ -1,0 +1,214 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one run's measurements. Rates are events per second unless
+// named _hps (heights per second); latencies are milliseconds; sizes are
+// bytes.
+type Result struct {
+	Events        int64  `json:"events"`         // in the query databases
+	Heights       uint64 `json:"heights"`        // of the query databases
+	IngestEvents  int64  `json:"ingest_events"`  // moved by each ingestion phase
+	IngestHeights uint64 `json:"ingest_heights"` // ...in this many heights
+
+	StreamEPS      float64 `json:"stream_eps"`       // (a) node -> gRPC client, decoded, discarded
+	StoreEPS       float64 `json:"store_eps"`        // (b) store.Apply of pre-built batches, fsync per commit
+	E2EEPS         float64 `json:"e2e_eps"`          // node -> Flow source -> Runner -> bbolt
+	E2ERatio       float64 `json:"e2e_ratio"`        // e2e / min(stream, store)
+	SQLiteEPS      float64 `json:"sqlite_eps"`       // node -> Flow source -> SQLite, batched alike
+	SQLiteStoreEPS float64 `json:"sqlite_store_eps"` // SQLite writer on the pre-built batches
+
+	BackfillEPS           float64 `json:"backfill_eps"`
+	BackfillSequentialEPS float64 `json:"backfill_sequential_eps"`
+	BackfillTheoryEPS     float64 `json:"backfill_theory_eps"`
+	BackfillHPS           float64 `json:"backfill_hps"`
+	BackfillSequentialHPS float64 `json:"backfill_sequential_hps"`
+	BackfillTheoryHPS     float64 `json:"backfill_theory_hps"`
+	BackfillWorkers       int     `json:"backfill_workers"`
+	BackfillLatencyMS     float64 `json:"backfill_latency_ms"`
+
+	QueryP50MS       map[string]float64 `json:"query_p50_ms"`
+	QueryP99MS       map[string]float64 `json:"query_p99_ms"`
+	SQLiteQueryP50MS map[string]float64 `json:"sqlite_query_p50_ms"`
+	SQLiteQueryP99MS map[string]float64 `json:"sqlite_query_p99_ms"`
+	QuerySamples     int                `json:"query_samples"`
+
+	ResumeMS        float64 `json:"resume_ms"`      // process start -> first new event committed
+	ResumeOpenMS    float64 `json:"resume_open_ms"` // of which opening the store
+	PeakRSSMB       float64 `json:"peak_rss_mb"`    // VmHWM of the end-to-end ingestion process
+	PeakRSSAnonMB   float64 `json:"peak_rss_anon_mb"`
+	SQLitePeakRSSMB float64 `json:"sqlite_peak_rss_mb"`
+	ResumePeakRSSMB float64 `json:"resume_peak_rss_mb"`
+
+	DBBytesPerEvent      float64 `json:"db_bytes_per_event"`
+	PayloadBytesPerEvent float64 `json:"payload_bytes_per_event"` // JSON-CDC as the node sends it
+	SQLiteBytesPerEvent  float64 `json:"sqlite_bytes_per_event"`
+
+	Targets []Target `json:"targets"`
+	Notes   []string `json:"notes,omitempty"`
+
+	SQLiteDriver string  `json:"sqlite_driver"`
+	Cores        int     `json:"cores"`
+	GoVersion    string  `json:"go_version"`
+	Seconds      float64 `json:"seconds"`
+}
+
+// Target is one goal of the issue, met or missed, with the numbers.
+type Target struct {
+	Name string  `json:"name"`
+	Want string  `json:"want"`
+	Got  float64 `json:"got"`
+	Unit string  `json:"unit"`
+	Met  bool    `json:"met"`
+}
+
+func newResult(cfg Config) *Result {
+	return &Result{
+		QueryP50MS: map[string]float64{}, QueryP99MS: map[string]float64{},
+		SQLiteQueryP50MS: map[string]float64{}, SQLiteQueryP99MS: map[string]float64{},
+		QuerySamples:      cfg.QuerySamples,
+		BackfillWorkers:   cfg.BackfillWorkers,
+		BackfillLatencyMS: float64(cfg.BackfillLatency.Microseconds()) / 1000,
+		SQLiteDriver:      sqliteDriverName,
+		Cores:             runtime.NumCPU(),
+		GoVersion:         runtime.Version(),
+	}
+}
+
+func (r *Result) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// finish computes the ratios and judges the targets.
+func (r *Result) finish(took time.Duration) {
+	r.Seconds = took.Seconds()
+	if lim := math.Min(r.StreamEPS, r.StoreEPS); lim > 0 {
+		r.E2ERatio = r.E2EEPS / lim
+	}
+	add := func(name, want string, got float64, unit string, met bool) {
+		r.Targets = append(r.Targets, Target{name, want, got, unit, met})
+	}
+	add("end to end vs min(raw stream, raw store)", ">= 0.75 x", r.E2ERatio, "x", r.E2ERatio >= 0.75)
+	sq := 0.0
+	if r.SQLiteEPS > 0 {
+		sq = r.E2EEPS / r.SQLiteEPS
+	}
+	add("end to end vs SQLite peer end to end", ">= 1.5 x", sq, "x", sq >= 1.5)
+	for _, q := range queryNames {
+		if q == querySummary {
+			continue
+		}
+		add("p99 "+q+" (100-row page)", "<= 5 ms", r.QueryP99MS[q], "ms", r.QueryP99MS[q] <= 5)
+	}
+	for _, q := range queryNames {
+		add("p99 "+q+" vs SQLite", "faster", r.SQLiteQueryP99MS[q]/math.Max(r.QueryP99MS[q], 1e-9), "x", r.QueryP99MS[q] < r.SQLiteQueryP99MS[q])
+	}
+	bf := 0.0
+	if r.BackfillTheoryHPS > 0 {
+		bf = r.BackfillHPS / r.BackfillTheoryHPS
+	}
+	add("parallel backfill vs workers x 250 / latency", ">= 0.8 x", bf, "x", bf >= 0.8)
+	add("resume to first new event", "<= 1000 ms", r.ResumeMS, "ms", r.ResumeMS <= 1000)
+	add("peak RSS during ingestion", "<= 256 MB", r.PeakRSSMB, "MB", r.PeakRSSMB <= 256)
+	size := 0.0
+	if r.PayloadBytesPerEvent > 0 {
+		size = r.DBBytesPerEvent / r.PayloadBytesPerEvent
+	}
+	add("DB bytes vs payload bytes", "<= 2 x", size, "x", size <= 2)
+}
+
+// WriteJSON prints the result as one JSON object.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func metWord(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// WriteTable prints the result for people.
+func (r *Result) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "evbench: %d events in the query databases (%d heights); ingestion phases move %d events (%d heights)\n",
+		r.Events, r.Heights, r.IngestEvents, r.IngestHeights)
+	fmt.Fprintf(&b, "%d cores, %s, SQLite peer: %s; run took %.0f s\n\n", r.Cores, r.GoVersion, r.SQLiteDriver, r.Seconds)
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "ingestion\tevents/s\t")
+	fmt.Fprintf(tw, "(a) raw stream: flowsim -> gRPC client, decoded, discarded\t%.0f\t\n", r.StreamEPS)
+	fmt.Fprintf(tw, "(b) raw store: store.Apply of pre-built batches, fsync per commit\t%.0f\t\n", r.StoreEPS)
+	fmt.Fprintf(tw, "end to end: flowsim -> Flow source -> Runner -> bbolt\t%.0f\t\n", r.E2EEPS)
+	fmt.Fprintf(tw, "  ratio to min(a, b)\t%.2f\t\n", r.E2ERatio)
+	fmt.Fprintf(tw, "SQLite peer end to end: flowsim -> Flow source -> SQLite\t%.0f\t\n", r.SQLiteEPS)
+	fmt.Fprintf(tw, "SQLite writer on the pre-built batches\t%.0f\t\n", r.SQLiteStoreEPS)
+	tw.Flush()
+
+	fmt.Fprintf(&b, "\nbackfill (GetEventsForHeightRange, %.0f ms per call, 250 heights per call)\n", r.BackfillLatencyMS)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\theights/s\tevents/s\t")
+	fmt.Fprintf(tw, "%d workers\t%.0f\t%.0f\t\n", r.BackfillWorkers, r.BackfillHPS, r.BackfillEPS)
+	fmt.Fprintf(tw, "one request at a time\t%.0f\t%.0f\t\n", r.BackfillSequentialHPS, r.BackfillSequentialEPS)
+	fmt.Fprintf(tw, "theory: workers x 250 / latency\t%.0f\t%.0f\t\n", r.BackfillTheoryHPS, r.BackfillTheoryEPS)
+	tw.Flush()
+
+	fmt.Fprintf(&b, "\nqueries over HTTP on loopback at %d events, %d samples each (ms)\n", r.Events, r.QuerySamples)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tevindex p50\tevindex p99\tSQLite p50\tSQLite p99\t")
+	for _, q := range queryNames {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", q, r.QueryP50MS[q], r.QueryP99MS[q], r.SQLiteQueryP50MS[q], r.SQLiteQueryP99MS[q])
+	}
+	tw.Flush()
+
+	fmt.Fprintln(&b)
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "resume: process start -> first new event committed\t%.0f ms\t(store open %.1f ms)\t\n", r.ResumeMS, r.ResumeOpenMS)
+	fmt.Fprintf(tw, "peak RSS (VmHWM) of the end-to-end ingestion process\t%.0f MB\t(heap at the end %.0f MB)\t\n", r.PeakRSSMB, r.PeakRSSAnonMB)
+	fmt.Fprintf(tw, "peak RSS of the resume process (large DB)\t%.0f MB\t\t\n", r.ResumePeakRSSMB)
+	fmt.Fprintf(tw, "peak RSS of the SQLite ingestion process\t%.0f MB\t\t\n", r.SQLitePeakRSSMB)
+	fmt.Fprintf(tw, "evindex DB bytes per event\t%.0f\t\t\n", r.DBBytesPerEvent)
+	fmt.Fprintf(tw, "SQLite DB bytes per event\t%.0f\t\t\n", r.SQLiteBytesPerEvent)
+	fmt.Fprintf(tw, "payload bytes per event (JSON-CDC as sent)\t%.0f\t\t\n", r.PayloadBytesPerEvent)
+	tw.Flush()
+
+	fmt.Fprintln(&b, "\ntargets")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, t := range r.Targets {
+		fmt.Fprintf(tw, "  %s\t%s\t%.2f %s\t%s\n", t.Name, t.Want, t.Got, t.Unit, metWord(t.Met))
+	}
+	tw.Flush()
+
+	fmt.Fprintln(&b, "\nhow it was measured")
+	for _, line := range methodNotes {
+		fmt.Fprintf(&b, "  - %s\n", line)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  ! %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+var methodNotes = []string{
+	"All data comes from flowsim's deterministic chain (realistic JSON-CDC payloads: FlowToken, NFT, FlowFees and staking events over 8 accounts and 5 staking nodes), decoded by the Flow source itself.",
+	"Ingestion phases each run in a child process (evbench -phase ...) so each peak RSS (VmHWM, including mapped DB pages) is that phase's own; flowsim runs in the parent.",
+	"End to end and the SQLite peer batch alike (5000 records or 100 ms per transaction). bbolt fsyncs every commit; SQLite runs WAL with synchronous=NORMAL, which does not fsync a commit.",
+	"Raw store rates time only the Apply calls; the batches are decoded from a file between calls.",
+	"The query databases start with the end-to-end data and are filled to N through store.Apply with NoSync (and SQLite with synchronous=OFF): bulk fill only, not timed.",
+	"Queries: the same random 100-row pages (random type, address or height) against both, alternating, after a warm-up; the summary is one staking node's year by day.",
+	"Backfill lifts the source's requests_per_second limit (default 50, for public nodes) so the workers' rate shows; theory events/s is theory heights/s x the measured events per height.",
+	"Resume: a new process opens the full query database and resumes the Flow source with 1000+ new blocks waiting; timed by the parent from process start to the first committed new event.",
+}
