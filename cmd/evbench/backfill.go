@@ -22,10 +22,12 @@ const backfillRPS = 100_000
 // that adds BackfillLatency to every call: with BackfillWorkers calls in
 // flight, and one at a time, each into a fresh store under the Runner.
 func (b *bench) backfill(ctx context.Context) error {
+	cpu0 := cpuSeconds()
 	par, err := b.backfillRun(ctx, b.cfg.BackfillWorkers, b.cfg.BackfillHeights)
 	if err != nil {
 		return err
 	}
+	b.res.BackfillCores = (cpuSeconds() - cpu0) / par.wall
 	seq, err := b.backfillRun(ctx, 1, b.cfg.BackfillSequentialHeights)
 	if err != nil {
 		return err
@@ -47,9 +49,11 @@ type backfillResult struct {
 	heights uint64
 	events  int64
 	seconds float64
+	wall    float64 // including setup
 }
 
 func (b *bench) backfillRun(ctx context.Context, workers int, heights uint64) (backfillResult, error) {
+	began := time.Now()
 	cfg := b.layout.simConfig(b.cfg.Seed)
 	cfg.History = heights
 	cfg.CallLatency = b.cfg.BackfillLatency
@@ -98,5 +102,5 @@ func (b *bench) backfillRun(ctx context.Context, workers int, heights uint64) (b
 	if calls := sim.Stats().RangeCalls; calls == 0 {
 		return backfillResult{}, fmt.Errorf("backfill with %d workers: the source made no range calls", workers)
 	}
-	return backfillResult{heights: heights, events: res.Events, seconds: at.Sub(start).Seconds()}, nil
+	return backfillResult{heights: heights, events: res.Events, seconds: at.Sub(start).Seconds(), wall: time.Since(began).Seconds()}, nil
 }

@@ -158,13 +158,18 @@ func (b *bench) capture(ctx context.Context) error {
 	enc := gob.NewEncoder(w)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var writing time.Duration
 	sink := newGroupSink(func(_ context.Context, group []store.Batch) error {
+		t := time.Now()
+		defer func() { writing += time.Since(t) }()
 		return enc.Encode(group)
 	}, cancel)
 	sink.stopHeight = b.ingestHeight
+	start := time.Now()
 	if err := runFlow(ctx, b.sim.Addr(), 1, sink); err != nil {
 		return err
 	}
+	busy := time.Since(start) - writing
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("batches file: %w", err)
 	}
@@ -172,7 +177,8 @@ func (b *bench) capture(ctx context.Context) error {
 	if last != b.ingestHeight {
 		return fmt.Errorf("captured up to height %d, want %d", last, b.ingestHeight)
 	}
-	b.progress("pre-built batches: %d events through height %d", events, last)
+	b.res.DecodeEPS = float64(events) / busy.Seconds()
+	b.progress("pre-built batches: %d events through height %d; the Flow source alone ran at %.0f events/s", events, last, b.res.DecodeEPS)
 	return f.Close()
 }
 
@@ -200,13 +206,15 @@ func (b *bench) rawStore(ctx context.Context) error {
 // endToEnd is the node -> Flow source -> Runner -> bbolt path in a child
 // process; its database becomes the start of the evindex query database.
 func (b *bench) endToEnd(ctx context.Context) error {
+	cpu0, t0 := cpuSeconds(), time.Now()
 	r, err := runChild(ctx, b.log, phaseArgs{Name: "ingest", Dir: b.path("evindex"), Addr: b.sim.Addr(), ToHeight: b.ingestHeight}, nil)
 	if err != nil {
 		return err
 	}
+	b.res.E2ECores = (r.CPUSeconds + cpuSeconds() - cpu0) / time.Since(t0).Seconds()
 	b.res.E2EEPS = float64(r.Events) / r.Seconds
 	b.res.PeakRSSMB = float64(r.PeakRSSKB) / 1024
-	b.res.PeakRSSAnonMB = float64(r.RSSAnonKB) / 1024
+	b.res.PeakAnonMB = float64(r.PeakAnonKB) / 1024
 	b.progress("end to end: %d events in %.2fs: %.0f events/s, peak RSS %.0f MB", r.Events, r.Seconds, b.res.E2EEPS, b.res.PeakRSSMB)
 	return nil
 }
@@ -355,6 +363,9 @@ func (b *bench) fill(ctx context.Context) error {
 		return fmt.Errorf("database size: %w", err)
 	}
 	b.res.DBBytesPerEvent = float64(fi.Size()) / float64(info.Events)
+	if err := bucketBytes(st.Path(), float64(info.Events), b.res.DBBytesByBucket); err != nil {
+		return err
+	}
 	sqlBytes, err := sqliteFileBytes(db, sqlPath)
 	if err != nil {
 		return err

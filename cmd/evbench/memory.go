@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // memory is this process's resident set from /proc/self/status, in KiB.
@@ -45,4 +47,39 @@ func readMemory() memory {
 		}
 	}
 	return m
+}
+
+// cpuSeconds is the user and system CPU time this process used so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// anonPeak samples the heap part of the resident set (RssAnon) until stop
+// is called, which returns the largest sample in KiB. VmHWM has no such
+// split: it also counts the database's mapped pages.
+func anonPeak(every time.Duration) (stop func() int64) {
+	done := make(chan struct{})
+	result := make(chan int64, 1)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		peak := readMemory().Anon
+		for {
+			select {
+			case <-done:
+				result <- max(peak, readMemory().Anon)
+				return
+			case <-t.C:
+				peak = max(peak, readMemory().Anon)
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		return <-result
+	}
 }

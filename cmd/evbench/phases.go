@@ -35,7 +35,10 @@ type phaseResult struct {
 	PeakRSSKB int64   `json:"peak_rss_kb"`
 	RSSAnonKB int64   `json:"rss_anon_kb"`
 	RSSFileKB int64   `json:"rss_file_kb"`
-	OpenMS    float64 `json:"open_ms,omitempty"`
+	// PeakAnonKB is the largest sampled RssAnon (heap without mapped files).
+	PeakAnonKB int64   `json:"peak_anon_kb"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	OpenMS     float64 `json:"open_ms,omitempty"`
 	// FirstEvent is set on the early line of the resume phase.
 	FirstEvent   bool    `json:"first_event,omitempty"`
 	FirstEventMS float64 `json:"first_event_ms,omitempty"`
@@ -49,6 +52,7 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 		res phaseResult
 		err error
 	)
+	stopSampling := anonPeak(20 * time.Millisecond)
 	switch ph.Name {
 	case "ingest":
 		res, err = phaseIngest(ctx, ph)
@@ -68,6 +72,8 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 	}
 	mem := readMemory()
 	res.PeakRSSKB, res.RSSAnonKB, res.RSSFileKB = mem.HWM, mem.Anon, mem.File
+	res.PeakAnonKB = stopSampling()
+	res.CPUSeconds = cpuSeconds()
 	return json.NewEncoder(stdout).Encode(res)
 }
 

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +29,9 @@ type Result struct {
 	E2ERatio       float64 `json:"e2e_ratio"`        // e2e / min(stream, store)
 	SQLiteEPS      float64 `json:"sqlite_eps"`       // node -> Flow source -> SQLite, batched alike
 	SQLiteStoreEPS float64 `json:"sqlite_store_eps"` // SQLite writer on the pre-built batches
+	DecodeEPS      float64 `json:"decode_eps"`       // the Flow source alone (stream + decoder), no store
+	E2ECores       float64 `json:"e2e_cores"`        // CPU busy during end to end (indexer + simulator), in cores
+	BackfillCores  float64 `json:"backfill_cores"`   // CPU busy during the parallel backfill, in cores
 
 	BackfillEPS           float64 `json:"backfill_eps"`
 	BackfillSequentialEPS float64 `json:"backfill_sequential_eps"`
@@ -45,13 +51,16 @@ type Result struct {
 	ResumeMS        float64 `json:"resume_ms"`      // process start -> first new event committed
 	ResumeOpenMS    float64 `json:"resume_open_ms"` // of which opening the store
 	PeakRSSMB       float64 `json:"peak_rss_mb"`    // VmHWM of the end-to-end ingestion process
-	PeakRSSAnonMB   float64 `json:"peak_rss_anon_mb"`
 	SQLitePeakRSSMB float64 `json:"sqlite_peak_rss_mb"`
 	ResumePeakRSSMB float64 `json:"resume_peak_rss_mb"`
 
 	DBBytesPerEvent      float64 `json:"db_bytes_per_event"`
 	PayloadBytesPerEvent float64 `json:"payload_bytes_per_event"` // JSON-CDC as the node sends it
 	SQLiteBytesPerEvent  float64 `json:"sqlite_bytes_per_event"`
+	// DBBytesByBucket splits the evindex file's allocated pages per event
+	// by bucket.
+	DBBytesByBucket map[string]float64 `json:"db_bytes_by_bucket"`
+	PeakAnonMB      float64            `json:"peak_anon_mb"` // largest sampled heap RSS of the ingestion process
 
 	Targets []Target `json:"targets"`
 	Notes   []string `json:"notes,omitempty"`
@@ -75,6 +84,7 @@ func newResult(cfg Config) *Result {
 	return &Result{
 		QueryP50MS: map[string]float64{}, QueryP99MS: map[string]float64{},
 		SQLiteQueryP50MS: map[string]float64{}, SQLiteQueryP99MS: map[string]float64{},
+		DBBytesByBucket:   map[string]float64{},
 		QuerySamples:      cfg.QuerySamples,
 		BackfillWorkers:   cfg.BackfillWorkers,
 		BackfillLatencyMS: float64(cfg.BackfillLatency.Microseconds()) / 1000,
@@ -153,6 +163,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "(b) raw store: store.Apply of pre-built batches, fsync per commit\t%.0f\t\n", r.StoreEPS)
 	fmt.Fprintf(tw, "end to end: flowsim -> Flow source -> Runner -> bbolt\t%.0f\t\n", r.E2EEPS)
 	fmt.Fprintf(tw, "  ratio to min(a, b)\t%.2f\t\n", r.E2ERatio)
+	fmt.Fprintf(tw, "  CPU busy meanwhile, indexer + simulator (cores)\t%.2f\t\n", r.E2ECores)
+	fmt.Fprintf(tw, "Flow source alone: stream + decoder, no store\t%.0f\t\n", r.DecodeEPS)
 	fmt.Fprintf(tw, "SQLite peer end to end: flowsim -> Flow source -> SQLite\t%.0f\t\n", r.SQLiteEPS)
 	fmt.Fprintf(tw, "SQLite writer on the pre-built batches\t%.0f\t\n", r.SQLiteStoreEPS)
 	tw.Flush()
@@ -164,6 +176,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "one request at a time\t%.0f\t%.0f\t\n", r.BackfillSequentialHPS, r.BackfillSequentialEPS)
 	fmt.Fprintf(tw, "theory: workers x 250 / latency\t%.0f\t%.0f\t\n", r.BackfillTheoryHPS, r.BackfillTheoryEPS)
 	tw.Flush()
+	fmt.Fprintf(&b, "CPU busy during the parallel backfill (source, store and simulator): %.2f cores\n", r.BackfillCores)
 
 	fmt.Fprintf(&b, "\nqueries over HTTP on loopback at %d events, %d samples each (ms)\n", r.Events, r.QuerySamples)
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -176,13 +189,24 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintln(&b)
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "resume: process start -> first new event committed\t%.0f ms\t(store open %.1f ms)\t\n", r.ResumeMS, r.ResumeOpenMS)
-	fmt.Fprintf(tw, "peak RSS (VmHWM) of the end-to-end ingestion process\t%.0f MB\t(heap at the end %.0f MB)\t\n", r.PeakRSSMB, r.PeakRSSAnonMB)
+	fmt.Fprintf(tw, "peak RSS (VmHWM) of the end-to-end ingestion process\t%.0f MB\t(of it heap, sampled: %.0f MB)\t\n", r.PeakRSSMB, r.PeakAnonMB)
 	fmt.Fprintf(tw, "peak RSS of the resume process (large DB)\t%.0f MB\t\t\n", r.ResumePeakRSSMB)
 	fmt.Fprintf(tw, "peak RSS of the SQLite ingestion process\t%.0f MB\t\t\n", r.SQLitePeakRSSMB)
 	fmt.Fprintf(tw, "evindex DB bytes per event\t%.0f\t\t\n", r.DBBytesPerEvent)
 	fmt.Fprintf(tw, "SQLite DB bytes per event\t%.0f\t\t\n", r.SQLiteBytesPerEvent)
 	fmt.Fprintf(tw, "payload bytes per event (JSON-CDC as sent)\t%.0f\t\t\n", r.PayloadBytesPerEvent)
 	tw.Flush()
+	if len(r.DBBytesByBucket) > 0 {
+		names := slices.Sorted(maps.Keys(r.DBBytesByBucket))
+		slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(r.DBBytesByBucket[b], r.DBBytesByBucket[a]) })
+		fmt.Fprint(&b, "evindex bytes per event by bucket:")
+		for _, n := range names {
+			if v := r.DBBytesByBucket[n]; v >= 0.5 {
+				fmt.Fprintf(&b, " %s %.0f", n, v)
+			}
+		}
+		fmt.Fprintln(&b)
+	}
 
 	fmt.Fprintln(&b, "\ntargets")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
