@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// usageError is a command-line mistake: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// errHelp means --help was asked for and printed: exit 0.
+var errHelp = errors.New("help printed")
+
+// exitCode maps run's error to the process exit code and prints it:
+// 0 success, 2 usage or configuration error, 1 anything else.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "evindex:", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	if _, ok := asConfigError(err); ok {
+		return 2
+	}
+	return 1
+}
+
+// env is the process environment as the commands see it.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "--config FILE", "the daemon: every configured source plus the HTTP API", runDaemonCmd},
+		{"demo", "[--data DIR] [--http ADDR]", "simulated Flow, Spacemesh and Presearch upstreams indexed on loopback", runDemoCmd},
+		{"sim", "flow|spacemesh|presearch --listen ADDR", "one simulated upstream serving the real protocol", runSimCmd},
+		{"export", "--data DIR|--url URL LIST", "write a list (events, blocks, rewards, ...) as ndjson, csv or parquet", runExportCmd},
+		{"backup", "--url URL -o FILE", "a consistent hot copy of the database through the running daemon", runBackupCmd},
+		{"check", "--data DIR", "integrity check of a stopped database; exit 0 when sound", runCheckCmd},
+		{"migrate", "--data DIR", "apply pending schema migrations and print the version", runMigrateCmd},
+		{"version", "", "version, commit and schema version", runVersionCmd},
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return usagef("a command is required")
+		}
+		return errHelp
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	printUsage(stderr)
+	return usagef("unknown command %q", args[0])
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "evindex indexes blockchain and node-operator event streams into one bbolt file")
+	fmt.Fprintln(w, "and serves their history over a REST API.")
+	fmt.Fprintln(w, "\nUsage: evindex COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'evindex COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "Quick start: evindex demo, then open http://127.0.0.1:8080/")
+}
+
+// newFlagSet makes a flag set whose --help prints the command's usage to
+// stdout and whose errors are usage errors.
+func newFlagSet(e env, name, args, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		w := e.stdout
+		fmt.Fprintf(w, "Usage: evindex %s %s\n\n%s\n\nFlags:\n", name, args, about)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping --help to errHelp (after printing the
+// usage) and any other problem to a usage error naming the flag.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return errHelp
+	}
+	if err != nil {
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// envName is the environment variable of a flag: EVINDEX_HTTP_LISTEN for
+// http-listen.
+func envName(flagName string) string {
+	return "EVINDEX_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of `evindex run` (CONFIG.md).
+type Config struct {
+	DataDir string         `yaml:"data_dir"`
+	Log     LogConfig      `yaml:"log"`
+	HTTP    HTTPConfig     `yaml:"http"`
+	Store   StoreConfig    `yaml:"store"`
+	Sources []SourceConfig `yaml:"sources"`
+}
+
+// LogConfig selects the log level and encoding.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error
+	Format string `yaml:"format"` // auto|console|json
+}
+
+// HTTPConfig is the API listener.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+	Token  string `yaml:"token"`
+	// Insecure allows a non-loopback listen address without a token.
+	// Anyone who can reach the address can then read everything and
+	// download the whole database.
+	Insecure bool `yaml:"insecure"`
+}
+
+// StoreConfig sizes write transactions.
+type StoreConfig struct {
+	BatchMaxRecords int           `yaml:"batch_max_records"`
+	BatchMaxDelay   time.Duration `yaml:"batch_max_delay"`
+}
+
+// SourceConfig is one entry of `sources`. Which keys apply depends on kind;
+// a key of another kind is an error.
+type SourceConfig struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// LagThreshold is how far behind the head a live source may be and
+	// still count as ready on /readyz (0: the kind's default).
+	LagThreshold uint64 `yaml:"lag_threshold"`
+
+	Flow      FlowConfig      `yaml:",inline"`
+	Spacemesh SpacemeshConfig `yaml:",inline"`
+	Presearch PresearchConfig `yaml:",inline"`
+}
+
+// FlowConfig holds the keys of a flow source.
+type FlowConfig struct {
+	Endpoint          string         `yaml:"endpoint" kind:"flow"`
+	TLS               bool           `yaml:"tls" kind:"flow,spacemesh"`
+	StartHeight       uint64         `yaml:"start_height" kind:"flow"`
+	EventTypes        []string       `yaml:"event_types" kind:"flow"`
+	Contracts         []string       `yaml:"contracts" kind:"flow"`
+	Addresses         []string       `yaml:"addresses" kind:"flow"`
+	HeartbeatInterval uint64         `yaml:"heartbeat_interval" kind:"flow"`
+	StakingContract   string         `yaml:"staking_contract" kind:"flow"`
+	Backfill          BackfillConfig `yaml:"backfill" kind:"flow"`
+}
+
+// BackfillConfig tunes a Flow history backfill.
+type BackfillConfig struct {
+	Workers           int     `yaml:"workers"`
+	MaxRange          uint64  `yaml:"max_range"`
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Distance          uint64  `yaml:"distance"`
+}
+
+// SpacemeshConfig holds the keys of a spacemesh source.
+type SpacemeshConfig struct {
+	PublicEndpoint  string   `yaml:"public_endpoint" kind:"spacemesh"`
+	PrivateEndpoint string   `yaml:"private_endpoint" kind:"spacemesh"`
+	Coinbases       []string `yaml:"coinbases" kind:"spacemesh"`
+	Smeshers        []string `yaml:"smeshers" kind:"spacemesh"`
+	StartLayer      uint64   `yaml:"start_layer" kind:"spacemesh"`
+}
+
+// PresearchConfig holds the keys of a presearch source.
+type PresearchConfig struct {
+	BaseURL        string        `yaml:"base_url" kind:"presearch"`
+	APIKey         string        `yaml:"api_key" kind:"presearch"`
+	APIKeyFile     string        `yaml:"api_key_file" kind:"presearch"`
+	PublicKeys     []string      `yaml:"public_keys" kind:"presearch"`
+	StatusInterval time.Duration `yaml:"status_interval" kind:"presearch"`
+	StatsWindow    time.Duration `yaml:"stats_window" kind:"presearch"`
+	BackfillDays   int           `yaml:"backfill_days" kind:"presearch"`
+}
+
+// DefaultConfig is the configuration before the file and flags apply.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "./data",
+		Log:     LogConfig{Level: "info", Format: "auto"},
+		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080"},
+		Store:   StoreConfig{BatchMaxRecords: 5000, BatchMaxDelay: 100 * time.Millisecond},
+	}
+}
+
+// ConfigError names the configuration field that is wrong.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// LoadConfigFile reads a YAML file over DefaultConfig, expanding ${VAR}
+// from getenv. Unknown keys and keys of another source kind are errors
+// naming the key.
+func LoadConfigFile(path string, getenv func(string) string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, &ConfigError{Field: "--config", Msg: err.Error()}
+	}
+	return ParseConfig(raw, getenv)
+}
+
+// ParseConfig parses YAML configuration text over DefaultConfig.
+func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
+	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		return []byte(getenv(string(m[2 : len(m)-1])))
+	})
+	cfg := DefaultConfig()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(expanded, &doc); err != nil {
+		return Config{}, &ConfigError{Field: "config", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(doc.Content) == 0 {
+		return cfg, nil
+	}
+	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), "", ""); err != nil {
+		return Config{}, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, &ConfigError{Field: "config", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	return cfg, nil
+}
+
+// checkKeys walks a YAML mapping against a struct's yaml tags so an
+// unknown key is reported by its path (sources[1].coinbase), with the
+// line, before decoding.
+func checkKeys(n *yaml.Node, t reflect.Type, path, kind string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), kind); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Struct && t != reflect.TypeOf(time.Time{}) && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.StructField{}
+		collectFields(t, fields)
+		if t == reflect.TypeOf(SourceConfig{}) {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == "kind" {
+					kind = n.Content[i+1].Value
+				}
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			field := joinPath(path, k.Value)
+			f, ok := fields[k.Value]
+			if !ok {
+				return &ConfigError{Field: field, Msg: fmt.Sprintf("unknown key (line %d)", k.Line)}
+			}
+			if kinds := f.Tag.Get("kind"); kinds != "" && kind != "" && !strings.Contains(","+kinds+",", ","+kind+",") {
+				return &ConfigError{Field: field, Msg: fmt.Sprintf("not a key of a %s source (line %d)", kind, k.Line)}
+			}
+			if err := checkKeys(v, f.Type, field, kind); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func collectFields(t reflect.Type, into map[string]reflect.StructField) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			collectFields(f.Type, into)
+			continue
+		}
+		if name != "" && name != "-" {
+			into[name] = f
+		}
+	}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var sourceName = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// Validate checks the configuration and returns the first problem as a
+// ConfigError naming the field. Source-kind details are checked when the
+// sources are built (buildSources).
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return &ConfigError{"data_dir", "required"}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return &ConfigError{"log.level", fmt.Sprintf("%q: want debug, info, warn or error", c.Log.Level)}
+	}
+	switch c.Log.Format {
+	case "auto", "console", "json":
+	default:
+		return &ConfigError{"log.format", fmt.Sprintf("%q: want auto, console or json", c.Log.Format)}
+	}
+	host, _, err := net.SplitHostPort(c.HTTP.Listen)
+	if err != nil {
+		return &ConfigError{"http.listen", fmt.Sprintf("%q: want host:port", c.HTTP.Listen)}
+	}
+	if !isLoopback(host) && c.HTTP.Token == "" && !c.HTTP.Insecure {
+		return &ConfigError{"http.token", fmt.Sprintf("required when http.listen (%s) is not a loopback address (or set http.insecure: true)", c.HTTP.Listen)}
+	}
+	if c.Store.BatchMaxRecords < 1 {
+		return &ConfigError{"store.batch_max_records", "must be at least 1"}
+	}
+	if c.Store.BatchMaxDelay <= 0 {
+		return &ConfigError{"store.batch_max_delay", "must be positive"}
+	}
+	seen := map[string]int{}
+	for i, s := range c.Sources {
+		p := fmt.Sprintf("sources[%d]", i)
+		if s.Name == "" {
+			return &ConfigError{p + ".name", "required"}
+		}
+		if !sourceName.MatchString(s.Name) {
+			return &ConfigError{p + ".name", fmt.Sprintf("%q: use lowercase letters, digits and -", s.Name)}
+		}
+		if j, dup := seen[s.Name]; dup {
+			return &ConfigError{p + ".name", fmt.Sprintf("%q is already the name of sources[%d]", s.Name, j)}
+		}
+		seen[s.Name] = i
+		switch s.Kind {
+		case "flow", "spacemesh", "presearch":
+		case "":
+			return &ConfigError{p + ".kind", "required (flow, spacemesh or presearch)"}
+		default:
+			return &ConfigError{p + ".kind", fmt.Sprintf("%q: want flow, spacemesh or presearch", s.Kind)}
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// asConfigError finds a ConfigError in err's chain.
+func asConfigError(err error) (*ConfigError, bool) {
+	var ce *ConfigError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+func TestParseConfigExample(t *testing.T) {
+	env := map[string]string{"EVINDEX_TOKEN": "s3cret", "PRESEARCH_API_KEY": "k"}
+	cfg, err := ParseConfig([]byte(`
+data_dir: /var/lib/evindex
+log: {level: debug, format: json}
+http:
+  listen: 0.0.0.0:8080
+  token: ${EVINDEX_TOKEN}
+store:
+  batch_max_records: 100
+  batch_max_delay: 250ms
+sources:
+  - name: flow-main
+    kind: flow
+    endpoint: 127.0.0.1:3569
+    event_types: [A.8624b52f9ddcd04a.FlowIDTableStaking.RewardsPaid]
+    backfill: {workers: 2, max_range: 100, requests_per_second: 10}
+  - name: presearch
+    kind: presearch
+    base_url: https://nodes.presearch.com
+    api_key: ${PRESEARCH_API_KEY}
+    status_interval: 30s
+`), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Token != "s3cret" || cfg.Sources[1].Presearch.APIKey != "k" {
+		t.Errorf("env not expanded: %+v", cfg.HTTP)
+	}
+	if cfg.Store.BatchMaxDelay != 250*time.Millisecond || cfg.Sources[0].Flow.Backfill.Workers != 2 {
+		t.Errorf("values not decoded: %+v", cfg)
+	}
+	if cfg.Sources[1].Presearch.StatusInterval != 30*time.Second {
+		t.Errorf("status_interval %v", cfg.Sources[1].Presearch.StatusInterval)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, yaml, field string
+	}{
+		{"UnknownTopKey", "data_dri: x\n", "data_dri"},
+		{"UnknownNestedKey", "http:\n  listn: 1\n", "http.listn"},
+		{"UnknownSourceKey", "sources:\n  - name: a\n    kind: flow\n    endpont: x\n", "sources[0].endpont"},
+		{"KeyOfAnotherKind", "sources:\n  - name: a\n    kind: flow\n    coinbases: [x]\n", "sources[0].coinbases"},
+		{"BadLevel", "log: {level: loud}\n", "log.level"},
+		{"BadListen", "http: {listen: nowhere}\n", "http.listen"},
+		{"PublicWithoutToken", "http: {listen: 0.0.0.0:8080}\n", "http.token"},
+		{"DuplicateName", "sources:\n  - {name: a, kind: flow}\n  - {name: a, kind: presearch}\n", "sources[1].name"},
+		{"BadName", "sources:\n  - {name: A_b, kind: flow}\n", "sources[0].name"},
+		{"NoKind", "sources:\n  - {name: a}\n", "sources[0].kind"},
+		{"BadKind", "sources:\n  - {name: a, kind: ethereum}\n", "sources[0].kind"},
+		{"ZeroBatch", "store: {batch_max_records: 0}\n", "store.batch_max_records"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(c.yaml), noEnv)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			ce, ok := asConfigError(err)
+			if !ok {
+				t.Fatalf("got %v, want a ConfigError", err)
+			}
+			if ce.Field != c.field {
+				t.Fatalf("field %q (%v), want %q", ce.Field, err, c.field)
+			}
+		})
+	}
+}
+
+func TestInsecureAllowsPublicListen(t *testing.T) {
+	cfg, err := ParseConfig([]byte("http: {listen: 0.0.0.0:8080, insecure: true}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnvOverridesAndFlags(t *testing.T) {
+	env := map[string]string{"EVINDEX_HTTP_LISTEN": "127.0.0.1:9999", "EVINDEX_LOG_LEVEL": "warn"}
+	fs := newFlagSet(env2(t), "run", "", "")
+	var f runFlags
+	fs.StringVar(&f.httpListen, "http-listen", "", "")
+	fs.StringVar(&f.logLevel, "log-level", "", "")
+	fs.StringVar(&f.config, "config", "", "")
+	if err := parseFlags(fs, []string{"--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadRunConfig(fs, &f, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:9999" {
+		t.Errorf("EVINDEX_HTTP_LISTEN ignored: %s", cfg.HTTP.Listen)
+	}
+	if cfg.Log.Level != "error" {
+		t.Errorf("a flag must win over the environment: %s", cfg.Log.Level)
+	}
+}
+
+func env2(t *testing.T) env {
+	return env{getenv: noEnv, stdout: &strings.Builder{}, stderr: &strings.Builder{}}
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/evindex/evindex/httpapi"
+	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/store"
+)
+
+// runFlags are the flags of `evindex run`; each can also be set by the
+// environment variable EVINDEX_<FLAG> (dashes become underscores).
+type runFlags struct {
+	config                       string
+	dataDir                      string
+	httpListen, httpToken        string
+	httpInsecure                 string
+	logLevel, logFormat          string
+	batchMaxRecords, batchMaxDel string
+}
+
+func runDaemonCmd(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "run", "--config FILE [flags]",
+		"Runs every configured source and the HTTP API until SIGINT or SIGTERM.\n"+
+			"Flags override the config file; every flag can also be set as EVINDEX_<FLAG>,\n"+
+			"e.g. EVINDEX_HTTP_LISTEN=127.0.0.1:9090.")
+	var f runFlags
+	fs.StringVar(&f.config, "config", "", "YAML config file (see CONFIG.md); without it evindex serves --data-dir with no sources")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data)")
+	fs.StringVar(&f.httpListen, "http-listen", "", "API listen address (default 127.0.0.1:8080)")
+	fs.StringVar(&f.httpToken, "http-token", "", "bearer token the API requires (required off loopback)")
+	fs.StringVar(&f.httpInsecure, "http-insecure", "", "true: allow a non-loopback listen address without a token")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.StringVar(&f.logFormat, "log-format", "", "auto, console or json (default auto)")
+	fs.StringVar(&f.batchMaxRecords, "batch-max-records", "", "records per write transaction (default 5000)")
+	fs.StringVar(&f.batchMaxDel, "batch-max-delay", "", "longest wait before a write commits (default 100ms)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadRunConfig(fs, &f, e.getenv)
+	if err != nil {
+		return err
+	}
+	return runDaemon(ctx, cfg, e, nil)
+}
+
+// loadRunConfig layers defaults, the config file, EVINDEX_* variables and
+// flags, in that order, and validates the result.
+func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (Config, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	pick := func(name string, flagVal string) (string, bool) {
+		if set[name] {
+			return flagVal, true
+		}
+		if v := getenv(envName(name)); v != "" {
+			return v, true
+		}
+		return "", false
+	}
+	cfg := DefaultConfig()
+	if path, ok := pick("config", f.config); ok {
+		var err error
+		if cfg, err = LoadConfigFile(path, getenv); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if v, ok := pick("data-dir", f.dataDir); ok {
+		cfg.DataDir = v
+	}
+	if v, ok := pick("http-listen", f.httpListen); ok {
+		cfg.HTTP.Listen = v
+	}
+	if v, ok := pick("http-token", f.httpToken); ok {
+		cfg.HTTP.Token = v
+	}
+	if v, ok := pick("http-insecure", f.httpInsecure); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, usagef("--http-insecure: %q is not true or false", v)
+		}
+		cfg.HTTP.Insecure = b
+	}
+	if v, ok := pick("log-level", f.logLevel); ok {
+		cfg.Log.Level = v
+	}
+	if v, ok := pick("log-format", f.logFormat); ok {
+		cfg.Log.Format = v
+	}
+	if v, ok := pick("batch-max-records", f.batchMaxRecords); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return Config{}, usagef("--batch-max-records: %q is not a whole number", v)
+		}
+		cfg.Store.BatchMaxRecords = n
+	}
+	if v, ok := pick("batch-max-delay", f.batchMaxDel); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, usagef("--batch-max-delay: %q is not a duration like 100ms", v)
+		}
+		cfg.Store.BatchMaxDelay = d
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// daemonHooks let the demo and tests observe a running daemon.
+type daemonHooks struct {
+	// listener, when set, is served instead of listening on cfg.HTTP.Listen.
+	listener net.Listener
+	// ready is called with the API's address once it is serving.
+	ready func(addr string)
+	// logger replaces the configured logger (tests capture logs).
+	logger *zerolog.Logger
+	// clocks replace sources' clocks by source name (the demo's fast
+	// Presearch clock).
+	clocks map[string]sourceClock
+}
+
+// runDaemon wires the store, the sources and the API and runs them until
+// ctx ends; then it stops the sources (each commits what it has), the API
+// and the store, within a few seconds.
+func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error {
+	if hooks == nil {
+		hooks = &daemonHooks{}
+	}
+	var log zerolog.Logger
+	if hooks.logger != nil {
+		log = *hooks.logger
+	} else {
+		var err error
+		if log, err = newLogger(e.stderr, cfg.Log); err != nil {
+			return err
+		}
+	}
+	sources, err := buildSources(cfg, hooks.clocks)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%w (is another evindex running on this data dir?)", err)
+		}
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := indexer.NewMetrics(reg)
+
+	runners := make([]*indexer.Runner, len(sources))
+	for i, s := range sources {
+		runners[i] = indexer.NewRunner(st, s.src, indexer.RunnerConfig{
+			BatchMaxRecords: cfg.Store.BatchMaxRecords,
+			BatchMaxDelay:   cfg.Store.BatchMaxDelay,
+			Logger:          log,
+			Metrics:         metrics,
+		})
+	}
+	api := httpapi.New(httpapi.Config{
+		Store:    st,
+		Sources:  func() []httpapi.SourceStatus { return sourceStatuses(sources, runners) },
+		Gatherer: reg,
+		Token:    cfg.HTTP.Token,
+		Logger:   log,
+	})
+
+	ln := hooks.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("db", st.Path()).Int("sources", len(sources)).Msg("evindex serving")
+	if len(sources) == 0 {
+		log.Info().Msg("no sources configured: serving the stored data only")
+	}
+
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A permanent failure is logged by the runner and shown on
+			// /v1/sources; the other sources and the API keep running.
+			_ = r.Run(runCtx)
+		}()
+	}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- api.Serve(runCtx, ln) }()
+	if hooks.ready != nil {
+		hooks.ready(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("stopping: committing what was received")
+	case err = <-apiErr:
+		stopAll()
+		wg.Wait()
+		return fmt.Errorf("http api: %w", err)
+	}
+	stopAll()
+	wg.Wait()
+	if err := <-apiErr; err != nil {
+		log.Warn().Err(err).Msg("http api stop")
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func sourceStatuses(sources []builtSource, runners []*indexer.Runner) []httpapi.SourceStatus {
+	out := make([]httpapi.SourceStatus, len(runners))
+	for i, r := range runners {
+		s := r.Status()
+		out[i] = httpapi.SourceStatus{
+			Name: s.Name, Kind: s.Kind, Endpoint: s.Endpoint, State: string(s.State),
+			HeadHeight: s.HeadHeight, Lag: s.Lag, LagThreshold: sources[i].lagThreshold,
+			LastError: s.LastError, Reconnects: s.Reconnects, LiveSince: s.LiveSince,
+		}
+		if p := s.Progress; p != nil {
+			out[i].Progress = &httpapi.Progress{Done: p.Done, Total: p.Total, Rate: p.Rate, ETA: p.ETA}
+		}
+	}
+	return out
+}
