@@ -246,6 +246,32 @@ func TestCleanRun(t *testing.T) {
 			t.Fatalf("meta %s lacks %s", info.Meta, want)
 		}
 	}
+	// group_by=epoch sums exactly what the node paid in each epoch.
+	shared := sim.Coinbases()[0]
+	rows, err := st.RewardSummary(ctx, store.SummaryQuery{
+		RewardQuery: store.RewardQuery{Source: srcName, Accounts: []string{shared}}, GroupBy: store.GroupEpoch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]smsim.Totals{}
+	for _, r := range sim.Rewards(0, sim.AppliedLayer()) {
+		if r.Coinbase == shared {
+			e := uint64(r.Layer / 10)
+			want[e] = smsim.Totals{Count: want[e].Count + 1, Sum: want[e].Sum + r.Total}
+		}
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d epoch rows, want %d", len(rows), len(want))
+	}
+	for _, row := range rows {
+		w := want[*row.Epoch]
+		if row.Count != uint64(w.Count) || row.RawAmount.Uint64() != w.Sum || row.Unit != "SMH" || row.Decimals != 9 ||
+			!row.BucketStart.Equal(sim.Genesis().Add(time.Duration(*row.Epoch*10)*sim.LayerDuration())) {
+			t.Fatalf("epoch %d: %+v, want %+v", *row.Epoch, row, w)
+		}
+	}
+
 	nodes, err := st.Nodes(ctx, srcName)
 	if err != nil {
 		t.Fatal(err)

@@ -213,3 +213,7 @@ func (s *Sim) nodeStatus(n uint32) *smv1.NodeStatus {
 		VerifiedLayer:  &smv1.LayerNumber{Number: n},
 	}
 }
+
+// clone copies bytes handed to a message: messages are encoded after the
+// lock is released, and a revert rewrites layers in place.
+func clone(b []byte) []byte { return append([]byte(nil), b...) }

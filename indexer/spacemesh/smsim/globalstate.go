@@ -20,7 +20,7 @@ func v1Reward(r *reward) *smv1.Reward {
 		Total:       &smv1.Amount{Value: r.Total},
 		LayerReward: &smv1.Amount{Value: r.LayerReward},
 		Coinbase:    &smv1.AccountId{Address: r.Coinbase},
-		Smesher:     &smv1.SmesherId{Id: r.smesher[:]},
+		Smesher:     &smv1.SmesherId{Id: clone(r.smesher[:])},
 	}
 }
 
@@ -35,7 +35,7 @@ func (g *globalStateService) GlobalStateHash(context.Context, *smv1.GlobalStateH
 	defer g.s.mu.Unlock()
 	l := &g.s.layers[g.s.appliedLocked()]
 	return &smv1.GlobalStateHashResponse{Response: &smv1.GlobalStateHash{
-		RootHash: l.state[:], Layer: &smv1.LayerNumber{Number: l.number},
+		RootHash: clone(l.state[:]), Layer: &smv1.LayerNumber{Number: l.number},
 	}}, nil
 }
 

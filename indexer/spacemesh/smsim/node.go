@@ -127,14 +127,14 @@ func (m *meshService) LayerStream(_ *smv1.LayerStreamRequest, stream grpc.Server
 func (s *Sim) v1Layer(l *layer, st smv1.Layer_LayerStatus) *smv1.Layer {
 	var smesher *smv1.SmesherId
 	if len(l.rewards) > 0 {
-		smesher = &smv1.SmesherId{Id: l.rewards[0].smesher[:]}
+		smesher = &smv1.SmesherId{Id: clone(l.rewards[0].smesher[:])}
 	}
 	return &smv1.Layer{
 		Number:        &smv1.LayerNumber{Number: l.number},
 		Status:        st,
-		Hash:          l.hash[:],
-		Blocks:        []*smv1.Block{{Id: l.block[:], SmesherId: smesher}},
-		RootStateHash: l.state[:],
+		Hash:          clone(l.hash[:]),
+		Blocks:        []*smv1.Block{{Id: clone(l.block[:]), SmesherId: smesher}},
+		RootStateHash: clone(l.state[:]),
 	}
 }
 

@@ -78,7 +78,7 @@ func (s *Sim) matchingLocked(f *rewardFilter) []*reward {
 }
 
 func v2Reward(r *reward) *smv2.Reward {
-	return &smv2.Reward{Layer: r.Layer, Total: r.Total, LayerReward: r.LayerReward, Coinbase: r.Coinbase, Smesher: r.smesher[:]}
+	return &smv2.Reward{Layer: r.Layer, Total: r.Total, LayerReward: r.LayerReward, Coinbase: r.Coinbase, Smesher: clone(r.smesher[:])}
 }
 
 type rewardService struct {
@@ -161,9 +161,9 @@ func (s *Sim) v2Layer(l *layer) *smv2.Layer {
 		Number:              l.number,
 		Status:              st,
 		ConsensusHash:       hex.EncodeToString(l.hash[:3]),
-		StateHash:           l.state[:],
-		CumulativeStateHash: l.hash[:],
-		Block:               &smv2.Block{Id: l.block[:]},
+		StateHash:           clone(l.state[:]),
+		CumulativeStateHash: clone(l.hash[:]),
+		Block:               &smv2.Block{Id: clone(l.block[:])},
 	}
 }
 
