@@ -311,11 +311,14 @@ func (r *run) step(ctx context.Context) error {
 }
 
 // window is the first layer a reconcile re-reads: Hdist layers below the
-// next one, never below the start layer.
+// next one, not below the start layer unless the checkpoint already is.
 func (r *run) window() uint64 {
-	from := r.cfg.StartLayer
-	if r.next > r.cfg.ReconcileLayers && r.next-r.cfg.ReconcileLayers > from {
+	var from uint64
+	if r.next > r.cfg.ReconcileLayers {
 		from = r.next - r.cfg.ReconcileLayers
+	}
+	if s := r.cfg.StartLayer; s <= r.next && s > from {
+		from = s
 	}
 	return from
 }

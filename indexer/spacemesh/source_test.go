@@ -616,3 +616,35 @@ func TestNetworkMismatchIsPermanent(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+func TestStartLayer(t *testing.T) {
+	sim := startSim(t, smsim.Config{})
+	st := store.MustOpen(t)
+	cfg := sourceConfig(sim)
+	cfg.StartLayer = 40
+	startRunner(t, st, cfg)
+	sim.Advance(5)
+	eventually(t, "caught up from layer 40", func() string {
+		if msg := checkpointAt(t, st, sim.AppliedLayer()); msg != "" {
+			return msg
+		}
+		var want smsim.Totals
+		for _, r := range sim.Rewards(40, sim.AppliedLayer()) {
+			if contains(cfg.Coinbases, r.Coinbase) || contains(cfg.Smeshers, r.Smesher) {
+				want.Count++
+				want.Sum += r.Total
+			}
+		}
+		if got := totalsOf(t, allRewards(t, st)); got != want {
+			return fmt.Sprintf("stored %+v, node %+v", got, want)
+		}
+		return ""
+	})
+	cov, err := st.Coverage(context.Background(), srcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cov) != 1 || cov[0].From != 40 || cov[0].To != uint64(sim.AppliedLayer()) {
+		t.Fatalf("coverage %+v, want 40..%d", cov, sim.AppliedLayer())
+	}
+}
