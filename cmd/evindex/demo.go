@@ -67,7 +67,13 @@ func runDemoCmd(ctx context.Context, e env, args []string) error {
 	}
 	defer ssim.Close()
 
-	psim, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: demoPresearchSpeed})
+	// Presearch time runs fast from the demo's first start, and its nodes
+	// were born a month before it, so a restart continues the same history.
+	psim, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{
+		Speed:   demoPresearchSpeed,
+		Start:   state.Started.Add(elapsed * demoPresearchSpeed),
+		Genesis: state.Started.Add(-30 * 24 * time.Hour).Truncate(time.Minute),
+	})
 	if err != nil {
 		return fmt.Errorf("presearch simulator: %w", err)
 	}

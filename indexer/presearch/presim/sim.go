@@ -60,6 +60,10 @@ type Config struct {
 	// (60: one simulated hour per real minute). Ignored when Now is set.
 	// Default 1.
 	Speed float64
+	// Start is the simulated time at which the built-in clock starts; zero
+	// means the real time of New. A restarted demo passes where its clock
+	// had got to, so simulated time never runs backwards.
+	Start time.Time
 	// StatusLimit and StatsLimit are the requests each node allows per
 	// minute without stats and per hour with stats. Defaults 4 and 4.
 	StatusLimit int
@@ -120,6 +124,9 @@ func New(cfg Config) *Sim {
 		statsHits:  map[string][]time.Time{},
 	}
 	s.simStart = s.realStart.UTC()
+	if !cfg.Start.IsZero() {
+		s.simStart = cfg.Start.UTC()
+	}
 	if s.cfg.Genesis.IsZero() {
 		s.cfg.Genesis = s.Now().Add(-cfg.History).Truncate(time.Minute)
 	}
