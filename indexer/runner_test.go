@@ -21,7 +21,7 @@ type countingSource struct {
 	last      uint64 // highest height to produce
 	failEvery int
 	permanent error
-	starts    []uint64 // resume heights seen
+	starts    []uint64      // resume heights seen
 	idle      chan struct{} // closed once a run has emitted everything
 }
 
