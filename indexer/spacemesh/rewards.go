@@ -180,7 +180,12 @@ func (r *run) v1Read(ctx context.Context, cb string, from, to uint64, hint v1Hin
 				return nil, false, nil
 			}
 			if layer < prevLayer {
-				r.unsortedV1 = true // the node does not order by layer: no hints
+				// The node does not order by layer: hints and early stops
+				// are unsafe, so read everything from genesis from now on.
+				r.unsortedV1 = true
+				if hint.count > 0 {
+					return nil, false, nil
+				}
 			}
 			prevLayer = layer
 			if firstFrom < 0 && layer >= from {

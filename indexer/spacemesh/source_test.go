@@ -332,6 +332,7 @@ func TestRestarts(t *testing.T) {
 	st := store.MustOpen(t)
 	cfg := sourceConfig(sim)
 	cfg.ChunkLayers = 4 // many batches, so stops land inside a catch-up
+	cfg.PageLimit = 3   // and several reward pages per batch
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 10; i++ {
 		r := startRunner(t, st, cfg)
@@ -425,6 +426,7 @@ func TestV1Only(t *testing.T) {
 	// are tracked.
 	smeshers := sim.Smeshers()[:2]
 	cfg.Smeshers = smeshers
+	cfg.PageLimit = 7 // many pages, so offsets and skip hints are exercised
 	r := startRunner(t, st, cfg)
 	caughtUp(t, st, sim, sim.Coinbases(), smeshers)
 
