@@ -86,7 +86,8 @@ func runDemoCmd(ctx context.Context, e env, args []string) error {
 	cfg.Sources = []SourceConfig{
 		{Name: "flow-demo", Kind: "flow", Flow: FlowConfig{Endpoint: fsim.Addr(), StartHeight: fsim.RootHeight() + 1}},
 		{Name: "sm-demo", Kind: "spacemesh", Spacemesh: SpacemeshConfig{
-			PublicEndpoint: ssim.PublicAddr(), PrivateEndpoint: ssim.PrivateAddr(), Coinbases: ssim.Coinbases()}},
+			PublicEndpoint: ssim.PublicAddr(), PrivateEndpoint: ssim.PrivateAddr(),
+			Coinbases: ssim.Coinbases(), Smeshers: ssim.Smeshers()}},
 		{Name: "presearch-demo", Kind: "presearch", Presearch: PresearchConfig{
 			BaseURL: psim.URL, APIKey: psim.Sim.APIKey(), StatusInterval: 15 * time.Second, BackfillDays: 2}},
 	}
