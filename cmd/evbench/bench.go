@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 	began := time.Now()
-	b := &bench{cfg: cfg, log: log, layout: layoutFor(cfg.Events, cfg.Seed)}
+	b := &bench{cfg: cfg, log: log, layout: layoutFor(cfg.Events)}
 	b.res = newResult(cfg)
 	dir := cfg.Dir
 	if dir == "" {

@@ -49,7 +49,7 @@ func DefaultConfig() Config {
 	return Config{
 		Events:                    2_000_000,
 		IngestEvents:              500_000,
-		QuerySamples:              300,
+		QuerySamples:              500,
 		BackfillHeights:           150_000,
 		BackfillSequentialHeights: 25_000,
 		BackfillWorkers:           4,
@@ -59,7 +59,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks the sizes; the error names the flag.
+// Validate checks the sizes; the error names the flag. It caps
+// IngestEvents at Events.
 func (c *Config) Validate() error {
 	switch {
 	case c.Events < 100:
@@ -158,7 +159,7 @@ type chainLayout struct {
 	Genesis     time.Time
 }
 
-func layoutFor(n int64, seed int64) chainLayout {
+func layoutFor(n int64) chainLayout {
 	heights := uint64(math.Ceil(float64(n) / eventsPerHeightEstimate))
 	step := (366 * 24 * time.Hour / time.Duration(heights)).Truncate(time.Second)
 	step = max(step, time.Second)

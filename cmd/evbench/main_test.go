@@ -50,7 +50,7 @@ func TestRunTinyJSON(t *testing.T) {
 		t.Fatalf("output is not JSON: %v", err)
 	}
 	for _, k := range []string{"events", "stream_eps", "store_eps", "e2e_eps", "sqlite_eps",
-		"backfill_eps", "backfill_sequential_eps", "backfill_theory_eps", "resume_ms",
+		"backfill_eps", "backfill_sequential_eps", "backfill_theory_eps", "backfill_nostore_hps", "resume_ms",
 		"peak_rss_mb", "db_bytes_per_event", "payload_bytes_per_event"} {
 		v, ok := got[k].(float64)
 		if !ok || !(v > 0) {

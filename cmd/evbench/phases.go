@@ -353,7 +353,7 @@ func phaseResume(ctx context.Context, ph phaseArgs, stdout io.Writer) (phaseResu
 	return res, nil
 }
 
-// childResult runs this binary with the phase flags and returns the last
+// runChild runs this binary with the phase flags and returns the last
 // JSON line it printed; onLine sees every line as it arrives.
 func runChild(ctx context.Context, stderr io.Writer, ph phaseArgs, onLine func(phaseResult)) (phaseResult, error) {
 	exe, err := os.Executable()

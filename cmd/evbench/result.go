@@ -39,6 +39,8 @@ type Result struct {
 	BackfillHPS           float64 `json:"backfill_hps"`
 	BackfillSequentialHPS float64 `json:"backfill_sequential_hps"`
 	BackfillTheoryHPS     float64 `json:"backfill_theory_hps"`
+	BackfillNoStoreHPS    float64 `json:"backfill_nostore_hps"` // the same backfill into a sink that drops the batches
+	BackfillMaxInFlight   int     `json:"backfill_max_in_flight"`
 	BackfillWorkers       int     `json:"backfill_workers"`
 	BackfillLatencyMS     float64 `json:"backfill_latency_ms"`
 
@@ -173,10 +175,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\theights/s\tevents/s\t")
 	fmt.Fprintf(tw, "%d workers\t%.0f\t%.0f\t\n", r.BackfillWorkers, r.BackfillHPS, r.BackfillEPS)
+	fmt.Fprintf(tw, "%d workers, batches dropped instead of stored\t%.0f\t\t\n", r.BackfillWorkers, r.BackfillNoStoreHPS)
 	fmt.Fprintf(tw, "one request at a time\t%.0f\t%.0f\t\n", r.BackfillSequentialHPS, r.BackfillSequentialEPS)
 	fmt.Fprintf(tw, "theory: workers x 250 / latency\t%.0f\t%.0f\t\n", r.BackfillTheoryHPS, r.BackfillTheoryEPS)
 	tw.Flush()
-	fmt.Fprintf(&b, "CPU busy during the parallel backfill (source, store and simulator): %.2f cores\n", r.BackfillCores)
+	fmt.Fprintf(&b, "CPU busy during the parallel backfill (source, store and simulator): %.2f cores; at most %d calls in flight\n", r.BackfillCores, r.BackfillMaxInFlight)
 
 	fmt.Fprintf(&b, "\nqueries over HTTP on loopback at %d events, %d samples each (ms)\n", r.Events, r.QuerySamples)
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
