@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -73,6 +76,9 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
 	}
+	if err := probeFile(path, opts); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path, opts)
 	if err != nil {
 		return nil, err
@@ -80,41 +86,125 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, now: opts.Now}
 	if opts.ReadOnly {
 		var v uint64
-		_ = db.View(func(tx *bolt.Tx) error { v = migrations.Version(tx); return nil })
-		if v > migrations.Latest() {
+		err := guard("open "+path, func() error {
+			return db.View(func(tx *bolt.Tx) error { v = migrations.Version(tx); return nil })
+		})
+		switch {
+		case err != nil:
+			db.Close()
+			return nil, err
+		case v > migrations.Latest():
 			db.Close()
 			return nil, fmt.Errorf("open %s: %w: file is at version %d, this build knows %d", path, ErrSchemaTooNew, v, migrations.Latest())
-		}
-		if v < migrations.Latest() {
+		case v < migrations.Latest():
 			db.Close()
 			return nil, fmt.Errorf("open %s: schema version %d is older than %d: run evindex migrate", path, v, migrations.Latest())
 		}
 		return s, nil
 	}
-	if _, _, err := migrations.Up(db, migrations.All); err != nil {
+	err = guard("open "+path, func() error {
+		_, _, err := migrations.Up(db, migrations.All)
+		return err
+	})
+	if err != nil {
 		db.Close()
+		if errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return s, nil
 }
 
+// guard runs fn under trapFaults and turns a panic into ErrCorrupt.
+func guard(what string, fn func() error) error {
+	err, crashed := trapFaults(fn)
+	if crashed != nil {
+		return fmt.Errorf("%s: %w: %v", what, ErrCorrupt, crashed)
+	}
+	return err
+}
+
+// trapFaults runs fn with memory faults turned into panics and returns
+// the value of any panic. bbolt reads the file through mmap and asserts on
+// pages it does not recognize: a damaged file must give an error, never
+// crash the process. (Faults are trapped only in the calling goroutine.)
+func trapFaults(fn func() error) (err error, crashed any) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			crashed = r
+		}
+	}()
+	return fn(), nil
+}
+
+// probeFile checks an existing file before it is opened for use: it must
+// not be empty, its meta pages must be readable and it must be as long as
+// they say. Reading a page past the end of a truncated file through the
+// mmap kills the process with SIGBUS, so this is checked first, from the
+// meta pages alone.
+func probeFile(path string, opts Options) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly {
+		return nil // a new file
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	if fi.Size() == 0 {
+		if !opts.ReadOnly {
+			return nil // bbolt initializes an empty file as a new database
+		}
+		return fmt.Errorf("open %s: %w: the file is empty", path, ErrCorrupt)
+	}
+	var need int64
+	err = guard("open "+path, func() error {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.View(func(tx *bolt.Tx) error { need = tx.Size(); return nil })
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrCorrupt):
+		return err
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("open %s: %w", path, ErrLocked)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("open %s: %w", path, err)
+	default:
+		return fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if fi.Size() < need {
+		return fmt.Errorf("open %s: %w: the file is truncated: %d bytes, its pages need %d", path, ErrCorrupt, fi.Size(), need)
+	}
+	return nil
+}
+
 func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	// bbolt panics on some malformed files instead of returning an error;
 	// a corrupt file must be a one-line error, never a crash.
-	defer func() {
-		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, r)
-		}
-	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.LockTimeout,
-		FreelistType: bolt.FreelistMapType,
-		ReadOnly:     opts.ReadOnly,
-		NoSync:       opts.NoSync,
+	err = guard("open "+path, func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      opts.LockTimeout,
+			FreelistType: bolt.FreelistMapType,
+			ReadOnly:     opts.ReadOnly,
+			NoSync:       opts.NoSync,
+			// Read the free list now, under guard, rather than in the
+			// goroutine of a later Check where a bad page would crash.
+			PreLoadFreelist: true,
+		})
+		return err
 	})
 	switch {
 	case err == nil:
 		return db, nil
+	case errors.Is(err, ErrCorrupt):
+		return nil, err
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
@@ -176,11 +266,25 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 func (s *Store) Check(ctx context.Context) error {
 	var errs []error
 	err := s.db.View(func(tx *bolt.Tx) error {
-		for e := range tx.Check() {
-			errs = append(errs, e)
-			if len(errs) > 20 {
-				break
+		// bbolt's own check runs in a goroutine of its own, where a page
+		// it cannot parse would crash the process. Walk every page here
+		// first, under guard; only a file that walks cleanly goes on.
+		err, crashed := trapFaults(func() error { return walkPages(ctx, tx) })
+		if crashed != nil {
+			errs = append(errs, fmt.Errorf("unreadable page: %v", crashed))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n := 0
+		for e := range tx.Check() { // drained to the end: the checker must not block
+			if n++; n <= 20 {
+				errs = append(errs, e)
 			}
+		}
+		if n > 20 {
+			errs = append(errs, fmt.Errorf("%d page problems in all", n))
 		}
 		errs = append(errs, checkIndexes(ctx, tx)...)
 		return nil
@@ -192,4 +296,37 @@ func (s *Store) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrCorrupt, errors.Join(errs...))
 	}
 	return nil
+}
+
+// walkPages reads every key and value of every bucket, so every branch,
+// leaf and overflow page in use is parsed once.
+func walkPages(ctx context.Context, tx *bolt.Tx) error {
+	var walk func(b *bolt.Bucket) error
+	n := 0
+	var sum byte // the bytes read, so the reads are not optimized away
+	defer runtime.KeepAlive(&sum)
+	walk = func(b *bolt.Bucket) error {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			sum ^= k[len(k)-1]
+			if v == nil {
+				if nb := b.Bucket(k); nb != nil {
+					if err := walk(nb); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if len(v) > 0 {
+				sum ^= v[len(v)-1]
+			}
+		}
+		return nil
+	}
+	return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b) })
 }
