@@ -169,7 +169,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("source stopped without an error")
 		}
-		if closeErr != nil {
+		// A failed commit is sticky: the source usually returns it from
+		// Emit already, and it is said once.
+		if closeErr != nil && !errors.Is(err, closeErr) {
 			err = errors.Join(err, closeErr)
 		}
 		if IsPermanent(runErr) {
