@@ -42,9 +42,10 @@ type worldOptions struct {
 }
 
 type world struct {
-	flow *flowsim.Sim
-	sm   *smsim.Sim
-	pre  *presim.Server
+	flow   *flowsim.Sim
+	sm     *smsim.Sim
+	pre    *presim.Server
+	preCfg presim.Config
 }
 
 func startWorld(t *testing.T, o worldOptions) *world {
@@ -66,14 +67,24 @@ func startWorld(t *testing.T, o worldOptions) *world {
 	}
 	t.Cleanup(ssim.Close)
 
+	w := &world{flow: fsim, sm: ssim}
 	// Presearch runs on real time: the binary cannot share a fake clock.
 	// A one-day backfill is a handful of stats requests.
-	psrv, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Seed: 7})
+	w.preCfg = presim.Config{Seed: 7, Genesis: time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Minute)}
+	w.replacePresearch(t)
+	return w
+}
+
+// replacePresearch starts a new Presearch API with the same nodes and
+// history, and fresh request counts.
+func (w *world) replacePresearch(t *testing.T) {
+	t.Helper()
+	psrv, err := presim.Start(context.Background(), "127.0.0.1:0", w.preCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = psrv.Close() })
-	return &world{flow: fsim, sm: ssim, pre: psrv}
+	w.pre = psrv
 }
 
 // config is an evindex config file indexing the world into dataDir.
