@@ -103,4 +103,3 @@ func verifyFlowAt(t *testing.T, dataDir string, w *world, cp uint64) {
 	defer st.Close()
 	verifyFlow(t, st, w.flow, cp)
 }
-
