@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -104,8 +105,16 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-func limitBody(next http.Handler) http.Handler {
+// limitBody refuses a body declared larger than maxBodyBytes at once and
+// cuts an undeclared one there. No route reads a body, so without the first
+// check a large one would only be drained and discarded.
+func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBodyBytes {
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, &http.MaxBytesError{Limit: maxBodyBytes})
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		}
@@ -114,21 +123,29 @@ func limitBody(next http.Handler) http.Handler {
 }
 
 // requireToken demands the configured bearer token; without one it lets
-// everything through. The comparison takes constant time.
+// everything through.
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	if len(s.token) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		scheme, tok, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) != 1 {
+		if !s.tokenOK(r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="evindex"`)
 			s.writeError(w, r, errUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tokenOK reports whether an Authorization header carries the token. It
+// compares SHA-256 digests in constant time, so neither the token's bytes
+// nor its length can be learned from how long a refusal takes.
+func (s *Server) tokenOK(header string) bool {
+	scheme, tok, _ := strings.Cut(header, " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	ok := subtle.ConstantTimeCompare(got[:], s.tokenSum[:]) == 1
+	return ok && strings.EqualFold(scheme, "Bearer")
 }
 
 // promLogger routes promhttp's errors to the server log.

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,9 @@ const (
 	// maxBodyBytes bounds request bodies; every route is a GET, so
 	// anything larger is a mistake or an attack.
 	maxBodyBytes = 64 << 10
+	// maxHeaderBytes bounds the request line and headers (net/http's
+	// default is 1 MiB); the longest legitimate query is a few KiB.
+	maxHeaderBytes = 64 << 10
 )
 
 // Progress is a source's long-running work (a backfill): Done of Total
@@ -90,10 +94,12 @@ type Server struct {
 	st      *store.Store
 	sources func() []SourceStatus
 	token   []byte
-	log     zerolog.Logger
-	now     func() time.Time
-	router  chi.Router
-	metrics http.Handler
+	// tokenSum is the SHA-256 of token, what requests are compared with.
+	tokenSum [sha256.Size]byte
+	log      zerolog.Logger
+	now      func() time.Time
+	router   chi.Router
+	metrics  http.Handler
 }
 
 // New builds a Server; nothing listens until Serve.
@@ -105,6 +111,7 @@ func New(cfg Config) *Server {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 	}
+	s.tokenSum = sha256.Sum256(s.token)
 	if s.sources == nil {
 		s.sources = func() []SourceStatus { return nil }
 	}
@@ -127,13 +134,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 // in flight get a few seconds to finish before their connections close.
 // It returns nil after a shutdown, or the error that stopped serving.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.router,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		WriteTimeout:      writeTimeout,
-		ErrorLog:          newStdLogger(&s.log),
-	}
+	srv := s.httpServer()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -153,9 +154,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// httpServer is the server Serve runs: slow or idle clients and oversized
+// requests cannot hold connections or memory.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		WriteTimeout:      writeTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          newStdLogger(&s.log),
+	}
+}
+
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, limitBody, middleware.GetHead)
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.limitBody, middleware.GetHead)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route %s", r.URL.Path)
 	}))
