@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,25 +30,66 @@ var exportLists = map[string]string{
 	"nodes":           "/v1/nodes",
 }
 
+// exportFilters are the API parameters the export command takes as flags
+// (with dashes for underscores), each with its help text.
+var exportFilters = []struct{ param, help string }{
+	{"source", "only this source (events, blocks, rewards, rewards-summary, nodes)"},
+	{"contract", "events of this contract, e.g. A.8624b52f9ddcd04a.FlowIDTableStaking"},
+	{"address", "events that name this address"},
+	{"tx_id", "events of this transaction"},
+	{"from_height", "first height, inclusive (events, blocks, rewards)"},
+	{"to_height", "last height, inclusive (events, blocks, rewards)"},
+	{"from_time", "first time, inclusive: RFC 3339 or a date such as 2026-01-02 (rewards, rewards-summary)"},
+	{"to_time", "end time, exclusive (rewards, rewards-summary)"},
+	{"order", "asc or desc (default asc)"},
+	{"limit", "stop after this many rows, at most 1000 (default: every matching row)"},
+	{"group_by", "rewards-summary buckets: day, week, month or epoch (default day)"},
+	{"tz", "rewards-summary time zone for day, week and month buckets, e.g. Europe/Berlin (default UTC)"},
+}
+
 func runExportCmd(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "export", "(--data DIR | --url URL) [flags] events|blocks|rewards|rewards-summary|nodes",
-		"Writes every matching row of a list, with the same filters as the API, as ndjson, csv or parquet.\n"+
-			"--data reads a stopped database directly; --url asks a running evindex.\n"+
-			"Example: evindex export --data ./data --format csv --source sm-node -o rewards.csv rewards")
+		`Writes every matching row of one list as ndjson (default), csv (with a header row)
+or parquet, to -o FILE or stdout. The rows, columns and filters are those of the
+list's API endpoint (GET /v1/events, /v1/blocks, /v1/rewards, /v1/rewards/summary,
+/v1/nodes; see /openapi.json). Rows are read and written a page of 1000 at a time,
+so memory stays small however many there are. On a terminal, stderr shows the
+rows and bytes written so far.
+
+  --data DIR   read the database of a stopped evindex (read-only)
+  --url URL    ask a running evindex (token from --token or $EVINDEX_TOKEN)
+
+Amounts come twice: amount in whole units as a decimal string, and raw_amount,
+the exact integer in base units (also a string: Presearch amounts exceed 64 bits).
+
+Examples:
+  evindex export --data ./data --format csv -o rewards.csv rewards
+  evindex export --url http://127.0.0.1:8080 --format parquet --source sm-node \
+      --from-time 2026-01-01 -o sm-rewards.parquet rewards
+  evindex export --data ./data --format csv --group-by month --tz Europe/Berlin \
+      --account <node id> rewards-summary`)
 	data := fs.String("data", "", "data directory of a stopped evindex")
 	base := fs.String("url", "", "base URL of a running evindex, e.g. http://127.0.0.1:8080")
 	token := fs.String("token", "", "bearer token for --url (default $EVINDEX_TOKEN)")
 	format := fs.String("format", "ndjson", "ndjson, csv or parquet")
 	out := fs.String("o", "-", "output file; - is stdout")
-	for _, name := range []string{"source", "contract", "address", "tx_id", "from_height", "to_height",
-		"from_time", "to_time", "order", "limit", "group_by", "tz"} {
-		fs.String(strings.ReplaceAll(name, "_", "-"), "", "filter: the API's "+name+" parameter")
+	for _, f := range exportFilters {
+		fs.String(strings.ReplaceAll(f.param, "_", "-"), "", f.help)
 	}
 	var types, accounts stringList
-	fs.Var(&types, "type", "filter: event type (repeatable)")
-	fs.Var(&accounts, "account", "filter: reward account (repeatable)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	fs.Var(&types, "type", "events of this type (repeatable)")
+	fs.Var(&accounts, "account", "rewards of this account: a Flow node id, a Spacemesh coinbase or smesher id, a Presearch node key (repeatable)")
+	// Flags may come before or after the list's name.
+	var lists []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		lists = append(lists, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	// Every filter flag that was given becomes the API parameter of its name.
 	q := url.Values{}
@@ -63,12 +107,12 @@ func runExportCmd(ctx context.Context, e env, args []string) error {
 	for _, a := range accounts {
 		q.Add("account", a)
 	}
-	if fs.NArg() != 1 {
+	if len(lists) != 1 {
 		return usagef("export: name one list: events, blocks, rewards, rewards-summary or nodes")
 	}
-	path, ok := exportLists[fs.Arg(0)]
+	path, ok := exportLists[lists[0]]
 	if !ok {
-		return usagef("export: unknown list %q (events, blocks, rewards, rewards-summary or nodes)", fs.Arg(0))
+		return usagef("export: unknown list %q (events, blocks, rewards, rewards-summary or nodes)", lists[0])
 	}
 	switch *format {
 	case "ndjson", "csv", "parquet":
@@ -90,6 +134,12 @@ func runExportCmd(ctx context.Context, e env, args []string) error {
 		file, w = f, f
 	}
 	pw := &progressWriter{w: w}
+	switch *format {
+	case "ndjson":
+		pw.countRows = true
+	case "csv":
+		pw.countRows, pw.headerLines = true, 1
+	}
 	stopProgress := pw.report(e.stderr)
 	var err error
 	if *data != "" {
@@ -109,15 +159,18 @@ func runExportCmd(ctx context.Context, e env, args []string) error {
 			os.Remove(*out)
 		}
 	}
-	return err
+	return apiErrorFlags(err, fs)
 }
 
 // exportFromData serves the request in-process over a read-only store, so
 // the export is byte for byte what the API would send.
 func exportFromData(ctx context.Context, dir, path string, q url.Values, w io.Writer) error {
 	st, err := store.Open(dir, store.Options{ReadOnly: true})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("export: %w (a running evindex holds it: export with --url instead)", err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("export: %w", err)
 	}
 	defer st.Close()
 	h := httpapi.New(httpapi.Config{Store: st, Logger: zerolog.Nop()}).Handler()
@@ -125,10 +178,13 @@ func exportFromData(ctx context.Context, dir, path string, q url.Values, w io.Wr
 	if err != nil {
 		return err
 	}
-	rw := &fileResponse{w: w, header: http.Header{}}
+	// The API flushes after every page of rows it reads; handing back the
+	// file's pages read so far at each flush keeps the resident set at
+	// about one page of rows however big the file is.
+	rw := &fileResponse{w: w, header: http.Header{}, flushed: mappingsOf(st.Path()).release}
 	h.ServeHTTP(rw, req)
 	if rw.status >= 400 {
-		return fmt.Errorf("export: %s", strings.TrimSpace(rw.errBody.String()))
+		return apiError(rw.status, []byte(rw.errBody.String()))
 	}
 	return rw.err
 }
@@ -153,12 +209,56 @@ func exportFromURL(ctx context.Context, base, token, path string, q url.Values, 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("export: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("export: %s: give the API token with --token or EVINDEX_TOKEN", resp.Status)
+		}
+		return apiError(resp.StatusCode, body)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+// paramError is an API parameter the server rejected (invalid_argument).
+type paramError struct{ param, msg string }
+
+func (e *paramError) Error() string { return "export: " + e.param + ": " + e.msg }
+
+// apiError turns an API error answer into the command's error. A rejected
+// parameter becomes a paramError, which apiErrorFlags names as its flag.
+func apiError(status int, body []byte) error {
+	var answer struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &answer) != nil || answer.Error.Message == "" {
+		return fmt.Errorf("export: %d %s: %s", status, http.StatusText(status), strings.TrimSpace(string(body)))
+	}
+	msg := answer.Error.Message
+	if answer.Error.Code == "invalid_argument" {
+		if param, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(param, " ") {
+			return &paramError{param, rest}
+		}
+		return usagef("export: %s", msg)
+	}
+	return fmt.Errorf("export: %s (%d %s)", msg, status, http.StatusText(status))
+}
+
+// apiErrorFlags makes a rejected API parameter a usage error (exit 2)
+// naming the flag that set it: --from-time, not from_time.
+func apiErrorFlags(err error, fs *flag.FlagSet) error {
+	var pe *paramError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	name := strings.ReplaceAll(pe.param, "_", "-")
+	if fs.Lookup(name) == nil {
+		return usagef("export: %s: %s", pe.param, pe.msg)
+	}
+	return usagef("export: --%s: %s", name, pe.msg)
 }
 
 // fileResponse is an http.ResponseWriter that streams the body to a file
@@ -169,6 +269,8 @@ type fileResponse struct {
 	status  int
 	errBody strings.Builder
 	err     error
+	// flushed runs at every flush: after each page of rows.
+	flushed func()
 }
 
 func (f *fileResponse) Header() http.Header { return f.header }
@@ -190,22 +292,35 @@ func (f *fileResponse) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-func (f *fileResponse) Flush() {}
+func (f *fileResponse) Flush() {
+	if f.flushed != nil {
+		f.flushed()
+	}
+}
 
-// progressWriter counts bytes and, on a terminal, shows them with the rate.
+// progressWriter counts what an export writes and, on a terminal, shows
+// it on one line of stderr.
 type progressWriter struct {
-	w     io.Writer
-	bytes atomic.Int64
-	lines atomic.Int64
+	w io.Writer
+	// countRows counts lines as rows (ndjson, csv) after headerLines.
+	countRows   bool
+	headerLines int64
+	bytes       atomic.Int64
+	lines       atomic.Int64
 }
 
 func (p *progressWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
 	p.bytes.Add(int64(n))
-	p.lines.Add(int64(strings.Count(string(b[:n]), "\n")))
+	if p.countRows {
+		p.lines.Add(int64(bytes.Count(b[:n], []byte{'\n'})))
+	}
 	return n, err
 }
 
+// report redraws the progress line every 200 ms until stop, which draws
+// it a last time and ends the line. Off a terminal it does nothing, so
+// scripts and logs see only what the command was asked for.
 func (p *progressWriter) report(stderr io.Writer) (stop func()) {
 	if !isTerminal(stderr) {
 		return func() {}
@@ -220,18 +335,23 @@ func (p *progressWriter) report(stderr io.Writer) (stop func()) {
 		for {
 			select {
 			case <-done:
-				fmt.Fprintf(stderr, "\r%s\n", p.line(start))
+				fmt.Fprintf(stderr, "\r%s\n", p.line(time.Since(start)))
 				return
 			case <-t.C:
-				fmt.Fprintf(stderr, "\r%s", p.line(start))
+				fmt.Fprintf(stderr, "\r%s", p.line(time.Since(start)))
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
 }
 
-func (p *progressWriter) line(start time.Time) string {
+func (p *progressWriter) line(elapsed time.Duration) string {
 	mb := float64(p.bytes.Load()) / 1e6
-	el := time.Since(start).Seconds()
-	return fmt.Sprintf("exported %d lines, %.1f MB (%.1f MB/s)   ", p.lines.Load(), mb, mb/max(el, 0.001))
+	rate := mb / max(elapsed.Seconds(), 0.001)
+	took := elapsed.Round(100 * time.Millisecond)
+	if p.countRows {
+		rows := max(p.lines.Load()-p.headerLines, 0)
+		return fmt.Sprintf("exported %d rows, %.1f MB in %v (%.1f MB/s)   ", rows, mb, took, rate)
+	}
+	return fmt.Sprintf("exported %.1f MB in %v (%.1f MB/s)   ", mb, took, rate)
 }

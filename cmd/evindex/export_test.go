@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// exportRun runs `evindex export args...` in-process with stdout and
+// stderr captured (neither is a terminal).
+func exportRun(t *testing.T, getenv func(string) string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"export"}, args...), getenv, &out, &errOut)
+	code = exitCode(err, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestExportFromDataAndURL exports the same rewards from a stopped data
+// dir and from a daemon serving it: the bytes are the same in every
+// format, the totals are the store's, and stderr (not a terminal) gets no
+// progress line.
+func TestExportFromDataAndURL(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	want := fillRewards(t, data, 2500)
+
+	fromData := map[string][]byte{}
+	for _, format := range []string{"ndjson", "csv", "parquet"} {
+		out := filepath.Join(dir, "data."+format)
+		// Flags may follow the list's name.
+		code, stdout, stderr := exportRun(t, noEnv, "--data", data, "rewards", "--format", format, "-o", out)
+		if code != 0 || stdout != "" || stderr != "" {
+			t.Fatalf("%s export: exit %d, stdout %q, stderr %q", format, code, stdout, stderr)
+		}
+		want.assertEqual(t, format+" export from --data", readExportTotals(t, format, out))
+		fromData[format], _ = os.ReadFile(out)
+	}
+	code, stdout, stderr := exportRun(t, noEnv, "--data", data, "--format", "csv", "--limit", "3", "rewards")
+	if code != 0 || stderr != "" || strings.Count(stdout, "\n") != 4 || !strings.HasPrefix(stdout, "source,account,kind,height,time,") {
+		t.Fatalf("csv to stdout with --limit 3: exit %d, stderr %q:\n%s", code, stderr, stdout)
+	}
+
+	d := startDaemon(t, writeConfig(t, dir, "data_dir: "+data+"\nhttp: {token: export-secret}\n"))
+	defer d.stop()
+	token := func(k string) string {
+		if k == "EVINDEX_TOKEN" {
+			return "export-secret"
+		}
+		return ""
+	}
+	for format, body := range fromData {
+		out := filepath.Join(dir, "url."+format)
+		code, stdout, stderr := exportRun(t, token, "--url", "http://"+d.addr, "--format", format, "-o", out, "rewards")
+		if code != 0 || stdout != "" || stderr != "" {
+			t.Fatalf("%s export through --url: exit %d, stdout %q, stderr %q", format, code, stdout, stderr)
+		}
+		got, _ := os.ReadFile(out)
+		if !bytes.Equal(got, body) {
+			t.Fatalf("%s: --url wrote %d bytes, --data %d; they differ", format, len(got), len(body))
+		}
+	}
+
+	// With the daemon running, the data dir is its.
+	code, _, stderr = exportRun(t, noEnv, "--data", data, "rewards")
+	if code != 1 || !strings.Contains(stderr, "--url") {
+		t.Fatalf("--data of a running daemon: exit %d, %q does not point to --url", code, stderr)
+	}
+	code, _, stderr = exportRun(t, noEnv, "--url", "http://"+d.addr, "rewards")
+	if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "EVINDEX_TOKEN") || strings.Contains(stderr, "export-secret") {
+		t.Fatalf("--url without the token: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = exportRun(t, token, "--url", "http://"+d.addr, "--to-height", "-1", "rewards")
+	if code != 2 || !strings.Contains(stderr, "--to-height:") {
+		t.Fatalf("--url with a bad filter: exit %d, %q does not name --to-height", code, stderr)
+	}
+}
+
+func TestExportErrorsNameTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	fillRewards(t, data, 10)
+	out := filepath.Join(dir, "out.csv")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"BadTime", []string{"--data", data, "--from-time", "yesterday", "-o", out, "rewards"}, 2, "--from-time: must be an RFC 3339 time"},
+		{"BadGroupBy", []string{"--data", data, "--group-by", "year", "rewards-summary"}, 2, "--group-by: must be one of day, week, month, epoch"},
+		{"BadZone", []string{"--data", data, "--tz", "Mars/Olympus", "rewards-summary"}, 2, "--tz:"},
+		{"LimitAboveAPage", []string{"--data", data, "--limit", "5000", "rewards"}, 2, "--limit:"},
+		{"BadOrder", []string{"--data", data, "--order", "sideways", "rewards"}, 2, "--order:"},
+		{"BadFormat", []string{"--data", data, "--format", "xlsx", "rewards"}, 2, "--format \"xlsx\""},
+		{"UnknownList", []string{"--data", data, "payouts"}, 2, "unknown list \"payouts\""},
+		{"NoList", []string{"--data", data}, 2, "name one list"},
+		{"TwoLists", []string{"--data", data, "rewards", "blocks"}, 2, "name one list"},
+		{"NoInput", []string{"rewards"}, 2, "exactly one of --data and --url"},
+		{"BothInputs", []string{"--data", data, "--url", "http://127.0.0.1:1", "rewards"}, 2, "exactly one of --data and --url"},
+		{"NotHTTP", []string{"--url", "ftp://127.0.0.1", "rewards"}, 2, "--url \"ftp://127.0.0.1\""},
+		{"NoDatabase", []string{"--data", filepath.Join(dir, "none"), "rewards"}, 1, filepath.Join(dir, "none", "evindex.db")},
+		{"NobodyListening", []string{"--url", "http://127.0.0.1:1", "rewards"}, 1, "127.0.0.1:1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := exportRun(t, noEnv, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.msg) {
+				t.Fatalf("exit %d, stderr %q; want exit %d naming %q", code, stderr, c.code, c.msg)
+			}
+			if stdout != "" {
+				t.Fatalf("a failed export wrote %q", stdout)
+			}
+			if strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("the error is not one line: %q", stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a failed export left %s behind (%v)", out, err)
+	}
+}
+
+func TestExportHelp(t *testing.T) {
+	code, stdout, _ := exportRun(t, noEnv, "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	want := []string{"evindex export", "events|blocks|rewards|rewards-summary|nodes", "--data DIR", "--url URL",
+		"raw_amount", "Examples:", "-o string"}
+	for _, f := range exportFilters {
+		want = append(want, "-"+strings.ReplaceAll(f.param, "_", "-")+" string")
+	}
+	want = append(want, "-account value", "-type value", "-token string", "-format string")
+	for _, w := range want {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("--help lacks %q", w)
+		}
+	}
+	if t.Failed() {
+		t.Log(stdout)
+	}
+}
+
+// TestProgressLine checks the progress line's words for each format
+// (io.Discard is not a terminal, so nothing is drawn here).
+func TestProgressLine(t *testing.T) {
+	for _, tt := range []struct {
+		p    *progressWriter
+		body string
+		want string
+	}{
+		{&progressWriter{countRows: true}, "{}\n{}\n{}\n", "exported 3 rows, 0.0 MB in "},
+		{&progressWriter{countRows: true, headerLines: 1}, "a,b\n1,2\n3,4\n", "exported 2 rows, 0.0 MB in "},
+		{&progressWriter{countRows: true, headerLines: 1}, "a,b\n", "exported 0 rows, "},
+		{&progressWriter{}, "PAR1\n\n\x00PAR1", "exported 0.0 MB in "},
+	} {
+		tt.p.w = io.Discard
+		if _, err := io.WriteString(tt.p, tt.body); err != nil {
+			t.Fatal(err)
+		}
+		if got := tt.p.line(0); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%q: progress %q, want it to start %q", tt.body, got, tt.want)
+		}
+	}
+}
