@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,27 +131,128 @@ func LoadConfigFile(path string, getenv func(string) string) (Config, error) {
 	return ParseConfig(raw, getenv)
 }
 
-// ParseConfig parses YAML configuration text over DefaultConfig.
+// ParseConfig parses YAML configuration text over DefaultConfig. ${VAR}
+// references are expanded from getenv into the parsed values, so a value
+// (a token, an API key) is taken verbatim whatever characters it holds:
+// '#', ': ', '*' or quotes in a secret never change the YAML around it.
 func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
-	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		return []byte(getenv(string(m[2 : len(m)-1])))
-	})
 	cfg := DefaultConfig()
+	// Each reference becomes a placeholder that is a plain scalar in any
+	// YAML context (flow mappings included) until the text is parsed.
+	var refs []string
+	marked := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		refs = append(refs, string(m[2:len(m)-1]))
+		return []byte(envPlaceholder(len(refs) - 1))
+	})
 	var doc yaml.Node
-	if err := yaml.Unmarshal(expanded, &doc); err != nil {
+	if err := yaml.Unmarshal(marked, &doc); err != nil {
 		return Config{}, &ConfigError{Field: "config", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	if len(doc.Content) == 0 {
 		return cfg, nil
 	}
+	expandEnv(doc.Content[0], refs, getenv)
 	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), "", ""); err != nil {
 		return Config{}, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, &ConfigError{Field: "config", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	if err := doc.Decode(&cfg); err != nil {
+		return Config{}, decodeError(doc.Content[0], err)
 	}
 	return cfg, nil
+}
+
+var typeErrorLine = regexp.MustCompile(`(?s)^line ([0-9]+): cannot unmarshal !!\w+ .* into (.+)$`)
+
+// decodeError turns yaml's type error into a ConfigError naming the field
+// and the kind of value it wants. yaml quotes the offending value, which
+// may be a secret in the wrong place, so the value is never repeated.
+func decodeError(root *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return &ConfigError{Field: "config", Msg: "cannot be read"}
+	}
+	m := typeErrorLine.FindStringSubmatch(te.Errors[0])
+	if m == nil {
+		return &ConfigError{Field: "config", Msg: "a value has the wrong type"}
+	}
+	line, _ := strconv.Atoi(m[1])
+	field := fieldAtLine(root, line, "")
+	if field == "" {
+		field = "config"
+	}
+	want := map[string]string{
+		"int": "a whole number", "uint64": "a whole number", "float64": "a number", "bool": "true or false",
+		"time.Duration": "a duration such as 100ms or 15s", "string": "text", "[]string": "a list",
+	}[m[2]]
+	if want == "" {
+		want = "a value of another kind"
+	}
+	return &ConfigError{Field: field, Msg: fmt.Sprintf("want %s (line %d)", want, line)}
+}
+
+// fieldAtLine is the path of the value that starts on line, or "".
+func fieldAtLine(n *yaml.Node, line int, path string) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := joinPath(path, k.Value)
+			if v.Line == line && v.Kind == yaml.ScalarNode {
+				return p
+			}
+			if f := fieldAtLine(v, line, p); f != "" {
+				return f
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if c.Line == line && c.Kind == yaml.ScalarNode {
+				return p
+			}
+			if f := fieldAtLine(c, line, p); f != "" {
+				return f
+			}
+		}
+	}
+	if n.Line == line && path != "" {
+		return path
+	}
+	return ""
+}
+
+func envPlaceholder(i int) string { return fmt.Sprintf("EVINDEXENVREF%dFERVNEXEDNIVE", i) }
+
+var envPlaceholderRef = regexp.MustCompile(`EVINDEXENVREF([0-9]+)FERVNEXEDNIVE`)
+
+// expandEnv puts the environment's values where the placeholders of refs
+// are under n. An unquoted value is typed again after the expansion
+// (batch_max_records: ${N} is a number), except that it never becomes
+// null: an expanded "~" or "null" is that text.
+func expandEnv(n *yaml.Node, refs []string, getenv func(string) string) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode, yaml.MappingNode:
+		for _, c := range n.Content {
+			expandEnv(c, refs, getenv)
+		}
+	case yaml.ScalarNode:
+		if !envPlaceholderRef.MatchString(n.Value) {
+			return
+		}
+		n.Value = envPlaceholderRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			i, err := strconv.Atoi(envPlaceholderRef.FindStringSubmatch(m)[1])
+			if err != nil || i >= len(refs) {
+				return m
+			}
+			return getenv(refs[i])
+		})
+		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Tag = ""
+			if n.ShortTag() == "!!null" {
+				n.Tag = "!!str"
+			}
+		}
+	}
 }
 
 // checkKeys walks a YAML mapping against a struct's yaml tags so an
