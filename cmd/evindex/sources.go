@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/evindex/evindex/indexer"
@@ -117,9 +118,13 @@ func buildSource(sc SourceConfig, clock sourceClock) (builtSource, error) {
 }
 
 // fieldError turns a source package's "field: message" validation error
-// into a ConfigError, so the caller can prefix the source's path.
+// into a ConfigError, so the caller can prefix the source's path. Of
+// several problems (one per line) the first is named and the rest counted.
 func fieldError(err error) error {
-	msg := err.Error()
+	msg, rest, _ := strings.Cut(err.Error(), "\n")
+	if rest != "" {
+		msg += fmt.Sprintf(" (and %d more problems in this source)", strings.Count(rest, "\n")+1)
+	}
 	for i := 0; i+1 < len(msg); i++ {
 		if msg[i] == ':' && msg[i+1] == ' ' {
 			return &ConfigError{Field: msg[:i], Msg: msg[i+2:]}
