@@ -127,7 +127,8 @@ Examples:
 	w := e.stdout
 	var file *os.File
 	if *out != "-" {
-		f, err := os.Create(*out)
+		// Exports hold what the data dir keeps private: owner only.
+		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
