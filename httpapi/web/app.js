@@ -91,11 +91,23 @@ function duration(seconds) {
 
 // --- sources -------------------------------------------------------------
 
+// Presearch positions are the Unix seconds that end an earnings window,
+// not block heights: they read as times, and their lag as a duration.
+function positionsAreTimes(s) {
+  return s.kind === "presearch";
+}
+
+function position(s, height) {
+  if (!height) return "–";
+  return positionsAreTimes(s) ? new Date(height * 1000).toLocaleString() : numberFmt.format(height);
+}
+
 function sourceRow(s) {
   const cp = s.checkpoint;
+  const times = positionsAreTimes(s);
   const checkpoint = cp
-    ? el("td", { class: "checkpoint num" }, numberFmt.format(cp.height),
-        el("span", { class: "sub" }, cp.time ? new Date(cp.time).toLocaleString() : "", " ", ago(cp.updated_at)))
+    ? el("td", { class: "checkpoint num" }, position(s, cp.height),
+        el("span", { class: "sub" }, !times && cp.time ? new Date(cp.time).toLocaleString() + " " : "", ago(cp.updated_at)))
     : el("td", { class: "checkpoint num" }, "–");
   let progress = el("td", { class: "progress" });
   if (s.progress && s.progress.total > 0) {
@@ -113,8 +125,8 @@ function sourceRow(s) {
     el("td", { class: "kind" }, s.kind),
     el("td", { class: "state state-" + s.state }, s.state),
     checkpoint,
-    el("td", { class: "head num" }, s.head_height ? numberFmt.format(s.head_height) : "–"),
-    el("td", { class: "lag num" }, numberFmt.format(s.lag)),
+    el("td", { class: "head num" }, position(s, s.head_height)),
+    el("td", { class: "lag num" }, times ? duration(s.lag) || "0 s" : numberFmt.format(s.lag)),
     progress,
     el("td", { class: "events num" }, numberFmt.format(s.events_indexed)),
     el("td", { class: "rewards num" }, numberFmt.format(s.rewards_indexed)),
@@ -180,7 +192,8 @@ function fmtAmount(v) {
 
 // seriesChart draws one account's daily amounts as points joined by a line.
 function seriesChart(s, days) {
-  const W = 600, H = 170, L = 56, R = 10, T = 10, B = 22;
+  // About the size the figure is drawn at, so labels keep their size.
+  const W = 400, H = 150, L = 50, R = 8, T = 12, B = 22;
   const values = days.map((d) => (s.byDay.has(d) ? parseFloat(s.byDay.get(d).amount) : 0));
   const max = Math.max(...values, 0) || 1;
   const x = (i) => L + (days.length === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (days.length - 1));
@@ -224,7 +237,7 @@ async function loadChart() {
     ({ start, days } = windowDays(n, utc));
     body = await api(`v1/rewards/summary?group_by=day&from_time=${encodeURIComponent(start.toISOString())}`);
   }
-  $("#tz-label").textContent = "days in " + (utc ? "UTC" : zone);
+  $("#tz-label").textContent = "(days in " + (utc ? "UTC" : zone) + ")";
   const series = new Map();
   for (const row of body.items) {
     const key = row.source + "\u0000" + row.account + "\u0000" + row.unit;
