@@ -134,14 +134,22 @@ func (a *accessServer) GetEventsForHeightRange(ctx context.Context, req *access.
 	end = min(end, sealed)
 	cf := &compiledFilter{types: map[string]bool{req.GetType(): true}}
 	resp := &access.EventsResponse{Results: make([]*access.EventsResponse_Result, 0, end-start+1)}
+	var events []*entities.Event
 	for h := start; h <= end; h++ {
 		b := s.chain.block(h)
+		events = append(events, cf.apply(b.Events)...)
+	}
+	events = s.spoil(events)
+	for h := start; h <= end; h++ {
+		b := s.chain.block(h)
+		n := len(cf.apply(b.Events))
 		resp.Results = append(resp.Results, &access.EventsResponse_Result{
 			BlockId:        b.ID,
 			BlockHeight:    b.Height,
-			Events:         cf.apply(b.Events),
+			Events:         events[:n:n],
 			BlockTimestamp: timestamppb.New(b.Time),
 		})
+		events = events[n:]
 	}
 	s.mu.Lock()
 	s.stats.RangeCalls++

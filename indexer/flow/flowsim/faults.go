@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onflow/flow/protobuf/go/flow/entities"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,13 +19,16 @@ var errClosed = status.Error(codes.Unavailable, "access node is shutting down")
 
 // faults are the injected failures still pending; guarded by Sim.mu.
 type faults struct {
-	failCalls   int       // next calls answered Unavailable
-	failUntil   time.Time // every call before this answered Unavailable
-	exhaust     int       // next subscribe calls answered ResourceExhausted
-	cutStreams  int       // next streams cut...
-	cutAfter    int       // ...after this many messages
-	skipStreams int       // next streams drop one message...
-	skipAt      uint64    // ...the one with this message_index
+	failCalls   int           // next calls answered Unavailable
+	failUntil   time.Time     // every call before this answered Unavailable
+	exhaust     int           // next subscribe calls answered ResourceExhausted
+	cutStreams  int           // next streams cut...
+	cutAfter    int           // ...after this many messages
+	skipStreams int           // next streams drop one message...
+	skipAt      uint64        // ...the one with this message_index
+	slowStreams int           // next streams wait...
+	slowDelay   time.Duration // ...this long before each response
+	garbage     int           // next responses carry unreadable payloads
 }
 
 // streamPlan is the faults one event stream carries out.
@@ -32,6 +36,7 @@ type streamPlan struct {
 	cutAfter int // -1: never cut
 	skip     bool
 	skipAt   uint64
+	delay    time.Duration // before each response
 }
 
 // Stats counts what the node served, for tests and benchmarks.
@@ -84,6 +89,56 @@ func (s *Sim) SkipMessageIndex(n int, at uint64) {
 	s.mu.Lock()
 	s.faults.skipStreams, s.faults.skipAt = n, at
 	s.mu.Unlock()
+}
+
+// SlowStreams makes each of the next n event streams wait d before every
+// response, as an overloaded node or a congested link does. Responses
+// still come, in order; they are just late.
+func (s *Sim) SlowStreams(n int, d time.Duration) {
+	s.mu.Lock()
+	s.faults.slowStreams, s.faults.slowDelay = n, d
+	s.mu.Unlock()
+}
+
+// GarbagePayloads makes the next n responses that carry events (stream
+// responses and GetEventsForHeightRange answers) replace every event
+// payload with bytes that are not JSON-CDC; ids, heights and indexes stay
+// right.
+func (s *Sim) GarbagePayloads(n int) {
+	s.mu.Lock()
+	s.faults.garbage = n
+	s.mu.Unlock()
+}
+
+// garbagePayload is what GarbagePayloads sends instead of an event's
+// JSON-CDC: binary noise, a NUL and a half-open object.
+var garbagePayload = []byte("\x00\xff\xfe{\"type\":\"Event\",\"value\":")
+
+// spoil returns events with their payloads replaced when a garbage fault
+// is pending, else events unchanged. The originals are not modified.
+func (s *Sim) spoil(events []*entities.Event) []*entities.Event {
+	if len(events) == 0 {
+		return events
+	}
+	s.mu.Lock()
+	if s.faults.garbage == 0 {
+		s.mu.Unlock()
+		return events
+	}
+	s.faults.garbage--
+	s.stats.Faulted++
+	s.mu.Unlock()
+	out := make([]*entities.Event, len(events))
+	for i, e := range events {
+		out[i] = &entities.Event{
+			Type:             e.Type,
+			TransactionId:    e.TransactionId,
+			TransactionIndex: e.TransactionIndex,
+			EventIndex:       e.EventIndex,
+			Payload:          append([]byte(nil), garbagePayload...),
+		}
+	}
+	return out
 }
 
 // FailCalls answers the next n calls, of any method, with Unavailable.
@@ -149,6 +204,10 @@ func (s *Sim) takeStreamPlan(start uint64) streamPlan {
 	if s.faults.skipStreams > 0 {
 		s.faults.skipStreams--
 		p.skip, p.skipAt = true, s.faults.skipAt
+	}
+	if s.faults.slowStreams > 0 {
+		s.faults.slowStreams--
+		p.delay = s.faults.slowDelay
 	}
 	s.stats.Streams++
 	s.stats.StreamStarts = append(s.stats.StreamStarts, start)

@@ -3,6 +3,7 @@ package flowsim
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
 	"github.com/onflow/flow/protobuf/go/flow/executiondata"
@@ -126,10 +127,19 @@ func (s *Sim) streamEvents(ctx context.Context, start uint64, req eventRequest, 
 			s.countFault()
 			continue // lost: the client sees message_index jump
 		}
+		if plan.delay > 0 {
+			t := time.NewTimer(plan.delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return status.FromContextError(ctx.Err()).Err()
+			}
+		}
 		err := send(&executiondata.SubscribeEventsResponse{
 			BlockId:        b.ID,
 			BlockHeight:    b.Height,
-			Events:         events,
+			Events:         s.spoil(events),
 			BlockTimestamp: timestamppb.New(b.Time),
 			MessageIndex:   idx,
 		})
