@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
@@ -19,14 +20,31 @@ import (
 // in between. A message_index gap or a height that does not move forward
 // ends the run (nothing of that response is emitted), so the Runner
 // resubscribes from the checkpoint.
+//
+// A stream that stays silent while the node's sealed head moves on (a hung
+// connection, a stuck node) is dropped after the stall timeout, so the run
+// ends with that cause instead of waiting forever.
 func (r *run) live(ctx context.Context, next uint64) error {
 	cfg := &r.s.cfg
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	defer func() {
-		cancel()
+		cancel(nil)
 		wg.Wait() // nothing of this run reports after it returned
 	}()
+	var (
+		lastRecv   atomic.Int64  // when the last response arrived (unix ns)
+		lastHeight atomic.Uint64 // the last complete height
+	)
+	lastRecv.Store(r.s.now().UnixNano())
+	lastHeight.Store(next - 1)
+	stalled := func(head uint64) {
+		idle := r.s.now().Sub(time.Unix(0, lastRecv.Load()))
+		if last := lastHeight.Load(); head > last+cfg.HeartbeatInterval && idle > r.s.stallAfter {
+			cancel(fmt.Errorf("event stream stalled: no response for %s while the node's sealed head moved %d heights past the last one received (%d); resubscribing from the checkpoint",
+				idle.Round(time.Millisecond), head-last, last))
+		}
+	}
 
 	req := &executiondata.SubscribeEventsFromStartHeightRequest{
 		StartBlockHeight:     next,
@@ -43,7 +61,7 @@ func (r *run) live(ctx context.Context, next uint64) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.pollHead(ctx)
+		r.pollHead(ctx, stalled)
 	}()
 	// Caught up: the stream may stay quiet until the next block is sealed.
 	if head := r.head.Load(); head < next || head-next+1 <= cfg.Backfill.Distance {
@@ -56,7 +74,7 @@ func (r *run) live(ctx context.Context, next uint64) error {
 		resp, err := stream.Recv()
 		if err != nil {
 			if isCanceled(ctx, err) {
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
 			// The first Recv carries the node's answer to the subscription.
 			if wantIndex == 0 {
@@ -91,6 +109,8 @@ func (r *run) live(ctx context.Context, next uint64) error {
 			return err
 		}
 		next = h + 1
+		lastRecv.Store(r.s.now().UnixNano())
+		lastHeight.Store(h)
 		r.setHead(h)
 		r.reportPhase(start, h)
 	}
@@ -109,13 +129,15 @@ func (r *run) reportPhase(start, h uint64) {
 }
 
 // pollHead reports the sealed head now and then while the stream runs, so
-// lag shows even when the stream is behind.
-func (r *run) pollHead(ctx context.Context) {
+// lag shows even when the stream is behind, and hands each head to check.
+func (r *run) pollHead(ctx context.Context, check func(head uint64)) {
 	t := time.NewTicker(r.s.headEvery)
 	defer t.Stop()
 	for {
-		if _, err := r.sealedHead(ctx); err != nil && ctx.Err() == nil {
+		if head, err := r.sealedHead(ctx); err != nil && ctx.Err() == nil {
 			r.log.Debug().Err(err).Msg("sealed head poll")
+		} else if err == nil {
+			check(head)
 		}
 		select {
 		case <-ctx.Done():

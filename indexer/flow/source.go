@@ -40,6 +40,7 @@ type Source struct {
 	logEvery    time.Duration
 	headEvery   time.Duration
 	callTimeout time.Duration
+	stallAfter  time.Duration
 }
 
 var _ indexer.Source = (*Source)(nil)
@@ -69,6 +70,24 @@ func WithHeadPollInterval(d time.Duration) Option {
 	return func(s *Source) { s.headEvery = d }
 }
 
+// WithCallTimeout bounds each unary call to the access node (default 30 s).
+func WithCallTimeout(d time.Duration) Option {
+	return func(s *Source) { s.callTimeout = d }
+}
+
+// WithStallTimeout sets how long the event stream may stay silent while
+// the node's sealed head moves on before it is dropped and resubscribed
+// (default DefaultStallTimeout). The head is polled every head poll
+// interval, so a stall shows within the sum of the two.
+func WithStallTimeout(d time.Duration) Option {
+	return func(s *Source) { s.stallAfter = d }
+}
+
+// DefaultStallTimeout is how long a silent event stream is trusted while
+// the sealed head moves on: with a heartbeat every block, a healthy node
+// answers every second or so.
+const DefaultStallTimeout = time.Minute
+
 // New validates cfg (filling in defaults) and returns the source; nothing
 // connects until Run.
 func New(cfg Config, opts ...Option) (*Source, error) {
@@ -83,6 +102,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 		logEvery:    5 * time.Second,
 		headEvery:   15 * time.Second,
 		callTimeout: 30 * time.Second,
+		stallAfter:  DefaultStallTimeout,
 	}
 	for _, o := range opts {
 		o(s)
