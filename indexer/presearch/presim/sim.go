@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"net"
@@ -91,6 +92,104 @@ type Sim struct {
 	violations   int
 	rejected     int
 	served       [2]int // [status, stats]
+	faults       faults
+}
+
+// faults are injected failures still pending; guarded by Sim.mu.
+type faults struct {
+	failN, failCode int           // next requests answered failCode
+	garbageN        int           // next requests answered 200 with a broken body
+	garbageAt       int           // which broken body comes next
+	slowN           int           // next requests wait...
+	slowDelay       time.Duration // ...this long before they are answered
+	injected        int
+}
+
+// garbageBodies are 200 answers that are not the documented JSON, as a
+// misconfigured proxy or a half-deployed API sends them.
+var garbageBodies = []string{
+	"<html><body><h1>502 Bad Gateway</h1></body></html>",
+	`{"success":true,"nodes":{"abc":{"meta":`,
+	`{"success":true,"nodes":"not an object"}`,
+	`{"success":true,"nodes":{"abc":{"status":{"connected":"yes"},"period":{"total_pre_earned":"12.3.4"}}}}`,
+	"",
+}
+
+// FailNext answers the next n requests with the HTTP status code (a 500 or
+// 503 from the API or a proxy in front of it), before the key or the
+// limits are looked at.
+func (s *Sim) FailNext(n, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.failN, s.faults.failCode = n, code
+}
+
+// GarbageNext answers the next n requests 200 with bodies that are not the
+// documented JSON (HTML, cut-off JSON, wrong types), in turn.
+func (s *Sim) GarbageNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.garbageN = n
+}
+
+// SlowNext makes the next n requests wait d of real time before they are
+// answered. A request whose client gives up meanwhile is dropped unseen:
+// it counts toward no limit.
+func (s *Sim) SlowNext(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.slowN, s.faults.slowDelay = n, d
+}
+
+// Injected counts requests answered by an injected fault.
+func (s *Sim) Injected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.injected
+}
+
+// injectFault carries out a pending fault on a request; it reports whether
+// the request was answered (or dropped) by it.
+func (s *Sim) injectFault(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	f := &s.faults
+	var delay time.Duration
+	if f.slowN > 0 {
+		f.slowN--
+		f.injected++
+		delay = f.slowDelay
+	}
+	s.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case f.failN > 0:
+		f.failN--
+		f.injected++
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(f.failCode)
+		_, _ = fmt.Fprintf(w, "<html><body>%d %s</body></html>\n", f.failCode, http.StatusText(f.failCode))
+		return true
+	case f.garbageN > 0:
+		f.garbageN--
+		f.injected++
+		body := garbageBodies[f.garbageAt%len(garbageBodies)]
+		f.garbageAt++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, body)
+		return true
+	}
+	return false
 }
 
 // New builds a simulator from cfg, filling defaults for zero fields.
@@ -271,6 +370,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Message: "method not allowed"}, 0)
+		return
+	}
+	if s.injectFault(w, r) {
 		return
 	}
 	key := strings.TrimPrefix(r.URL.Path, StatusPath)
