@@ -153,10 +153,13 @@ Examples:
 	}
 	stopProgress()
 	if file != nil {
+		// A failed export leaves no partial file behind; -o may also name a
+		// device (/dev/stdout), which is never removed.
+		fi, serr := file.Stat()
 		if cerr := file.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("export: %w", cerr)
 		}
-		if err != nil {
+		if err != nil && serr == nil && fi.Mode().IsRegular() {
 			os.Remove(*out)
 		}
 	}
@@ -174,7 +177,9 @@ func exportFromData(ctx context.Context, dir, path string, q url.Values, w io.Wr
 		return fmt.Errorf("export: %w", err)
 	}
 	defer st.Close()
-	h := httpapi.New(httpapi.Config{Store: st, Logger: zerolog.Nop()}).Handler()
+	// The API logs why it cut a response short; that becomes the error.
+	var apiLog bytes.Buffer
+	h := httpapi.New(httpapi.Config{Store: st, Logger: zerolog.New(&apiLog).Level(zerolog.WarnLevel)}).Handler()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path+"?"+q.Encode(), nil)
 	if err != nil {
 		return err
@@ -183,11 +188,54 @@ func exportFromData(ctx context.Context, dir, path string, q url.Values, w io.Wr
 	// file's pages read so far at each flush keeps the resident set at
 	// about one page of rows however big the file is.
 	rw := &fileResponse{w: w, header: http.Header{}, flushed: mappingsOf(st.Path()).release}
-	h.ServeHTTP(rw, req)
+	if cut := serveInProcess(h, rw, req); cut {
+		if rw.err != nil {
+			return fmt.Errorf("export: %w", rw.err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("export: interrupted: %w", ctx.Err())
+		}
+		return fmt.Errorf("export: stopped part way: %s", lastLoggedError(apiLog.Bytes()))
+	}
 	if rw.status >= 400 {
 		return apiError(rw.status, []byte(rw.errBody.String()))
 	}
-	return rw.err
+	if rw.err != nil {
+		return fmt.Errorf("export: %w", rw.err)
+	}
+	return nil
+}
+
+// serveInProcess runs the handler and reports whether it cut the response
+// short: a streaming handler that fails after its first row panics with
+// http.ErrAbortHandler so that an HTTP client sees a broken transfer; here
+// that becomes an error instead of a crash.
+func serveInProcess(h http.Handler, w http.ResponseWriter, r *http.Request) (cut bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				cut = true
+				return
+			}
+			panic(v)
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return false
+}
+
+// lastLoggedError is the error field of the last JSON log line.
+func lastLoggedError(log []byte) string {
+	msg := "the database read failed"
+	for line := range bytes.Lines(log) {
+		var entry struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(line, &entry) == nil && entry.Error != "" {
+			msg = entry.Error
+		}
+	}
+	return msg
 }
 
 func exportFromURL(ctx context.Context, base, token, path string, q url.Values, w io.Writer) error {
@@ -216,7 +264,10 @@ func exportFromURL(ctx context.Context, base, token, path string, q url.Values, 
 		return apiError(resp.StatusCode, body)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("export: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("export: interrupted: %w", ctx.Err())
+		}
+		return fmt.Errorf("export: stopped part way: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -166,5 +167,51 @@ func TestProgressLine(t *testing.T) {
 		if got := tt.p.line(0); !strings.HasPrefix(got, tt.want) {
 			t.Errorf("%q: progress %q, want it to start %q", tt.body, got, tt.want)
 		}
+	}
+}
+
+// interruptingWriter cancels the export's context at its first write, as
+// Ctrl-C would in the middle of an export.
+type interruptingWriter struct {
+	cancel context.CancelFunc
+	bytes.Buffer
+}
+
+func (w *interruptingWriter) Write(p []byte) (int, error) {
+	w.cancel()
+	return w.Buffer.Write(p)
+}
+
+// failingWriter is an output that fills up after its first write.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n++; w.n > 1 {
+		return 0, syscall.ENOSPC
+	}
+	return len(p), nil
+}
+
+// TestExportCutShortIsAnError stops exports part way: the command returns
+// an error saying why (exit 1) instead of crashing on the API's way of
+// cutting a response.
+func TestExportCutShortIsAnError(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	fillRewards(t, data, 2500) // three pages of rows
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &interruptingWriter{cancel: cancel}
+	err := run(ctx, []string{"export", "--data", data, "rewards"}, noEnv, w, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || exitCode(err, io.Discard) != 1 {
+		t.Fatalf("an interrupted export returned %v", err)
+	}
+	if rows := strings.Count(w.String(), "\n"); rows == 0 || rows >= 2500 {
+		t.Fatalf("an export interrupted after its first page wrote %d rows", rows)
+	}
+
+	err = run(context.Background(), []string{"export", "--data", data, "--format", "csv", "rewards"}, noEnv, &failingWriter{}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") || exitCode(err, io.Discard) != 1 {
+		t.Fatalf("an export to a full disk returned %v", err)
 	}
 }

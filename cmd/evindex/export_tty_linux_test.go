@@ -78,3 +78,29 @@ func TestExportProgressOnATerminal(t *testing.T) {
 		t.Fatalf("without a terminal: stderr %q, same file: %v", stderr, bytes.Equal(again, body))
 	}
 }
+
+// TestExportNeverRemovesADevice fails an export whose -o names a named
+// pipe: a failed export removes its partial file, but never something that
+// is not a regular file (think -o /dev/stdout).
+func TestExportNeverRemovesADevice(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	fillRewards(t, data, 10)
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	// A reader, so that opening the pipe for writing does not block.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	code, _, stderr := exportRun(t, noEnv, "--data", data, "--from-time", "x", "-o", fifo, "rewards")
+	if code != 2 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(fifo); err != nil {
+		t.Fatalf("a failed export removed the pipe it wrote to: %v", err)
+	}
+}
