@@ -303,7 +303,7 @@ func TestFaultMatrixFlow(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sim, err := flowsim.Start(context.Background(), "127.0.0.1:0", flowsim.Config{Seed: 11, History: 400, RewardEvery: 20})
+			sim, err := flowsim.Start(context.Background(), "127.0.0.1:0", flowsim.Config{Seed: 11, History: 200, RewardEvery: 20})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -339,7 +339,7 @@ func TestFaultMatrixFlow(t *testing.T) {
 
 			// The fault meets the source as it restarts far behind.
 			c.inject(sim)
-			sim.Produce(300)
+			sim.Produce(200)
 			faulted := sim.Stats().Faulted
 			r = runInBackground(t, st, src, fastRunner(logs))
 			var hit indexer.Status
@@ -640,6 +640,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 			cfg := presearch.DefaultConfig()
 			cfg.Name, cfg.BaseURL, cfg.APIKey, cfg.BackfillDays = preName, srv.URL, sim.APIKey(), 1
 			cfg.Now, cfg.Sleep, cfg.RequestTimeout = clk.Now, clk.Sleep, 200*time.Millisecond
+			cfg.StatusInterval = 10 * time.Minute
 			logs := &lockedBuffer{}
 			rcfg := indexer.RunnerConfig{BatchMaxDelay: time.Second, BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 				Logger: zerolog.New(logs), Now: clk.Now, Sleep: clk.Sleep}
@@ -651,14 +652,14 @@ func TestFaultMatrixPresearch(t *testing.T) {
 				return clk.runUntil(st, src, rcfg, end)
 			}
 
-			if _, err := run(start.Add(2 * time.Hour)); err != nil {
+			if _, err := run(start.Add(90 * time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			before := records(t, st, preName)
 			cpBefore, _ := checkpointOf(st, preName)
 
 			c.inject(sim, &cfg)
-			end := start.Add(9 * time.Hour)
+			end := start.Add(6 * time.Hour)
 			status, err := run(end)
 			cp, _ := checkpointOf(st, preName)
 			if c.fails {
