@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -155,7 +157,27 @@ func tsTime(ts *timestamppb.Timestamp) time.Time {
 // decodePayload turns a JSON-CDC payload into compact JSON for the API and
 // collects every Address value in it. A payload that is not JSON is kept
 // verbatim as a JSON string and reported with ok false.
+//
+// It is one pass over the bytes (scanPayload); the few payloads that pass
+// cannot settle exactly (escaped keys, duplicate keys, invalid input) go
+// through decodePayloadSlow, which defines the result.
 func decodePayload(p []byte) (payload json.RawMessage, addresses []string, ok bool) {
+	sc := scanners.Get().(*payloadScanner)
+	out, addrs, done := sc.scan(p)
+	sc.reset()
+	scanners.Put(sc)
+	if done {
+		return out, addrs, true
+	}
+	return decodePayloadSlow(p)
+}
+
+// scanners keeps scanners' key and address stacks between payloads.
+var scanners = sync.Pool{New: func() any { return new(payloadScanner) }}
+
+// decodePayloadSlow is decodePayload by decoding into a tree: the
+// reference the scanner must agree with.
+func decodePayloadSlow(p []byte) (payload json.RawMessage, addresses []string, ok bool) {
 	if len(bytes.TrimSpace(p)) == 0 {
 		return json.RawMessage("null"), nil, true
 	}
@@ -205,14 +227,376 @@ func collectAddresses(v any, found func(string)) {
 	}
 }
 
+// maxPayloadDepth is encoding/json's nesting limit; deeper input is not
+// JSON to it, and the scanner leaves such input to the slow path.
+const maxPayloadDepth = 10000
+
+// payloadScanner validates and compacts a JSON payload and collects its
+// addresses in one pass, with the same result as decodePayloadSlow. Where
+// a result would depend on decoding a string (an escaped or non-UTF-8 key,
+// or such a "type" or "value" string) or on which of two equal keys wins,
+// it gives up and the caller takes the slow path.
+type payloadScanner struct {
+	in    []byte
+	pos   int
+	out   []byte
+	depth int
+	// addrs collects addresses; an object's segment is reordered by key
+	// when more than one of its members holds some.
+	addrs []string
+	// keys is a stack of the open objects' member keys (slices of in).
+	keys []memberAddrs
+}
+
+// memberAddrs is one object member: its key and the span of addrs its
+// value added.
+type memberAddrs struct {
+	key        []byte
+	start, end int
+}
+
+// errGiveUp ends a scan that the slow path must settle.
+var errGiveUp = errors.New("payload needs the slow path")
+
+func (sc *payloadScanner) scan(p []byte) (json.RawMessage, []string, bool) {
+	sc.in = p
+	sc.skipSpace()
+	if sc.pos == len(p) {
+		return json.RawMessage("null"), nil, true
+	}
+	sc.out = make([]byte, 0, len(p))
+	if _, err := sc.value(); err != nil {
+		return nil, nil, false
+	}
+	sc.skipSpace()
+	if sc.pos != len(p) {
+		return nil, nil, false
+	}
+	return sc.out, dedupe(sc.addrs), true
+}
+
+// reset readies a scanner for the next payload; the stacks keep their
+// capacity.
+func (sc *payloadScanner) reset() {
+	*sc = payloadScanner{addrs: sc.addrs[:0], keys: sc.keys[:0]}
+}
+
+// dedupe returns a new list of the distinct addresses in list, in order,
+// or nil.
+func dedupe(list []string) []string {
+	var out []string
+	for i, a := range list {
+		if !slices.Contains(list[:i], a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (sc *payloadScanner) skipSpace() {
+	for sc.pos < len(sc.in) {
+		switch sc.in[sc.pos] {
+		case ' ', '\t', '\n', '\r':
+			sc.pos++
+		default:
+			return
+		}
+	}
+}
+
+// value scans one value. For a string it returns the raw text between the
+// quotes when that is exactly the decoded string, else nil.
+func (sc *payloadScanner) value() (plain []byte, err error) {
+	if sc.pos >= len(sc.in) {
+		return nil, errGiveUp
+	}
+	switch c := sc.in[sc.pos]; {
+	case c == '{':
+		return nil, sc.object()
+	case c == '[':
+		return nil, sc.array()
+	case c == '"':
+		return sc.str()
+	case c == '-' || c >= '0' && c <= '9':
+		return nil, sc.number()
+	case c == 't':
+		return nil, sc.literal("true")
+	case c == 'f':
+		return nil, sc.literal("false")
+	case c == 'n':
+		return nil, sc.literal("null")
+	}
+	return nil, errGiveUp
+}
+
+func (sc *payloadScanner) literal(word string) error {
+	if !bytes.HasPrefix(sc.in[sc.pos:], []byte(word)) {
+		return errGiveUp
+	}
+	sc.out = append(sc.out, word...)
+	sc.pos += len(word)
+	return nil
+}
+
+func (sc *payloadScanner) number() error {
+	in, i := sc.in, sc.pos
+	digits := func() int {
+		n := 0
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if in[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(in) && in[i] == '0':
+		i++
+	case digits() == 0:
+		return errGiveUp
+	}
+	if i < len(in) && in[i] == '.' {
+		i++
+		if digits() == 0 {
+			return errGiveUp
+		}
+	}
+	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
+		i++
+		if i < len(in) && (in[i] == '+' || in[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return errGiveUp
+		}
+	}
+	sc.out = append(sc.out, in[sc.pos:i]...)
+	sc.pos = i
+	return nil
+}
+
+// str scans a string and copies it verbatim. plain is its content when it
+// has no escapes and is valid UTF-8 (so the text is the decoded string).
+func (sc *payloadScanner) str() (plain []byte, err error) {
+	in := sc.in
+	i := sc.pos + 1
+	simple := true
+	for {
+		if i >= len(in) {
+			return nil, errGiveUp
+		}
+		c := in[i]
+		switch {
+		case c == '"':
+			raw := in[sc.pos+1 : i]
+			sc.out = append(sc.out, in[sc.pos:i+1]...)
+			sc.pos = i + 1
+			if simple || utf8.Valid(raw) && !bytes.ContainsRune(raw, '\\') {
+				return raw, nil
+			}
+			return nil, nil
+		case c == '\\':
+			simple = false
+			if i+1 >= len(in) {
+				return nil, errGiveUp
+			}
+			switch in[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(in) {
+					return nil, errGiveUp
+				}
+				for _, h := range in[i+2 : i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return nil, errGiveUp
+					}
+				}
+				i += 6
+			default:
+				return nil, errGiveUp
+			}
+		case c < 0x20:
+			return nil, errGiveUp
+		case c >= 0x80:
+			simple = false
+			i++
+		default:
+			i++
+		}
+	}
+}
+
+func (sc *payloadScanner) array() error {
+	if sc.depth++; sc.depth > maxPayloadDepth {
+		return errGiveUp
+	}
+	sc.out = append(sc.out, '[')
+	sc.pos++
+	sc.skipSpace()
+	if sc.pos < len(sc.in) && sc.in[sc.pos] == ']' {
+		sc.out = append(sc.out, ']')
+		sc.pos++
+		sc.depth--
+		return nil
+	}
+	for {
+		sc.skipSpace()
+		if _, err := sc.value(); err != nil {
+			return err
+		}
+		sc.skipSpace()
+		if sc.pos >= len(sc.in) {
+			return errGiveUp
+		}
+		switch sc.in[sc.pos] {
+		case ',':
+			sc.out = append(sc.out, ',')
+			sc.pos++
+		case ']':
+			sc.out = append(sc.out, ']')
+			sc.pos++
+			sc.depth--
+			return nil
+		default:
+			return errGiveUp
+		}
+	}
+}
+
+// object scans an object. Its addresses are {"type":"Address","value":…}'s
+// own, or else its members' in key order (as decodePayloadSlow visits them).
+func (sc *payloadScanner) object() error {
+	if sc.depth++; sc.depth > maxPayloadDepth {
+		return errGiveUp
+	}
+	sc.out = append(sc.out, '{')
+	sc.pos++
+	first := len(sc.keys)
+	defer func() { sc.keys = sc.keys[:first] }()
+	segment := len(sc.addrs)
+	var (
+		typ, val       []byte
+		hasTyp, hasVal bool
+	)
+	sc.skipSpace()
+	if sc.pos < len(sc.in) && sc.in[sc.pos] == '}' {
+		sc.out = append(sc.out, '}')
+		sc.pos++
+		sc.depth--
+		return nil
+	}
+	for {
+		sc.skipSpace()
+		if sc.pos >= len(sc.in) || sc.in[sc.pos] != '"' {
+			return errGiveUp
+		}
+		key, err := sc.str()
+		if err != nil || key == nil {
+			return errGiveUp // an escaped key: the slow path decodes it
+		}
+		for _, m := range sc.keys[first:] {
+			if bytes.Equal(m.key, key) {
+				return errGiveUp // which of two equal keys wins is the slow path's call
+			}
+		}
+		sc.skipSpace()
+		if sc.pos >= len(sc.in) || sc.in[sc.pos] != ':' {
+			return errGiveUp
+		}
+		sc.out = append(sc.out, ':')
+		sc.pos++
+		sc.skipSpace()
+		start := len(sc.addrs)
+		isStr := sc.pos < len(sc.in) && sc.in[sc.pos] == '"'
+		plain, err := sc.value()
+		if err != nil {
+			return err
+		}
+		switch string(key) {
+		case "type":
+			if isStr && plain == nil {
+				return errGiveUp
+			}
+			typ, hasTyp = plain, isStr
+		case "value":
+			val, hasVal = plain, isStr
+		}
+		sc.keys = append(sc.keys, memberAddrs{key: key, start: start, end: len(sc.addrs)})
+		sc.skipSpace()
+		if sc.pos >= len(sc.in) {
+			return errGiveUp
+		}
+		switch sc.in[sc.pos] {
+		case ',':
+			sc.out = append(sc.out, ',')
+			sc.pos++
+			continue
+		case '}':
+			sc.out = append(sc.out, '}')
+			sc.pos++
+			sc.depth--
+		default:
+			return errGiveUp
+		}
+		break
+	}
+	if hasTyp && string(typ) == "Address" {
+		sc.addrs = sc.addrs[:segment]
+		if hasVal && val == nil {
+			return errGiveUp // an escaped address: the slow path decodes it
+		}
+		if hasVal {
+			if a, ok := normalizeAddress(string(val)); ok {
+				sc.addrs = append(sc.addrs, a)
+			}
+		}
+		return nil
+	}
+	sc.sortSegment(first, segment)
+	return nil
+}
+
+// sortSegment puts an object's addresses in its members' key order when
+// more than one member added some.
+func (sc *payloadScanner) sortSegment(first, segment int) {
+	members := sc.keys[first:]
+	holders := 0
+	for _, m := range members {
+		if m.end > m.start {
+			holders++
+		}
+	}
+	if holders < 2 {
+		return
+	}
+	sorted := slices.Clone(members)
+	slices.SortFunc(sorted, func(a, b memberAddrs) int { return bytes.Compare(a.key, b.key) })
+	var out []string
+	for _, m := range sorted {
+		out = append(out, sc.addrs[m.start:m.end]...)
+	}
+	sc.addrs = append(sc.addrs[:segment], out...)
+}
+
 // contractOf returns the contract an event type belongs to: the first three
 // parts of "A.<address>.<Contract>.<Event>", or "flow" for protocol events.
 func contractOf(typ string) string {
-	parts := strings.SplitN(typ, ".", 4)
-	switch {
-	case len(parts) == 4 && parts[0] == "A":
-		return strings.Join(parts[:3], ".")
-	case len(parts) == 2 && parts[0] == "flow":
+	if rest, ok := strings.CutPrefix(typ, "A."); ok {
+		// The first three of four or more dot-separated parts.
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			return ""
+		}
+		j := strings.IndexByte(rest[i+1:], '.')
+		if j < 0 {
+			return ""
+		}
+		return typ[:len("A.")+i+1+j]
+	}
+	if rest, ok := strings.CutPrefix(typ, "flow."); ok && !strings.Contains(rest, ".") {
 		return "flow"
 	}
 	return ""
@@ -221,6 +605,9 @@ func contractOf(typ string) string {
 // normalizeAddress lowercases a Flow address, drops 0x and left-pads it to
 // 16 hex digits; false when it is not one.
 func normalizeAddress(a string) (string, bool) {
+	if len(a) == 18 && a[:2] == "0x" && isLowerHex(a[2:]) {
+		return a[2:], true // the usual form: no copy
+	}
 	a = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(a)), "0x")
 	if a == "" || len(a) > 16 {
 		return "", false
@@ -231,6 +618,15 @@ func normalizeAddress(a string) (string, bool) {
 		}
 	}
 	return strings.Repeat("0", 16-len(a)) + a, true
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 var errUFix64 = errors.New("not a UFix64")

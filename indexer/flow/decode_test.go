@@ -3,6 +3,7 @@ package flow
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -236,5 +237,92 @@ func TestDefaultConfig(t *testing.T) {
 	if c.HeartbeatInterval != 1 || c.StakingContract != "8624b52f9ddcd04a" || c.Backfill.Workers != 4 ||
 		c.Backfill.MaxRange != 250 || c.Backfill.RequestsPerSecond != 50 || c.Backfill.Distance != 500 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// payloadCorpus holds payloads whose fast and slow decodings must agree:
+// the shapes flowsim and Cadence produce, and the corner cases of JSON.
+var payloadCorpus = []string{
+	`{"type":"Event","value":{"id":"A.1654653399040a61.FlowToken.TokensDeposited","fields":[{"name":"amount","value":{"type":"UFix64","value":"12.50000000"}},{"name":"to","value":{"type":"Optional","value":{"type":"Address","value":"0x01cf0e2f2f715450"}}}]}}` + "\n",
+	`{"type":"Event","value":{"id":"A.1.C.E","fields":[{"name":"a","value":{"type":"Address","value":"0xf919ee77447b7497"}},{"name":"m","value":{"type":"Dictionary","value":[{"key":{"type":"Address","value":"0x1"},"value":{"type":"Array","value":[{"type":"Address","value":"0xF919EE77447B7497"}]}}]}}]}}`,
+	` { "value" : { "type" : "Address" , "value" : "0x2" } , "type" : "Optional" } `,
+	`{"z":{"type":"Address","value":"0x1"},"a":{"type":"Address","value":"0x2"},"m":[{"type":"Address","value":"0x3"}]}`,
+	`{"type":"Address","value":"0x1","extra":{"type":"Address","value":"0x2"}}`,
+	`{"type":"Address","value":7}`,
+	`{"type":"Address"}`,
+	`{"type":"Address","value":"not hex"}`,
+	`{"type":"Address","value":"0x12345678901234567"}`,
+	`{"type":"Addr\u0065ss","value":"0x5"}`,
+	`{"type":"Address","value":"0x\u0036"}`,
+	`{"typ\u0065":"Address","value":"0x7"}`,
+	`{"type":"Address","type":"String","value":"0x8"}`,
+	`{"a":{"type":"Address","value":"0x9"},"a":null}`,
+	`{"type":"String","value":"quote \" and \\ and \u00e9 and \n"}`,
+	`{"type":"String","value":"caf` + "\u00e9" + `"}`,
+	"{\"type\":\"String\",\"value\":\"bad \xff utf8\"}",
+	"{\"k\xff\":{\"type\":\"Address\",\"value\":\"0x1\"}}",
+	`[1,-0,0.5,1e10,-2.5E-3,true,false,null,"",{},[]]`,
+	`"just a string"`, `12`, `-`, `01`, `1.`, `1e`, `.5`, `tru`, `nul`, `[1,]`, `{"a":1,}`, `{"a"}`, `{1:2}`,
+	`[1 2]`, `{"a":1 "b":2}`, `"\x"`, `"\u12"`, "\"ctl\x01\"", `"unterminated`, `{"a":`, `[`, `{} {}`, `{}x`,
+	"", "   \n\t", "\x00\x01ccf", `{"type":"Event"`,
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+	strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+}
+
+func TestDecodePayloadMatchesSlow(t *testing.T) {
+	check := func(t *testing.T, p []byte) {
+		t.Helper()
+		got, gotAddrs, gotOK := decodePayload(p)
+		want, wantAddrs, wantOK := decodePayloadSlow(p)
+		if gotOK != wantOK || string(got) != string(want) || !slices.Equal(gotAddrs, wantAddrs) {
+			t.Fatalf("payload %q:\n got %v %q %q\nwant %v %q %q", p, gotOK, got, gotAddrs, wantOK, want, wantAddrs)
+		}
+	}
+	for i, p := range payloadCorpus {
+		t.Run(fmt.Sprint(i), func(t *testing.T) { check(t, []byte(p)) })
+	}
+	// Every cut and every one-byte change of the corpus, a bounded number
+	// of cases.
+	t.Run("Mutations", func(t *testing.T) {
+		alphabet := []byte(`{}[]",:\ 0x1eE.-+tuAa` + "\xff\x01\n")
+		for _, s := range payloadCorpus[:6] {
+			p := []byte(s)
+			for i := range p {
+				check(t, p[:i])
+				for _, c := range alphabet {
+					q := slices.Clone(p)
+					q[i] = c
+					check(t, q)
+				}
+			}
+		}
+	})
+}
+
+func FuzzDecodePayload(f *testing.F) {
+	for _, p := range payloadCorpus {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		got, gotAddrs, gotOK := decodePayload(p)
+		want, wantAddrs, wantOK := decodePayloadSlow(p)
+		if gotOK != wantOK || string(got) != string(want) || !slices.Equal(gotAddrs, wantAddrs) {
+			t.Fatalf("payload %q:\n got %v %q %q\nwant %v %q %q", p, gotOK, got, gotAddrs, wantOK, want, wantAddrs)
+		}
+	})
+}
+
+func BenchmarkDecodePayload(b *testing.B) {
+	p := []byte(payloadCorpus[0])
+	for _, fn := range []struct {
+		name string
+		f    func([]byte) (json.RawMessage, []string, bool)
+	}{{"Scanner", decodePayload}, {"Tree", decodePayloadSlow}} {
+		b.Run(fn.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				fn.f(p)
+			}
+		})
 	}
 }
