@@ -58,7 +58,9 @@ func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
 	// chunk cannot make the reorder buffer grow without limit.
 	window := make(chan struct{}, 2*cfg.Workers)
 	tasks := make(chan chunk)
-	results := make(chan chunkResult)
+	// Results are buffered to the window, so workers keep fetching while
+	// the collector waits for a commit.
+	results := make(chan chunkResult, cap(window))
 	lim := newLimiter(cfg.RequestsPerSecond, cfg.Workers, r.s.now)
 
 	wg.Add(1)
