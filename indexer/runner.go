@@ -178,7 +178,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.fail(err)
 			return fmt.Errorf("source %s: %w", r.src.Name(), err)
 		}
-		if sk.committedAny {
+		if sk.committedAny.Load() {
 			attempt = 0 // it made progress: the next failure starts a fresh backoff
 		}
 		attempt++

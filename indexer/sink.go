@@ -2,8 +2,10 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,24 +13,53 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-// sink batches one run's emitted work into store transactions. Batches
-// commit in emit order; a failed commit is reported to the next Emit or
-// Flush, which ends the run so it resumes from the stored checkpoint.
+// sink batches one run's emitted work into store transactions. A
+// committer goroutine applies groups in emit order while the source goes
+// on decoding the next one; Emit blocks only when a group is committing
+// and another is already waiting. A failed commit is sticky: the next Emit
+// or Flush returns it, which ends the run so it resumes from the stored
+// checkpoint.
 type sink struct {
 	r *Runner
 
-	mu           sync.Mutex // held across a commit: commits are serialized and ordered
-	pending      []store.Batch
-	records      int
-	timer        *time.Timer
-	err          error // sticky commit failure
-	committedAny bool
-	closed       bool
+	mu      sync.Mutex // guards the fields below
+	pending []store.Batch
+	records int
+	timer   *time.Timer
+	closed  bool
+
+	// sendMu is held from taking a group out of pending until it is
+	// queued, so groups reach the committer in the order they were taken.
+	sendMu sync.Mutex
+	queue  chan commitGroup // at most one group waits while one commits
+	done   chan struct{}    // closed when the committer has exited
+
+	err          atomic.Pointer[error] // sticky commit failure
+	committedAny atomic.Bool
+}
+
+// commitGroup is one store transaction's worth of batches; ack, when set,
+// receives the outcome once the group (and so everything before it) is
+// durable or has failed.
+type commitGroup struct {
+	batches []store.Batch
+	ack     chan error
 }
 
 var _ Sink = (*sink)(nil)
 
-func newSink(r *Runner) *sink { return &sink{r: r} }
+func newSink(r *Runner) *sink {
+	s := &sink{r: r, queue: make(chan commitGroup, 1), done: make(chan struct{})}
+	go s.commitLoop()
+	return s
+}
+
+func (s *sink) failure() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 func (s *sink) Emit(ctx context.Context, b store.Batch) error {
 	if b.Source == "" {
@@ -37,77 +68,133 @@ func (s *sink) Emit(ctx context.Context, b store.Batch) error {
 	if b.Kind == "" {
 		b.Kind = s.r.src.Kind()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.failure(); err != nil {
+		return err
 	}
+	s.mu.Lock()
 	if s.closed {
-		return fmt.Errorf("emit after the run ended")
+		s.mu.Unlock()
+		return errSinkClosed
 	}
 	s.pending = append(s.pending, b)
 	s.records += b.Len()
-	if s.records >= s.r.cfg.BatchMaxRecords {
-		return s.commitLocked(ctx)
-	}
-	if s.timer == nil {
+	full := s.records >= s.r.cfg.BatchMaxRecords
+	if !full && s.timer == nil {
 		s.timer = time.AfterFunc(s.r.cfg.BatchMaxDelay, s.onTimer)
 	}
-	return nil
+	s.mu.Unlock()
+	if full {
+		s.send(nil)
+	}
+	return s.failure()
 }
 
 func (s *sink) onTimer() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.timer = nil
-	if s.err == nil && !s.closed {
-		_ = s.commitLocked(context.Background())
+	closed := s.closed
+	s.mu.Unlock()
+	if !closed {
+		s.send(nil)
 	}
+}
+
+// send queues what is pending as one group (an empty group when ack is
+// set, so Flush still waits for everything before it).
+func (s *sink) send(ack chan error) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		if ack != nil {
+			ack <- errSinkClosed
+		}
+		return
+	}
+	g := s.takeLocked(ack)
+	s.mu.Unlock()
+	if len(g.batches) == 0 && ack == nil {
+		return
+	}
+	s.queue <- g
+}
+
+var errSinkClosed = errors.New("emit after the run ended")
+
+func (s *sink) takeLocked(ack chan error) commitGroup {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	g := commitGroup{batches: s.pending, ack: ack}
+	s.pending, s.records = nil, 0
+	return g
 }
 
 func (s *sink) Flush(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.failure(); err != nil {
+		return err
 	}
-	return s.commitLocked(ctx)
+	ack := make(chan error, 1)
+	s.send(ack)
+	select {
+	case err := <-ack:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// close commits what is pending; after ctx ends it still gets StopTimeout
-// to do so, so a graceful stop keeps every completed unit.
+// close commits what is pending and stops the committer. After ctx ends it
+// still waits up to StopTimeout, so a graceful stop keeps every completed
+// unit that was emitted.
 func (s *sink) close(ctx context.Context) error {
+	ack := make(chan error, 1)
+	s.sendMu.Lock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
+	g := s.takeLocked(ack)
+	s.mu.Unlock()
+	s.queue <- g
+	close(s.queue)
+	s.sendMu.Unlock()
+	select {
+	case <-s.done:
+	case <-time.After(s.r.cfg.StopTimeout):
+		return fmt.Errorf("commit: still running after %s", s.r.cfg.StopTimeout)
 	}
-	if s.err != nil {
-		return s.err
+	if err := s.failure(); err != nil {
+		return err
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.r.cfg.StopTimeout)
-	defer cancel()
-	return s.commitLocked(cctx)
+	return <-ack
 }
 
-func (s *sink) commitLocked(ctx context.Context) error {
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
+// commitLoop applies queued groups in order. After a failure it applies
+// nothing more: later groups assume the failed one is stored.
+func (s *sink) commitLoop() {
+	defer close(s.done)
+	for g := range s.queue {
+		err := s.failure()
+		if err == nil && len(g.batches) > 0 {
+			if err = s.commit(g.batches); err != nil {
+				s.err.CompareAndSwap(nil, &err)
+			}
+		}
+		if g.ack != nil {
+			g.ack <- err
+		}
 	}
-	if len(s.pending) == 0 {
-		return nil
-	}
-	batches := s.pending
-	s.pending, s.records = nil, 0
+}
+
+func (s *sink) commit(batches []store.Batch) error {
 	start := time.Now()
-	if err := s.r.st.Apply(ctx, batches...); err != nil {
-		s.err = fmt.Errorf("commit: %w", err)
-		return s.err
+	// The commit is not tied to the run's context: a stop must still
+	// commit what was handed over (close bounds the wait).
+	if err := s.r.st.Apply(context.Background(), batches...); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
-	s.committedAny = true
+	s.committedAny.Store(true)
 	var cp *store.Checkpoint
 	events, records := 0, 0
 	for i := range batches {
