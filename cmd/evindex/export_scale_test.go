@@ -43,8 +43,8 @@ const (
 // export holds exactly the rows and raw amounts the JSON API serves.
 //
 // By default it exports 20,000 rows, which checks the plumbing but not the
-// bound. The million-row measurement takes about two and a half minutes
-// on two cores (half of it filling the store), so it runs when asked:
+// bound. The million-row measurement takes two to four minutes on two
+// cores (a third of it filling a 1.9 GB store), so it runs when asked:
 //
 //	EVINDEX_SCALE=1 go test -run TestExportsInBoundedMemory -v -timeout 30m ./cmd/evindex
 //
