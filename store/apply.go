@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -30,9 +31,10 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		// Events and blocks arrive in key order per source, and type and
-		// contract index entries append at the tail of a few prefixes:
-		// fuller pages on split keep the file small. (Tx ids and addresses
-		// are spread over the key space; they keep bbolt's default.)
+		// contract index entries append at the tail of a few prefixes, and
+		// an address's entries at the tail of its own: fuller pages on
+		// split keep the file small. (Tx ids are spread over the key
+		// space; they keep bbolt's default.)
 		for _, name := range appendOrderBuckets {
 			tx.Bucket(name).FillPercent = 0.9
 		}
@@ -52,6 +54,7 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 
 var appendOrderBuckets = [][]byte{
 	migrations.BucketEvents, migrations.BucketBlocks, migrations.BucketEventsByType, migrations.BucketEventsByCtr,
+	migrations.BucketEventsByAddr,
 }
 
 func validateBatch(b *Batch) error {
@@ -98,6 +101,9 @@ func validateBatch(b *Batch) error {
 		if r.ID == "" {
 			return fmt.Errorf("%w: rewards[%d].id: required", ErrInvalid, i)
 		}
+		if len(r.Details) > 0 && !json.Valid(r.Details) {
+			return fmt.Errorf("%w: rewards[%d].details: not valid JSON", ErrInvalid, i)
+		}
 		for _, a := range r.Aliases {
 			if err := validName(a); err != nil {
 				return fmt.Errorf("rewards[%d].aliases: %w", i, err)
@@ -140,6 +146,42 @@ type writer struct {
 	tx    *bolt.Tx
 	s     *Store
 	infos map[string]*sourceRecord
+	block blockCache
+}
+
+// blockCache remembers the last block record looked up, since a batch's
+// events come in height order.
+type blockCache struct {
+	source string
+	height uint64
+	valid  bool
+	found  bool
+	id     string
+	time   time.Time
+}
+
+// lookup returns the id and time of the block record at (source, height).
+func (c *blockCache) lookup(tx *bolt.Tx, source string, height uint64) (string, time.Time, bool) {
+	if c.valid && c.height == height && c.source == source {
+		return c.id, c.time, c.found
+	}
+	*c = blockCache{source: source, height: height, valid: true}
+	k := blockKey(source, height)
+	if v := tx.Bucket(migrations.BucketBlocks).Get(k); v != nil {
+		var b Block
+		if decodeBlock(k, v, &b) == nil {
+			c.found, c.id, c.time = true, b.BlockID, b.BlockTime
+		}
+	}
+	return c.id, c.time, c.found
+}
+
+// blocksOf returns a blockLookup over tx with its own cache.
+func blocksOf(tx *bolt.Tx) blockLookup {
+	var c blockCache
+	return func(source string, height uint64) (string, time.Time, bool) {
+		return c.lookup(tx, source, height)
+	}
 }
 
 func (w *writer) info(name string) (*sourceRecord, error) {
@@ -185,14 +227,16 @@ func (w *writer) apply(b *Batch) error {
 	if len(b.Meta) > 0 {
 		info.Meta = append(json.RawMessage(nil), b.Meta...)
 	}
-	for i := range b.Events {
-		if err := w.putEvent(info, &b.Events[i]); err != nil {
-			return fmt.Errorf("event %d/%d/%d: %w", b.Events[i].Height, b.Events[i].TxIndex, b.Events[i].EventIndex, err)
-		}
-	}
+	// Blocks first: an event whose block record is already written with
+	// the same id and time refers to it instead of repeating them.
 	for i := range b.Blocks {
 		if err := w.putBlock(info, &b.Blocks[i]); err != nil {
 			return fmt.Errorf("block %d: %w", b.Blocks[i].Height, err)
+		}
+	}
+	for i := range b.Events {
+		if err := w.putEvent(info, &b.Events[i]); err != nil {
+			return fmt.Errorf("event %d/%d/%d: %w", b.Events[i].Height, b.Events[i].TxIndex, b.Events[i].EventIndex, err)
 		}
 	}
 	if b.ReplaceRewards != nil {
@@ -246,12 +290,15 @@ func indexKey(value string, pk []byte) []byte {
 	return append(appendText(k, value), pk...)
 }
 
-// eventIndexKeys lists the secondary index entries of an event.
-func eventIndexKeys(e *Event, pk []byte, fn func(bucket []byte, key []byte) error) error {
+// eventIndexKeys lists the secondary index entries of an event. An event
+// whose contract is its type's prefix has no by_contract entry (its
+// by_type entry finds it); with stale set, that entry is listed anyway,
+// since files of earlier versions hold one for every event.
+func eventIndexKeys(e *Event, pk []byte, stale bool, fn func(bucket []byte, key []byte) error) error {
 	if err := fn(migrations.BucketEventsByType, indexKey(e.Type, pk)); err != nil {
 		return err
 	}
-	if e.Contract != "" {
+	if e.Contract != "" && (stale || !contractInType(e.Type, e.Contract)) {
 		if err := fn(migrations.BucketEventsByCtr, indexKey(e.Contract, pk)); err != nil {
 			return err
 		}
@@ -293,17 +340,19 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 		}
 	}
 	pk := eventKey(e.Source, e.Height, e.TxIndex, e.EventIndex)
-	v := encodeEvent(e)
+	id, t, found := w.block.lookup(w.tx, e.Source, e.Height)
+	joined := found && id == e.BlockID && t.Equal(e.BlockTime)
+	v := encodeEvent(e, joined)
 	eb := w.tx.Bucket(migrations.BucketEvents)
 	if old := eb.Get(pk); old != nil {
 		if bytes.Equal(old, v) {
 			return nil // a replay: nothing changes
 		}
 		var prev Event
-		if err := decodeEvent(pk, old, &prev); err != nil {
+		if err := decodeEvent(pk, old, &prev, func(string, uint64) (string, time.Time, bool) { return "", time.Time{}, true }); err != nil {
 			return err
 		}
-		if err := eventIndexKeys(&prev, pk, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
+		if err := eventIndexKeys(&prev, pk, true, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
 			return err
 		}
 	} else {
@@ -312,7 +361,7 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 	if err := eb.Put(pk, v); err != nil {
 		return err
 	}
-	return eventIndexKeys(e, pk, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
+	return eventIndexKeys(e, pk, false, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
 }
 
 func (w *writer) putBlock(info *sourceRecord, b *Block) error {
@@ -324,8 +373,47 @@ func (w *writer) putBlock(info *sourceRecord, b *Block) error {
 		info.Blocks++
 	} else if bytes.Equal(old, v) {
 		return nil
+	} else {
+		var prev Block
+		if err := decodeBlock(k, old, &prev); err != nil {
+			return err
+		}
+		if prev.BlockID != b.BlockID || !prev.BlockTime.Equal(b.BlockTime) {
+			if err := w.unjoinEvents(prev); err != nil {
+				return err
+			}
+		}
 	}
+	w.block = blockCache{}
 	return bb.Put(k, v)
+}
+
+// unjoinEvents rewrites the events at a block's height that take their
+// block id and time from its record with them spelled out, before the
+// record changes: a replaced block does not change stored events.
+func (w *writer) unjoinEvents(prev Block) error {
+	eb := w.tx.Bucket(migrations.BucketEvents)
+	prefix := appendU64(appendText(nil, prev.Source), prev.Height)
+	type rewrite struct{ k, v []byte }
+	var redo []rewrite
+	c := eb.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if !eventJoined(v) {
+			continue
+		}
+		var e Event
+		err := decodeEvent(k, v, &e, func(string, uint64) (string, time.Time, bool) { return prev.BlockID, prev.BlockTime, true })
+		if err != nil {
+			return err
+		}
+		redo = append(redo, rewrite{bytes.Clone(k), encodeEvent(&e, false)})
+	}
+	for _, r := range redo {
+		if err := eb.Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func rewardHeightKey(source string, height uint64, pk []byte) []byte {
@@ -367,7 +455,7 @@ func (w *writer) putReward(info *sourceRecord, r *Reward) error {
 
 func (w *writer) deleteRewardIndexes(pk, v []byte) error {
 	var prev Reward
-	if err := decodeReward(v, &prev); err != nil {
+	if err := decodeReward(pk, v, &prev); err != nil {
 		return err
 	}
 	if prev.HasHeight {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -42,11 +43,19 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		lo, hi := heightBounds(q.Source, q.FromHeight, q.ToHeight)
+		// Height bounds seek within a source's keys; without a source,
+		// every source's range is read (the sources are few).
+		sources := []string{q.Source}
+		if q.Source == "" && (q.FromHeight != nil || q.ToHeight != nil) {
+			sources = sourceNames(tx)
+		}
 		index := func(bucket []byte, values ...string) []*keyIter {
-			its := make([]*keyIter, 0, len(values))
+			its := make([]*keyIter, 0, len(values)*len(sources))
 			for _, v := range values {
-				its = append(its, &keyIter{c: tx.Bucket(bucket).Cursor(), prefix: appendText(nil, v), lo: lo, hi: hi, desc: q.Desc})
+				for _, src := range sources {
+					lo, hi := heightBounds(src, q.FromHeight, q.ToHeight)
+					its = append(its, &keyIter{c: tx.Bucket(bucket).Cursor(), prefix: appendText(nil, v), lo: lo, hi: hi, desc: q.Desc})
+				}
 			}
 			return its
 		}
@@ -59,11 +68,19 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 		case len(q.Types) > 0:
 			its = index(migrations.BucketEventsByType, q.Types...)
 		case q.Contract != "":
+			// Events whose contract is their type's prefix are found
+			// through by_type, under each type of the contract; the
+			// others (and every event of an earlier file) in by_contract.
 			its = index(migrations.BucketEventsByCtr, q.Contract)
+			its = append(its, index(migrations.BucketEventsByType, typesOf(tx, q.Contract)...)...)
 		default:
-			its = []*keyIter{{c: tx.Bucket(migrations.BucketEvents).Cursor(), lo: lo, hi: hi, desc: q.Desc, primary: true}}
+			for _, src := range sources {
+				lo, hi := heightBounds(src, q.FromHeight, q.ToHeight)
+				its = append(its, &keyIter{c: tx.Bucket(migrations.BucketEvents).Cursor(), lo: lo, hi: hi, desc: q.Desc, primary: true})
+			}
 		}
 		eb := tx.Bucket(migrations.BucketEvents)
+		blocks := blocksOf(tx)
 		out, err = page(its, q.Desc, cursorEvents, q.Limit, after, func(pk, val []byte) (Event, bool, error) {
 			if val == nil {
 				if val = eb.Get(pk); val == nil {
@@ -71,7 +88,7 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 				}
 			}
 			var e Event
-			if err := decodeEvent(pk, val, &e); err != nil {
+			if err := decodeEvent(pk, val, &e, blocks); err != nil {
 				return e, false, fmt.Errorf("event %x: %w", pk, err)
 			}
 			return e, q.matches(&e), nil
@@ -96,4 +113,22 @@ func (q *EventQuery) matches(e *Event) bool {
 		return false
 	}
 	return true
+}
+
+// typesOf lists the event types in by_type that belong to a contract
+// (contract + "." + name), seeking past each type's entries.
+func typesOf(tx *bolt.Tx, contract string) []string {
+	prefix := []byte(contract + ".")
+	var out []string
+	c := tx.Bucket(migrations.BucketEventsByType).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
+		i := bytes.IndexByte(k, sep)
+		if i < 0 {
+			return out // a malformed key; Check reports it
+		}
+		typ := string(k[:i])
+		out = append(out, typ)
+		k, _ = c.Seek(append([]byte(typ), sep+1))
+	}
+	return out
 }

@@ -82,7 +82,7 @@ func rewardMatcher(tx *bolt.Tx, q *RewardQuery) func(pk, val []byte) (Reward, bo
 			}
 		}
 		var r Reward
-		if err := decodeReward(val, &r); err != nil {
+		if err := decodeReward(pk, val, &r); err != nil {
 			return r, false, fmt.Errorf("reward %q: %w", pk, err)
 		}
 		return r, q.matches(&r), nil

@@ -1,12 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
 	"math/big"
 	"slices"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/evindex/evindex/migrations"
 )
 
 // RewardSummary sums the rewards q selects per time bucket, source, account
@@ -40,52 +45,91 @@ func (s *Store) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow
 		start                 int64
 		source, account, unit string
 	}
-	groups := map[groupKey]*SummaryRow{}
+	type group struct {
+		row SummaryRow
+		sum uint64 // while it fits; then row.RawAmount holds the sum
+		big bool
+	}
+	groups := map[groupKey]*group{}
 	rq := q.RewardQuery
-	rq.Limit, rq.Desc, rq.Cursor = MaxLimit, false, ""
+	rq.Desc, rq.Cursor = false, ""
+	var after []byte
+	add := func(r *rewardAmount) error {
+		row := SummaryRow{Source: r.source, Account: r.account, Unit: r.unit, Decimals: r.decimals}
+		if q.GroupBy == GroupEpoch {
+			ep := epochs[r.source]
+			if ep == nil || !r.hasHeight {
+				return fmt.Errorf("%w: group_by=epoch: source %q has no epochs", ErrInvalid, r.source)
+			}
+			n := r.height / ep.BlocksPerEpoch
+			span := time.Duration(ep.BlocksPerEpoch) * ep.BlockDuration
+			row.Epoch = &n
+			row.BucketStart = ep.Genesis.Add(time.Duration(n) * span).UTC()
+			row.BucketEnd = row.BucketStart.Add(span)
+		} else {
+			row.BucketStart, row.BucketEnd = bucketOf(r.time.In(loc), q.GroupBy)
+		}
+		k := groupKey{row.BucketStart.UnixNano(), r.source, r.account, r.unit}
+		g := groups[k]
+		if g == nil {
+			g = &group{row: row}
+			groups[k] = g
+		}
+		g.row.Count++
+		if r.isUint && !g.big {
+			if s := g.sum + r.amount; s >= g.sum {
+				g.sum = s
+				return nil
+			}
+		}
+		if !g.big {
+			g.big = true
+			g.row.RawAmount = new(big.Int).SetUint64(g.sum)
+		}
+		if r.isUint {
+			g.row.RawAmount.Add(g.row.RawAmount, new(big.Int).SetUint64(r.amount))
+			return nil
+		}
+		amt, ok := new(big.Int).SetString(r.text, 10)
+		if !ok {
+			return fmt.Errorf("reward %s: %w: amount %q", r.account, ErrCorrupt, r.text)
+		}
+		g.row.RawAmount.Add(g.row.RawAmount, amt)
+		return nil
+	}
+	// A page of rows per read transaction, so a long summary never holds
+	// one open for long; only the fields a sum needs are decoded.
 	for {
-		p, err := s.Rewards(ctx, rq)
+		var p Page[rewardAmount]
+		err := s.db.View(func(tx *bolt.Tx) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var err error
+			p, err = page(rewardIters(tx, &rq), false, cursorRewards, MaxLimit, after, amountMatcher(tx, &rq))
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("summarize rewards: %w", err)
 		}
 		for i := range p.Items {
-			r := &p.Items[i]
-			row := SummaryRow{Source: r.Source, Account: r.Account, Unit: r.Unit, Decimals: r.Decimals}
-			if q.GroupBy == GroupEpoch {
-				ep := epochs[r.Source]
-				if ep == nil || !r.HasHeight {
-					return nil, fmt.Errorf("%w: group_by=epoch: source %q has no epochs", ErrInvalid, r.Source)
-				}
-				n := r.Height / ep.BlocksPerEpoch
-				span := time.Duration(ep.BlocksPerEpoch) * ep.BlockDuration
-				row.Epoch = &n
-				row.BucketStart = ep.Genesis.Add(time.Duration(n) * span).UTC()
-				row.BucketEnd = row.BucketStart.Add(span)
-			} else {
-				row.BucketStart, row.BucketEnd = bucketOf(r.Time.In(loc), q.GroupBy)
+			if err := add(&p.Items[i]); err != nil {
+				return nil, err
 			}
-			k := groupKey{row.BucketStart.UnixNano(), r.Source, r.Account, r.Unit}
-			g := groups[k]
-			if g == nil {
-				row.RawAmount = new(big.Int)
-				g = &row
-				groups[k] = g
-			}
-			amt, ok := new(big.Int).SetString(r.RawAmount, 10)
-			if !ok {
-				return nil, fmt.Errorf("reward %s/%s: %w: amount %q", r.Account, r.ID, ErrCorrupt, r.RawAmount)
-			}
-			g.RawAmount.Add(g.RawAmount, amt)
-			g.Count++
 		}
 		if p.Next == "" {
 			break
 		}
-		rq.Cursor = p.Next
+		if after, err = decodeCursor(cursorRewards, p.Next); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]SummaryRow, 0, len(groups))
 	for _, g := range groups {
-		out = append(out, *g)
+		if !g.big {
+			g.row.RawAmount = new(big.Int).SetUint64(g.sum)
+		}
+		out = append(out, g.row)
 	}
 	slices.SortFunc(out, func(a, b SummaryRow) int {
 		return cmp.Or(a.BucketStart.Compare(b.BucketStart), cmp.Compare(a.Source, b.Source),
@@ -108,5 +152,76 @@ func bucketOf(t time.Time, group string) (time.Time, time.Time) {
 		return start, start.AddDate(0, 1, 0)
 	default:
 		return day, day.AddDate(0, 0, 1)
+	}
+}
+
+// rewardAmount is what a summary reads of a reward.
+type rewardAmount struct {
+	source, account string
+	time            time.Time
+	height          uint64
+	hasHeight       bool
+	unit            string
+	decimals        int
+	amount          uint64 // when isUint
+	isUint          bool
+	text            string // the amount otherwise
+}
+
+// amountMatcher decodes the summary's fields of the rewards q selects;
+// unit strings are shared between rows.
+func amountMatcher(tx *bolt.Tx, q *RewardQuery) func(pk, val []byte) (rewardAmount, bool, error) {
+	rb := tx.Bucket(migrations.BucketRewards)
+	units := map[string]string{}
+	var last rewardAmount // source and account strings are reused while they repeat
+	return func(pk, val []byte) (rewardAmount, bool, error) {
+		if val == nil {
+			if val = rb.Get(pk); val == nil {
+				return rewardAmount{}, false, nil
+			}
+		}
+		if len(val) > 0 && val[0] == '{' {
+			var r Reward
+			if err := decodeReward(pk, val, &r); err != nil {
+				return rewardAmount{}, false, fmt.Errorf("reward %q: %w", pk, err)
+			}
+			a := rewardAmount{source: r.Source, account: r.Account, time: r.Time, height: r.Height, hasHeight: r.HasHeight,
+				unit: r.Unit, decimals: r.Decimals, text: r.RawAmount}
+			return a, q.matches(&r), nil
+		}
+		i := bytes.IndexByte(pk, sep)
+		j := -1
+		if i >= 0 {
+			j = bytes.IndexByte(pk[i+1:], sep)
+		}
+		var h rewardHead
+		if j < 0 || decodeRewardHead(val, &h) != nil {
+			return rewardAmount{}, false, fmt.Errorf("reward %q: %w", pk, ErrCorrupt)
+		}
+		src, acct := pk[:i], pk[i+1:i+1+j]
+		if string(src) != last.source {
+			last.source = string(src)
+		}
+		if string(acct) != last.account {
+			last.account = string(acct)
+		}
+		unit, ok := units[string(h.unit)]
+		if !ok {
+			unit = string(h.unit)
+			units[unit] = unit
+		}
+		a := rewardAmount{source: last.source, account: last.account, time: h.time, height: h.height,
+			hasHeight: h.flags&rwHeight != 0, unit: unit, decimals: h.decimals, amount: h.amount, isUint: h.flags&rwAmountUint != 0}
+		if !a.isUint {
+			a.text = string(h.rawAmount)
+		}
+		r := Reward{Source: a.source, Account: a.account, Time: a.time, Height: a.height, HasHeight: a.hasHeight}
+		if len(q.Accounts) > 0 && !slices.Contains(q.Accounts, a.account) {
+			r.Aliases = make([]string, h.aliases)
+			for k := range r.Aliases {
+				r.Aliases[k] = h.rest.str()
+			}
+		}
+		return a, q.matches(&r), nil
 	}
 }

@@ -1,0 +1,83 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/evindex/evindex/store"
+)
+
+// An event stores its block id and time by reference to the block record
+// when they agree; replacing the block record must not change what the
+// event says.
+func TestReplacedBlockKeepsEventsBlock(t *testing.T) {
+	s := store.MustOpen(t)
+	b := flowBatch(5, 4)
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	before := allEvents(t, s, store.EventQuery{Source: "flow"})
+	newer := store.Batch{Source: "flow", Blocks: []store.Block{{Height: 5, BlockID: "ff", BlockTime: time.Unix(7, 0).UTC(), Status: "reverted"}}}
+	if err := s.Apply(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	after := allEvents(t, s, store.EventQuery{Source: "flow"})
+	if len(after) != len(before) {
+		t.Fatalf("%d events, want %d", len(after), len(before))
+	}
+	for i := range after {
+		if after[i].BlockID != before[i].BlockID || !after[i].BlockTime.Equal(before[i].BlockTime) {
+			t.Errorf("event %d: block %s %v after the block record changed, was %s %v", i, after[i].BlockID, after[i].BlockTime, before[i].BlockID, before[i].BlockTime)
+		}
+	}
+	// Events rewritten with the new block follow it.
+	b.Blocks = newer.Blocks
+	for i := range b.Events {
+		b.Events[i].BlockID, b.Events[i].BlockTime = "ff", time.Unix(7, 0).UTC()
+	}
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range allEvents(t, s, store.EventQuery{Source: "flow"}) {
+		if e.BlockID != "ff" {
+			t.Errorf("event %d/%d: block %s, want ff", e.TxIndex, e.EventIndex, e.BlockID)
+		}
+	}
+}
+
+func TestHeightRangeWithoutSource(t *testing.T) {
+	s := store.MustOpen(t)
+	for h := uint64(1); h <= 20; h++ {
+		a, b := flowBatch(h, 2), flowBatch(h, 3)
+		b.Source = "flow2"
+		for i := range b.Events {
+			b.Events[i].Source = ""
+		}
+		if err := s.Apply(ctx, a, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []store.EventQuery{
+		{FromHeight: u64(10), ToHeight: u64(12)},
+		{FromHeight: u64(18)},
+		{ToHeight: u64(2), Desc: true},
+		{FromHeight: u64(10), ToHeight: u64(12), Address: "shared", Limit: 2},
+		{FromHeight: u64(10), Types: []string{"A.1.Token.Withdrawn"}},
+	} {
+		got := allEvents(t, s, q)
+		var want []store.Event
+		for _, src := range []string{"flow", "flow2"} {
+			q2 := q
+			q2.Source, q2.Limit, q2.Cursor = src, 1000, ""
+			want = append(want, allEvents(t, s, q2)...)
+		}
+		if len(got) != len(want) || len(got) == 0 {
+			t.Fatalf("%+v: %d events, want %d (both sources)", q, len(got), len(want))
+		}
+		for _, e := range got {
+			if q.FromHeight != nil && e.Height < *q.FromHeight || q.ToHeight != nil && e.Height > *q.ToHeight {
+				t.Fatalf("%+v: event at height %d", q, e.Height)
+			}
+		}
+	}
+}
