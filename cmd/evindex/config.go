@@ -281,6 +281,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, kind string) error {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.Value == "" {
+				field := path
+				if field == "" {
+					field = "config"
+				}
+				return &ConfigError{Field: field, Msg: fmt.Sprintf("a key must be a plain name (line %d)", k.Line)}
+			}
 			field := joinPath(path, k.Value)
 			f, ok := fields[k.Value]
 			if !ok {
