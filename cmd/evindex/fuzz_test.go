@@ -1,0 +1,99 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// FuzzParseConfig feeds arbitrary text as the config file, with ${VAR}
+// set from the environment: parsing, validation and building the sources
+// either succeed or fail with a one-line ConfigError naming a field. A
+// parse error never repeats an environment value, and no error repeats
+// the token or an API key.
+func FuzzParseConfig(f *testing.F) {
+	seeds := []string{
+		"data_dir: /var/lib/evindex\nhttp:\n  listen: 0.0.0.0:8080\n  token: ${EVINDEX_TOKEN}\n",
+		"log: {level: debug, format: json}\nstore: {batch_max_records: 100, batch_max_delay: 250ms}\n",
+		"sources:\n  - name: flow-main\n    kind: flow\n    endpoint: 127.0.0.1:3569\n    event_types: [A.8624b52f9ddcd04a.FlowIDTableStaking.RewardsPaid]\n    backfill: {workers: 2, max_range: 100, requests_per_second: 10}\n",
+		"sources:\n  - {name: sm, kind: spacemesh, public_endpoint: 127.0.0.1:9092, coinbases: [sm1qqqqqqzcrmxf9ydhnlwy8dqk4qc3tt2wjln7pssu7uwx], smeshers: ['00']}\n",
+		"sources:\n  - name: p\n    kind: presearch\n    api_key: ${PRESEARCH_API_KEY}\n    status_interval: 30s\n    stats_window: 7m\n",
+		"sources:\n  - name: p\n    kind: presearch\n    api_key_file: /nonexistent/${X}\n",
+		"sources: [{name: a, kind: flow, endpoint: x, coinbases: [y]}]\n",
+		"http: {listen: '[::1]:0', insecure: ${X}}\n",
+		"store: {batch_max_records: ${N}}\n",
+		"&a {data_dir: *a}\n", "- - -\n", "? [a]\n: b\n", "'': x\n", "data_dir: !!binary AAAA\n", "%YAML 1.1\n---\ndata_dir: x\n...\n", "\t\n", "",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), "s3cr3t-V4LUE")
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, value string) {
+		if len(raw) > 1<<16 {
+			return
+		}
+		env := func(string) string { return value }
+		cfg, err := ParseConfig(raw, env)
+		if err != nil {
+			check(t, raw, err)
+			if len(value) >= 4 && strings.Contains(err.Error(), value) && !strings.Contains(string(raw), value) {
+				t.Fatalf("%q: a parse error shows an environment value: %v", raw, err)
+			}
+			return
+		}
+		err = cfg.Validate()
+		if err == nil {
+			_, err = buildSources(cfg, nil)
+		}
+		if err == nil {
+			return
+		}
+		check(t, raw, err)
+		secrets := []string{cfg.HTTP.Token}
+		for _, s := range cfg.Sources {
+			secrets = append(secrets, s.Presearch.APIKey)
+		}
+		others := otherText(cfg)
+		for _, sec := range secrets {
+			if len(sec) >= 6 && !strings.Contains(others, sec) && strings.Contains(err.Error(), sec) {
+				t.Fatalf("%q: the error shows the secret %q: %v", raw, sec, err)
+			}
+		}
+	})
+}
+
+func check(t *testing.T, raw []byte, err error) {
+	t.Helper()
+	ce, ok := asConfigError(err)
+	if !ok || ce.Field == "" {
+		t.Fatalf("%q: %v is not a ConfigError naming a field", raw, err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("%q: the error is not one line: %q", raw, err)
+	}
+}
+
+// otherText is every string of cfg that is not a secret, joined: a secret
+// that is also spelled there may show through them.
+func otherText(cfg Config) string {
+	var b strings.Builder
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.String:
+			b.WriteString(v.String())
+			b.WriteByte(0)
+		case reflect.Slice:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i))
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				if name := v.Type().Field(i).Name; name != "Token" && name != "APIKey" {
+					walk(v.Field(i))
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(cfg))
+	return b.String()
+}
