@@ -72,6 +72,13 @@ func validateBatch(b *Batch) error {
 		if err := validName(e.Type); err != nil {
 			return fmt.Errorf("events[%d].type: %w", i, err)
 		}
+		if e.TxID != "" {
+			// Indexed like the type: a NUL would end the value early in
+			// the index key, and the entry would point at no event.
+			if err := validName(e.TxID); err != nil {
+				return fmt.Errorf("events[%d].tx_id: %w", i, err)
+			}
+		}
 		if len(e.Payload) > 0 && !json.Valid(e.Payload) {
 			return fmt.Errorf("%w: events[%d].payload: not valid JSON", ErrInvalid, i)
 		}
