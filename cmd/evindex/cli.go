@@ -110,8 +110,7 @@ func newFlagSet(e env, name, args, about string) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-		return errHelp
+		return errHelp // the flag package has printed the usage
 	}
 	if err != nil {
 		return usagef("%s: %v", fs.Name(), err)

@@ -51,6 +51,10 @@ func runDemoCmd(ctx context.Context, e env, args []string) error {
 	fcfg := flowsim.DefaultConfig()
 	fcfg.History = demoFlowHistory + uint64(elapsed/demoBlockInterval)
 	fcfg.BlockInterval = demoBlockInterval
+	// Block times follow the wall clock, ending the history at the demo's
+	// first start, so Flow rewards show on the dashboard's recent days.
+	fcfg.BlockTimeStep = demoBlockInterval
+	fcfg.GenesisTime = state.Started.Add(-demoFlowHistory * demoBlockInterval)
 	fsim, err := flowsim.Start(ctx, "127.0.0.1:0", fcfg)
 	if err != nil {
 		return fmt.Errorf("flow simulator: %w", err)
@@ -83,13 +87,16 @@ func runDemoCmd(ctx context.Context, e env, args []string) error {
 	cfg.DataDir = *dir
 	cfg.HTTP.Listen = *listen
 	cfg.Log.Level = *level
+	// Presearch polls status at half the API's limit: at 60x, the limiter's
+	// safety margin is a few real milliseconds, and a loaded machine's
+	// request latency would otherwise earn the demo a 429.
 	cfg.Sources = []SourceConfig{
 		{Name: "flow-demo", Kind: "flow", Flow: FlowConfig{Endpoint: fsim.Addr(), StartHeight: fsim.RootHeight() + 1}},
 		{Name: "sm-demo", Kind: "spacemesh", Spacemesh: SpacemeshConfig{
 			PublicEndpoint: ssim.PublicAddr(), PrivateEndpoint: ssim.PrivateAddr(),
 			Coinbases: ssim.Coinbases(), Smeshers: ssim.Smeshers()}},
 		{Name: "presearch-demo", Kind: "presearch", Presearch: PresearchConfig{
-			BaseURL: psim.URL, APIKey: psim.Sim.APIKey(), StatusInterval: 15 * time.Second, BackfillDays: 2}},
+			BaseURL: psim.URL, APIKey: psim.Sim.APIKey(), StatusInterval: 30 * time.Second, BackfillDays: 2}},
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
