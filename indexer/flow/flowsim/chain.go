@@ -173,6 +173,13 @@ func (c *chain) isRewardBlock(height uint64) bool {
 
 // block builds the block at height. The root block holds no events.
 func (c *chain) block(height uint64) Block {
+	return c.blockOf(height, nil)
+}
+
+// blockOf builds the block at height with only the events want accepts
+// (nil: all). Building an event's payload is most of the work, so a range
+// call for one type builds only that type's.
+func (c *chain) blockOf(height uint64, want func(typ string) bool) Block {
 	b := Block{
 		ID:     c.blockID(height),
 		Height: height,
@@ -184,26 +191,35 @@ func (c *chain) block(height uint64) Block {
 	if height <= c.root {
 		return b
 	}
-	b.Events, _ = c.events(height)
+	b.Events, _ = c.eventsOf(height, want)
 	return b
 }
 
 // events generates a block's events and the rewards among them.
 func (c *chain) events(height uint64) ([]*entities.Event, []Reward) {
+	return c.eventsOf(height, nil)
+}
+
+// eventsOf generates a block's events that want accepts (nil: all) and
+// all of its rewards. Every random draw happens whether or not its event
+// is kept, so the chain is the same for every filter.
+func (c *chain) eventsOf(height uint64, want func(typ string) bool) ([]*entities.Event, []Reward) {
 	r := c.rng("events", height)
 	var (
 		events  []*entities.Event
 		rewards []Reward
 		tx      uint32
 	)
-	add := func(typ string, payload []byte, evIndex *uint32) {
-		events = append(events, &entities.Event{
-			Type:             typ,
-			TransactionId:    c.txID(height, tx),
-			TransactionIndex: tx,
-			EventIndex:       *evIndex,
-			Payload:          payload,
-		})
+	add := func(typ string, payload func() []byte, evIndex *uint32) {
+		if want == nil || want(typ) {
+			events = append(events, &entities.Event{
+				Type:             typ,
+				TransactionId:    c.txID(height, tx),
+				TransactionIndex: tx,
+				EventIndex:       *evIndex,
+				Payload:          payload(),
+			})
+		}
 		*evIndex++
 	}
 
@@ -214,10 +230,12 @@ func (c *chain) events(height uint64) ([]*entities.Event, []Reward) {
 			raw := 100_00000000 + r.Uint64N(1900_00000000)
 			total += raw
 			rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindNodeReward, NodeID: nodeID(i), Raw: raw})
-			add(c.stakingType("RewardsPaid"), eventPayload(c.stakingType("RewardsPaid"),
-				field("nodeID", cdcString(nodeID(i))),
-				field("amount", cdcUFix64(raw)),
-			), &ev)
+			add(c.stakingType("RewardsPaid"), func() []byte {
+				return eventPayload(c.stakingType("RewardsPaid"),
+					field("nodeID", cdcString(nodeID(i))),
+					field("amount", cdcUFix64(raw)),
+				)
+			}, &ev)
 			// Only every other node has delegators, as on mainnet many do not.
 			if i%2 == 1 {
 				continue
@@ -226,20 +244,24 @@ func (c *chain) events(height uint64) ([]*entities.Event, []Reward) {
 				raw := 1_00000000 + r.Uint64N(99_00000000)
 				total += raw
 				rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindDelegatorReward, NodeID: nodeID(i), DelegatorID: d, Raw: raw})
-				add(c.stakingType("DelegatorRewardsPaid"), eventPayload(c.stakingType("DelegatorRewardsPaid"),
-					field("nodeID", cdcString(nodeID(i))),
-					field("delegatorID", cdcTyped("UInt32", strconv.FormatUint(uint64(d), 10))),
-					field("amount", cdcUFix64(raw)),
-				), &ev)
+				add(c.stakingType("DelegatorRewardsPaid"), func() []byte {
+					return eventPayload(c.stakingType("DelegatorRewardsPaid"),
+						field("nodeID", cdcString(nodeID(i))),
+						field("delegatorID", cdcTyped("UInt32", strconv.FormatUint(uint64(d), 10))),
+						field("amount", cdcUFix64(raw)),
+					)
+				}, &ev)
 			}
 		}
 		fees := r.Uint64N(50_00000000)
-		add(c.stakingType("EpochTotalRewardsPaid"), eventPayload(c.stakingType("EpochTotalRewardsPaid"),
-			field("total", cdcUFix64(total)),
-			field("fromFees", cdcUFix64(fees)),
-			field("minted", cdcUFix64(total-min(fees, total))),
-			field("feesBurned", cdcUFix64(0)),
-		), &ev)
+		add(c.stakingType("EpochTotalRewardsPaid"), func() []byte {
+			return eventPayload(c.stakingType("EpochTotalRewardsPaid"),
+				field("total", cdcUFix64(total)),
+				field("fromFees", cdcUFix64(fees)),
+				field("minted", cdcUFix64(total-min(fees, total))),
+				field("feesBurned", cdcUFix64(0)),
+			)
+		}, &ev)
 		tx++
 	}
 
@@ -252,41 +274,56 @@ func (c *chain) events(height uint64) ([]*entities.Event, []Reward) {
 		case k < 6:
 			amount := 100000 + r.Uint64N(500_00000000)
 			from, to := account(r.IntN(accountCount)), account(r.IntN(accountCount))
-			add(FlowTokenType("TokensWithdrawn"), eventPayload(FlowTokenType("TokensWithdrawn"),
-				field("amount", cdcUFix64(amount)),
-				field("from", cdcOptional(cdcAddress(from))),
-			), &ev)
-			add(FlowTokenType("TokensDeposited"), eventPayload(FlowTokenType("TokensDeposited"),
-				field("amount", cdcUFix64(amount)),
-				field("to", cdcOptional(cdcAddress(to))),
-			), &ev)
+			add(FlowTokenType("TokensWithdrawn"), func() []byte {
+				return eventPayload(FlowTokenType("TokensWithdrawn"),
+					field("amount", cdcUFix64(amount)),
+					field("from", cdcOptional(cdcAddress(from))),
+				)
+			}, &ev)
+			add(FlowTokenType("TokensDeposited"), func() []byte {
+				return eventPayload(FlowTokenType("TokensDeposited"),
+					field("amount", cdcUFix64(amount)),
+					field("to", cdcOptional(cdcAddress(to))),
+				)
+			}, &ev)
 		case k < 9:
 			typ := "A." + NFTContract + ".NonFungibleToken.Deposited"
 			id := r.Uint64N(1 << 40)
-			add(typ, eventPayload(typ,
-				field("type", cdcString("A."+account(r.IntN(accountCount))+".ExampleNFT.NFT")),
-				field("id", cdcTyped("UInt64", strconv.FormatUint(id, 10))),
-				field("uuid", cdcTyped("UInt64", strconv.FormatUint(id+7, 10))),
-				field("to", cdcOptional(cdcAddress(account(r.IntN(accountCount))))),
-			), &ev)
+			nft, to := account(r.IntN(accountCount)), account(r.IntN(accountCount))
+			add(typ, func() []byte {
+				return eventPayload(typ,
+					field("type", cdcString("A."+nft+".ExampleNFT.NFT")),
+					field("id", cdcTyped("UInt64", strconv.FormatUint(id, 10))),
+					field("uuid", cdcTyped("UInt64", strconv.FormatUint(id+7, 10))),
+					field("to", cdcOptional(cdcAddress(to))),
+				)
+			}, &ev)
 		default:
 			// A burn: the tokens leave an account and land nowhere.
 			amount := 100000 + r.Uint64N(10_00000000)
-			add(FlowTokenType("TokensWithdrawn"), eventPayload(FlowTokenType("TokensWithdrawn"),
-				field("amount", cdcUFix64(amount)),
-				field("from", cdcOptional(cdcAddress(account(r.IntN(accountCount))))),
-			), &ev)
-			add(FlowTokenType("TokensDeposited"), eventPayload(FlowTokenType("TokensDeposited"),
-				field("amount", cdcUFix64(amount)),
-				field("to", cdcOptional(nil)),
-			), &ev)
+			from := account(r.IntN(accountCount))
+			add(FlowTokenType("TokensWithdrawn"), func() []byte {
+				return eventPayload(FlowTokenType("TokensWithdrawn"),
+					field("amount", cdcUFix64(amount)),
+					field("from", cdcOptional(cdcAddress(from))),
+				)
+			}, &ev)
+			add(FlowTokenType("TokensDeposited"), func() []byte {
+				return eventPayload(FlowTokenType("TokensDeposited"),
+					field("amount", cdcUFix64(amount)),
+					field("to", cdcOptional(nil)),
+				)
+			}, &ev)
 		}
 		feesType := "A." + FlowFeesContract + ".FlowFees.FeesDeducted"
-		add(feesType, eventPayload(feesType,
-			field("amount", cdcUFix64(fee)),
-			field("inclusionEffort", cdcUFix64(1_00000000)),
-			field("executionEffort", cdcUFix64(r.Uint64N(1_00000000))),
-		), &ev)
+		effort := r.Uint64N(1_00000000)
+		add(feesType, func() []byte {
+			return eventPayload(feesType,
+				field("amount", cdcUFix64(fee)),
+				field("inclusionEffort", cdcUFix64(1_00000000)),
+				field("executionEffort", cdcUFix64(effort)),
+			)
+		}, &ev)
 		tx++
 	}
 	return events, rewards
@@ -346,14 +383,73 @@ func cdcOptional(v any) cdcValue {
 // eventPayload encodes an event as JSON-CDC bytes. Like Cadence's encoder it
 // ends with a newline.
 func eventPayload(typ string, fields ...cdcField) []byte {
-	b, err := json.Marshal(cdcValue{Type: "Event", Value: cdcComposite{ID: typ, Fields: fields}})
+	b := appendCDC(make([]byte, 0, 256), cdcValue{Type: "Event", Value: cdcComposite{ID: typ, Fields: fields}})
+	return append(b, '\n')
+}
+
+// appendCDC appends v as encoding/json would marshal it, byte for byte,
+// without reflection: range calls build hundreds of blocks, and the
+// reflective encoder was most of a call's cost.
+func appendCDC(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return appendJSONString(b, x)
+	case cdcValue:
+		b = append(b, `{"type":`...)
+		b = appendJSONString(b, x.Type)
+		b = append(b, `,"value":`...)
+		b = appendCDC(b, x.Value)
+		return append(b, '}')
+	case cdcComposite:
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, x.ID)
+		b = append(b, `,"fields":`...)
+		if x.Fields == nil {
+			return append(b, "null}"...)
+		}
+		b = append(b, '[')
+		for i, f := range x.Fields {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendJSONString(b, f.Name)
+			b = append(b, `,"value":`...)
+			b = appendCDC(b, f.Value)
+			b = append(b, '}')
+		}
+		return append(b, "]}"...)
+	}
+	m, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("flowsim: encode event: %v", err))
 	}
-	return append(b, '\n')
+	return append(b, m...)
+}
+
+// appendJSONString quotes s as encoding/json does; text that needs no
+// escaping (all of the chain's) is copied, anything else goes through it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			m, _ := json.Marshal(s)
+			return append(b, m...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // FormatUFix64 renders an amount in 10^-8 units as Cadence prints a UFix64.
 func FormatUFix64(raw uint64) string {
-	return fmt.Sprintf("%d.%08d", raw/100_000_000, raw%100_000_000)
+	b := strconv.AppendUint(make([]byte, 0, 21), raw/100_000_000, 10)
+	frac := raw % 100_000_000
+	b = append(b, '.')
+	for d := uint64(10_000_000); d > 0; d /= 10 {
+		b = append(b, byte('0'+frac/d%10))
+	}
+	return string(b)
 }
