@@ -154,6 +154,9 @@ type writer struct {
 	s     *Store
 	infos map[string]*sourceRecord
 	block blockCache
+	// lastTxGroup is the tx entry written last, skipped for the
+	// transaction's next events.
+	lastTxGroup []byte
 }
 
 // blockCache remembers the last block record looked up, since a batch's
@@ -310,7 +313,9 @@ func eventIndexKeys(e *Event, pk []byte, stale bool, fn func(bucket []byte, key 
 			return err
 		}
 	}
-	if e.TxID != "" {
+	if e.TxID != "" && stale {
+		// Earlier files hold one tx entry per event; new ones, one per
+		// transaction (putEvent writes and removes those).
 		if err := fn(migrations.BucketEventsByTx, indexKey(e.TxID, pk)); err != nil {
 			return err
 		}
@@ -351,14 +356,16 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 	joined := found && id == e.BlockID && t.Equal(e.BlockTime)
 	v := encodeEvent(e, joined)
 	eb := w.tx.Bucket(migrations.BucketEvents)
+	var prevTx string
 	if old := eb.Get(pk); old != nil {
 		if bytes.Equal(old, v) {
 			return nil // a replay: nothing changes
 		}
 		var prev Event
-		if err := decodeEvent(pk, old, &prev, func(string, uint64) (string, time.Time, bool) { return "", time.Time{}, true }); err != nil {
+		if err := decodeEvent(pk, old, &prev, anyBlock); err != nil {
 			return err
 		}
+		prevTx = prev.TxID
 		if err := eventIndexKeys(&prev, pk, true, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
 			return err
 		}
@@ -368,8 +375,44 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 	if err := eb.Put(pk, v); err != nil {
 		return err
 	}
+	if prevTx != "" && prevTx != e.TxID {
+		if err := w.dropTxGroup(prevTx, e.Source, e.Height, e.TxIndex); err != nil {
+			return err
+		}
+	}
+	if e.TxID != "" {
+		gk := txGroupKey(e.TxID, e.Source, e.Height, e.TxIndex)
+		if !bytes.Equal(gk, w.lastTxGroup) { // a transaction's events come together
+			if err := w.tx.Bucket(migrations.BucketEventsByTx).Put(gk, nil); err != nil {
+				return err
+			}
+			w.lastTxGroup = gk
+		}
+	}
 	return eventIndexKeys(e, pk, false, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
 }
+
+// dropTxGroup removes the tx entry of a transaction's events once none of
+// them carries the tx id any more.
+func (w *writer) dropTxGroup(txID, source string, height uint64, txIndex uint32) error {
+	prefix := appendU32(appendU64(appendText(nil, source), height), txIndex)
+	c := w.tx.Bucket(migrations.BucketEvents).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var e Event
+		if err := decodeEvent(k, v, &e, anyBlock); err != nil {
+			return err
+		}
+		if e.TxID == txID {
+			return nil
+		}
+	}
+	w.lastTxGroup = nil
+	return w.tx.Bucket(migrations.BucketEventsByTx).Delete(txGroupKey(txID, source, height, txIndex))
+}
+
+// anyBlock stands in for block records where only an event's other
+// fields are read.
+func anyBlock(string, uint64) (string, time.Time, bool) { return "", time.Time{}, true }
 
 func (w *writer) putBlock(info *sourceRecord, b *Block) error {
 	k := blockKey(b.Source, b.Height)

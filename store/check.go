@@ -40,9 +40,22 @@ func checkIndexes(ctx context.Context, tx *bolt.Tx) []error {
 		}
 		return nil
 	}
-	for _, ix := range [][]byte{migrations.BucketEventsByType, migrations.BucketEventsByCtr, migrations.BucketEventsByAddr, migrations.BucketEventsByTx} {
+	for _, ix := range [][]byte{migrations.BucketEventsByType, migrations.BucketEventsByCtr, migrations.BucketEventsByAddr} {
 		check(ix, migrations.BucketEvents, afterSep)
 	}
+	// A tx entry names a transaction's events (or, in earlier files, one
+	// event): some event must have that key prefix.
+	ec := tx.Bucket(migrations.BucketEvents).Cursor()
+	check(migrations.BucketEventsByTx, migrations.BucketEvents, func(k []byte) []byte {
+		prefix, _, _, ok := parseTxGroup(k)
+		if !ok {
+			return afterSep(k)
+		}
+		if ek, _ := ec.Seek(prefix); ek != nil && bytes.HasPrefix(ek, prefix) {
+			return ek
+		}
+		return nil
+	})
 	check(migrations.BucketRewardsAlias, migrations.BucketRewards, afterSep)
 	check(migrations.BucketRewardsHeight, migrations.BucketRewards, func(k []byte) []byte {
 		if i := bytes.IndexByte(k, sep); i >= 0 && len(k) > i+9 {

@@ -62,7 +62,7 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 		var its []*keyIter
 		switch {
 		case q.TxID != "":
-			its = index(migrations.BucketEventsByTx, q.TxID)
+			its = append(index(migrations.BucketEventsByTx, q.TxID), txGroupIters(tx, &q)...)
 		case q.Address != "":
 			its = index(migrations.BucketEventsByAddr, q.Address)
 		case len(q.Types) > 0:
@@ -131,4 +131,25 @@ func typesOf(tx *bolt.Tx, contract string) []string {
 		k, _ = c.Seek(append([]byte(typ), sep+1))
 	}
 	return out
+}
+
+// txGroupIters walks the events of each transaction a tx id's group
+// entries name, within the query's source and heights.
+func txGroupIters(tx *bolt.Tx, q *EventQuery) []*keyIter {
+	var its []*keyIter
+	prefix := txGroupPrefix(q.TxID)
+	eb := tx.Bucket(migrations.BucketEvents)
+	c := tx.Bucket(migrations.BucketEventsByTx).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		group, src, h, ok := parseTxGroup(k)
+		if !ok || len(k) != len(prefix)+len(group) {
+			continue // another tx id that this one prefixes, or a malformed key Check reports
+		}
+		if q.Source != "" && src != q.Source || q.FromHeight != nil && h < *q.FromHeight || q.ToHeight != nil && h > *q.ToHeight {
+			continue
+		}
+		g := bytes.Clone(group)
+		its = append(its, &keyIter{c: eb.Cursor(), lo: g, hi: g, desc: q.Desc, primary: true})
+	}
+	return its
 }

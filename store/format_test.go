@@ -81,3 +81,38 @@ func TestHeightRangeWithoutSource(t *testing.T) {
 		}
 	}
 }
+
+// One tx entry finds all of a transaction's events; it goes when the
+// last of them stops carrying the tx id.
+func TestTxEntriesFollowRewrites(t *testing.T) {
+	s := store.MustOpen(t)
+	b := flowBatch(3, 6) // three transactions of two events
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	tx1 := b.Events[2].TxID
+	count := func(txID string) int { return len(allEvents(t, s, store.EventQuery{TxID: txID})) }
+	if n := count(tx1); n != 2 {
+		t.Fatalf("tx %s finds %d events, want 2", tx1, n)
+	}
+	if n := len(allEvents(t, s, store.EventQuery{TxID: tx1, Source: "other"})); n != 0 {
+		t.Fatalf("another source finds %d events", n)
+	}
+	b.Events[2].TxID = "not-hex"
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := count(tx1), count("not-hex"); n != 1 || m != 1 {
+		t.Fatalf("after one rewrite: %d and %d events, want 1 and 1", n, m)
+	}
+	b.Events[3].TxID = "not-hex"
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := count(tx1), count("not-hex"); n != 0 || m != 2 {
+		t.Fatalf("after both rewrites: %d and %d events, want 0 and 2", n, m)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

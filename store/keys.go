@@ -15,6 +15,8 @@ import (
 //
 //	events            source 0 height(8) tx(4) event(4)
 //	events_by_*       value 0 <event key>
+//	events_by_tx      0x00 txid(hexStr) source 0 height(8) tx(4)   one per transaction;
+//	                  files of earlier versions also hold txid 0 <event key>
 //	blocks            source 0 height(8)
 //	rewards           source 0 account 0 time(8) id
 //	rewards_by_height source 0 height(8) <reward key>
@@ -119,4 +121,40 @@ func decodeCursor(kind byte, s string) ([]byte, error) {
 		return nil, ErrCursorInvalid
 	}
 	return b[1:], nil
+}
+
+// txGroupKey is the by_tx entry of a transaction's events: they share
+// (source, height, tx index), so one entry finds them all in the events
+// bucket. The leading 0x00 sets it apart from the earlier per-event form
+// (text tx id, 0x00, event key), which no tx id starts with.
+func txGroupKey(txID, source string, height uint64, txIndex uint32) []byte {
+	e := enc{b: make([]byte, 0, 1+2+len(txID)+len(source)+13)}
+	e.b = append(e.b, sep)
+	e.hexStr(txID)
+	return appendU32(appendU64(appendText(e.b, source), height), txIndex)
+}
+
+// txGroupPrefix is the start of every group entry of a tx id.
+func txGroupPrefix(txID string) []byte {
+	e := enc{b: []byte{sep}}
+	e.hexStr(txID)
+	return e.b
+}
+
+// parseTxGroup returns the events key prefix (source 0 height tx) of a
+// group entry, and the source and height.
+func parseTxGroup(k []byte) (prefix []byte, source string, height uint64, ok bool) {
+	if len(k) == 0 || k[0] != sep {
+		return nil, "", 0, false
+	}
+	n, w := binary.Uvarint(k[1:])
+	if w <= 0 || uint64(len(k)) < 1+uint64(w)+n>>1 {
+		return nil, "", 0, false
+	}
+	rest := k[1+w+int(n>>1):]
+	i := bytes.IndexByte(rest, sep)
+	if i < 0 || len(rest) != i+1+12 {
+		return nil, "", 0, false
+	}
+	return rest, string(rest[:i]), binary.BigEndian.Uint64(rest[i+1:]), true
 }
