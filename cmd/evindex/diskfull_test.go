@@ -46,17 +46,17 @@ func reconnects(t *testing.T, d *daemon, name string) uint64 {
 	return s.Reconnects
 }
 
-// TestDiskFull indexes into a 4 MiB filesystem until it is full: the
+// TestDiskFull indexes into a 2 MiB filesystem until it is full: the
 // source must pause as "retrying" with the cause in its last error, the
 // file must stay sound and keep serving what it has, and once there is
 // space again ingestion must resume where it stopped and end with every
 // record of the chain, once.
 func TestDiskFull(t *testing.T) {
 	mnt := t.TempDir()
-	mountTmpfs(t, mnt, "4m")
+	mountTmpfs(t, mnt, "2m")
 
 	cfg := flowsim.DefaultConfig()
-	cfg.Seed, cfg.History, cfg.BlockInterval = 7, 12000, 0
+	cfg.Seed, cfg.History, cfg.BlockInterval = 7, 5000, 0
 	sim, err := flowsim.Start(context.Background(), "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -81,10 +81,10 @@ sources:
 // what the same ingestion needs without readers (long read transactions
 // would keep freed pages from being reused).
 func TestLoad(t *testing.T) {
-	const clients, perClient = 50, 20 // at most 1000 requests, plus up to two more pages each
-	history := uint64(15000)
+	const clients = 50
+	history, perClient := uint64(15000), 20 // at most 1000 requests, plus up to two more pages each
 	if testing.Short() {
-		history = 5000
+		history, perClient = 3000, 8
 	}
 	quietDir, _ := ingestAll(t, history, nil)
 	quietUsed, _ := usedBytes(t, quietDir)
