@@ -29,7 +29,9 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	var sizeBefore int64
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		sizeBefore = tx.Size()
 		// Events and blocks arrive in key order per source, and type and
 		// contract index entries append at the tail of a few prefixes, and
 		// an address's entries at the tail of its own: fuller pages on
@@ -49,7 +51,24 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	s.releaseAfterGrowth(sizeBefore)
 	return nil
+}
+
+// releaseStep is how much the file grows between two ReleaseMapped calls
+// of a writing store. Inserting touches pages all over the file (an index
+// keyed by tx id, the B-trees' branch pages); without a release they all
+// stay resident, and the process's RSS would grow with the file.
+const releaseStep = 32 << 20
+
+// releaseAfterGrowth hands back the mapped pages whenever the file's data
+// crossed a multiple of releaseStep in the last commit.
+func (s *Store) releaseAfterGrowth(before int64) {
+	var after int64
+	_ = s.db.View(func(tx *bolt.Tx) error { after = tx.Size(); return nil })
+	if after/releaseStep != before/releaseStep {
+		s.ReleaseMapped()
+	}
 }
 
 var appendOrderBuckets = [][]byte{

@@ -187,7 +187,7 @@ func exportFromData(ctx context.Context, dir, path string, q url.Values, w io.Wr
 	// The API flushes after every page of rows it reads; handing back the
 	// file's pages read so far at each flush keeps the resident set at
 	// about one page of rows however big the file is.
-	rw := &fileResponse{w: w, header: http.Header{}, flushed: mappingsOf(st.Path()).release}
+	rw := &fileResponse{w: w, header: http.Header{}, flushed: st.ReleaseMapped}
 	if cut := serveInProcess(h, rw, req); cut {
 		if rw.err != nil {
 			return fmt.Errorf("export: %w", rw.err)
