@@ -98,7 +98,7 @@ func validateBatch(b *Batch) error {
 				return fmt.Errorf("events[%d].tx_id: %w", i, err)
 			}
 		}
-		if len(e.Payload) > 0 && !json.Valid(e.Payload) {
+		if len(e.Payload) > 0 && !validJSON(e.Payload) {
 			return fmt.Errorf("%w: events[%d].payload: not valid JSON", ErrInvalid, i)
 		}
 	}
