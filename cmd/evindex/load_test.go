@@ -87,7 +87,7 @@ func TestLoad(t *testing.T) {
 		history, perClient = 3000, 8
 	}
 	quietDir, _ := ingestAll(t, history, nil)
-	quietUsed, _ := usedBytes(t, quietDir)
+	quietUsed, quietFree := usedBytes(t, quietDir)
 
 	paths := []string{
 		"/v1/events?source=" + worldFlow + "&limit=200",
@@ -160,8 +160,10 @@ func TestLoad(t *testing.T) {
 	if during < clients {
 		t.Errorf("only %d requests were sent during the ingestion", during)
 	}
-	t.Logf("pages in use or free: %d KiB with the readers (%d free pages), %d KiB without", loadUsed>>10, loadFree, quietUsed>>10)
-	if loadUsed > quietUsed*3/2 {
+	t.Logf("pages in use or free: %d KiB with the readers (%d free pages), %d KiB without (%d free)", loadUsed>>10, loadFree, quietUsed>>10, quietFree)
+	// Readers that each held their transaction for 150 ms made the file
+	// need 20% more; the runs without a problem stay within 2%.
+	if loadUsed > quietUsed*11/10+1<<20 {
 		t.Errorf("the file needs %d KiB under read load, %d KiB without: readers keep freed pages from reuse", loadUsed>>10, quietUsed>>10)
 	}
 	st, err := store.Open(loadDir, store.Options{ReadOnly: true})
