@@ -441,6 +441,7 @@ func (w *writer) putBlock(info *sourceRecord, b *Block) error {
 	if old == nil {
 		info.Blocks++
 	} else if bytes.Equal(old, v) {
+		w.block = blockCache{source: b.Source, height: b.Height, valid: true, found: true, id: b.BlockID, time: decodedTime(b.BlockTime)}
 		return nil
 	} else {
 		var prev Block
@@ -453,8 +454,19 @@ func (w *writer) putBlock(info *sourceRecord, b *Block) error {
 			}
 		}
 	}
-	w.block = blockCache{}
+	// The block's events usually follow in the same batch: they find its
+	// id and time here instead of reading the record back.
+	w.block = blockCache{source: b.Source, height: b.Height, valid: true, found: true, id: b.BlockID, time: decodedTime(b.BlockTime)}
 	return bb.Put(k, v)
+}
+
+// decodedTime is t as a value round trip returns it: UTC, nanoseconds
+// since the epoch, zero for the zero time.
+func decodedTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.Unix(0, t.UnixNano()).UTC()
 }
 
 // unjoinEvents rewrites the events at a block's height that take their
