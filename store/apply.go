@@ -46,6 +46,9 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 				return fmt.Errorf("batch %d of %s: %w", i, batches[i].Source, err)
 			}
 		}
+		if err := w.finish(); err != nil {
+			return err
+		}
 		return w.saveInfos()
 	})
 	if err != nil {
@@ -172,6 +175,7 @@ type writer struct {
 	tx    *bolt.Tx
 	s     *Store
 	infos map[string]*sourceRecord
+	marks map[string]*sourceMarks
 	block blockCache
 	// lastTxGroup is the tx entry written last, skipped for the
 	// transaction's next events.
@@ -295,20 +299,65 @@ func (w *writer) apply(b *Batch) error {
 			return fmt.Errorf("state %s: %w", k, err)
 		}
 	}
-	if b.Coverage != nil {
-		if err := mergeCoverage(w.tx.Bucket(migrations.BucketCoverage), b.Source, *b.Coverage); err != nil {
-			return fmt.Errorf("coverage: %w", err)
+	// Checkpoints and coverage are only read after the commit, so they are
+	// gathered per source and written once per transaction (finish): a
+	// stream's transaction holds a batch per height.
+	if b.Coverage != nil || b.Checkpoint != nil {
+		m := w.marks[b.Source]
+		if m == nil {
+			m = &sourceMarks{}
+			if w.marks == nil {
+				w.marks = map[string]*sourceMarks{}
+			}
+			w.marks[b.Source] = m
+		}
+		if b.Coverage != nil {
+			m.addRange(*b.Coverage)
+		}
+		if b.Checkpoint != nil {
+			cp := *b.Checkpoint
+			m.checkpoint = &cp
 		}
 	}
-	if b.Checkpoint != nil {
-		cp := *b.Checkpoint
-		cp.UpdatedAt = w.s.now().UTC()
-		v, err := json.Marshal(cp)
-		if err != nil {
-			return err
+	return nil
+}
+
+// sourceMarks is what a transaction's batches of one source say about
+// its progress.
+type sourceMarks struct {
+	checkpoint *Checkpoint // the last batch's
+	ranges     []Range     // coverage, adjacent ranges joined
+}
+
+func (m *sourceMarks) addRange(r Range) {
+	if n := len(m.ranges); n > 0 {
+		last := &m.ranges[n-1]
+		if r.From >= last.From && (last.To == ^uint64(0) || r.From <= last.To+1) {
+			last.To = max(last.To, r.To)
+			return
 		}
-		if err := w.tx.Bucket(migrations.BucketCheckpoints).Put([]byte(b.Source), v); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+	}
+	m.ranges = append(m.ranges, r)
+}
+
+// finish writes the gathered coverage and checkpoints.
+func (w *writer) finish() error {
+	for source, m := range w.marks {
+		for _, r := range m.ranges {
+			if err := mergeCoverage(w.tx.Bucket(migrations.BucketCoverage), source, r); err != nil {
+				return fmt.Errorf("coverage of %s: %w", source, err)
+			}
+		}
+		if m.checkpoint != nil {
+			cp := *m.checkpoint
+			cp.UpdatedAt = w.s.now().UTC()
+			v, err := json.Marshal(cp)
+			if err != nil {
+				return err
+			}
+			if err := w.tx.Bucket(migrations.BucketCheckpoints).Put([]byte(source), v); err != nil {
+				return fmt.Errorf("checkpoint of %s: %w", source, err)
+			}
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -114,5 +115,35 @@ func TestTxEntriesFollowRewrites(t *testing.T) {
 	}
 	if err := s.Check(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Checkpoints and coverage of several batches in one Apply end as if
+// they had been applied one by one.
+func TestOneApplyManyBatchesMarks(t *testing.T) {
+	s := store.MustOpen(t)
+	var bs []store.Batch
+	for _, h := range []uint64{1, 2, 3, 7, 8, 5} {
+		bs = append(bs, flowBatch(h, 1))
+	}
+	other := flowBatch(4, 1)
+	other.Source = "other"
+	other.Events = nil
+	bs = append(bs, other)
+	if err := s.Apply(ctx, bs...); err != nil {
+		t.Fatal(err)
+	}
+	cov, err := s.Coverage(ctx, "flow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.Range{{From: 1, To: 3}, {From: 5, To: 5}, {From: 7, To: 8}}; fmt.Sprint(cov) != fmt.Sprint(want) {
+		t.Errorf("coverage %v, want %v", cov, want)
+	}
+	for src, want := range map[string]uint64{"flow": 5, "other": 4} {
+		cp, ok, err := s.Checkpoint(ctx, src)
+		if err != nil || !ok || cp.Height != want {
+			t.Errorf("%s checkpoint %d (%v, %v), want %d, the last batch's", src, cp.Height, ok, err, want)
+		}
 	}
 }
