@@ -215,7 +215,7 @@ func TestCrashLoop(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("kill moments from seed %d (replay: go test -run TestCrashLoop -crash.seed=%d ./cmd/evindex)", seed, seed)
+	t.Logf("kill moments from seed %d (replay: go test -run TestCrashLoop ./cmd/evindex -crash.seed=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 
 	w := startWorld(t, worldOptions{flowHistory: 12000, blockInterval: 20 * time.Millisecond, layerInterval: 100 * time.Millisecond})
