@@ -180,6 +180,8 @@ type writer struct {
 	// lastTxGroup is the tx entry written last, skipped for the
 	// transaction's next events.
 	lastTxGroup []byte
+	// pkBuf and keyBuf are scratch space for keys (see putEvent).
+	pkBuf, keyBuf []byte
 }
 
 // blockCache remembers the last block record looked up, since a batch's
@@ -364,15 +366,25 @@ func (w *writer) finish() error {
 }
 
 func indexKey(value string, pk []byte) []byte {
-	k := make([]byte, 0, len(value)+1+len(pk))
-	return append(appendText(k, value), pk...)
+	return appendIndexKey(make([]byte, 0, len(value)+1+len(pk)), value, pk)
+}
+
+func appendIndexKey(dst []byte, value string, pk []byte) []byte {
+	return append(appendText(dst, value), pk...)
 }
 
 // eventIndexKeys lists the secondary index entries of an event. An event
 // whose contract is its type's prefix has no by_contract entry (its
 // by_type entry finds it); with stale set, that entry is listed anyway,
 // since files of earlier versions hold one for every event.
-func eventIndexKeys(e *Event, pk []byte, stale bool, fn func(bucket []byte, key []byte) error) error {
+//
+// fn must not keep the key: every key is built in the same scratch buffer
+// (bbolt copies the keys it stores).
+func eventIndexKeys(e *Event, pk []byte, stale bool, scratch *[]byte, fn func(bucket []byte, key []byte) error) error {
+	indexKey := func(value string, pk []byte) []byte {
+		*scratch = appendIndexKey((*scratch)[:0], value, pk)
+		return *scratch
+	}
 	if err := fn(migrations.BucketEventsByType, indexKey(e.Type, pk)); err != nil {
 		return err
 	}
@@ -419,7 +431,10 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 			return fmt.Errorf("contract: %w", err)
 		}
 	}
-	pk := eventKey(e.Source, e.Height, e.TxIndex, e.EventIndex)
+	// Keys are built in the writer's scratch buffers: bbolt copies the
+	// keys it stores, and these were a good share of Apply's garbage.
+	w.pkBuf = appendEventKey(w.pkBuf[:0], e.Source, e.Height, e.TxIndex, e.EventIndex)
+	pk := w.pkBuf
 	id, t, found := w.block.lookup(w.tx, e.Source, e.Height)
 	joined := found && id == e.BlockID && t.Equal(e.BlockTime)
 	v := encodeEvent(e, joined)
@@ -434,7 +449,7 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 			return err
 		}
 		prevTx = prev.TxID
-		if err := eventIndexKeys(&prev, pk, true, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
+		if err := eventIndexKeys(&prev, pk, true, &w.keyBuf, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
 			return err
 		}
 	} else {
@@ -449,15 +464,15 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 		}
 	}
 	if e.TxID != "" {
-		gk := txGroupKey(e.TxID, e.Source, e.Height, e.TxIndex)
-		if !bytes.Equal(gk, w.lastTxGroup) { // a transaction's events come together
+		w.keyBuf = appendTxGroupKey(w.keyBuf[:0], e.TxID, e.Source, e.Height, e.TxIndex)
+		if gk := w.keyBuf; !bytes.Equal(gk, w.lastTxGroup) { // a transaction's events come together
 			if err := w.tx.Bucket(migrations.BucketEventsByTx).Put(gk, nil); err != nil {
 				return err
 			}
-			w.lastTxGroup = gk
+			w.lastTxGroup = append(w.lastTxGroup[:0], gk...)
 		}
 	}
-	return eventIndexKeys(e, pk, false, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
+	return eventIndexKeys(e, pk, false, &w.keyBuf, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
 }
 
 // dropTxGroup removes the tx entry of a transaction's events once none of

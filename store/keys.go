@@ -54,7 +54,10 @@ func timeKey(t time.Time) uint64 {
 }
 
 func eventKey(source string, height uint64, tx, ev uint32) []byte {
-	k := make([]byte, 0, len(source)+17)
+	return appendEventKey(make([]byte, 0, len(source)+17), source, height, tx, ev)
+}
+
+func appendEventKey(k []byte, source string, height uint64, tx, ev uint32) []byte {
 	k = appendText(k, source)
 	k = appendU64(k, height)
 	k = appendU32(k, tx)
@@ -128,8 +131,11 @@ func decodeCursor(kind byte, s string) ([]byte, error) {
 // bucket. The leading 0x00 sets it apart from the earlier per-event form
 // (text tx id, 0x00, event key), which no tx id starts with.
 func txGroupKey(txID, source string, height uint64, txIndex uint32) []byte {
-	e := enc{b: make([]byte, 0, 1+2+len(txID)+len(source)+13)}
-	e.b = append(e.b, sep)
+	return appendTxGroupKey(make([]byte, 0, 1+2+len(txID)+len(source)+13), txID, source, height, txIndex)
+}
+
+func appendTxGroupKey(dst []byte, txID, source string, height uint64, txIndex uint32) []byte {
+	e := enc{b: append(dst, sep)}
 	e.hexStr(txID)
 	return appendU32(appendU64(appendText(e.b, source), height), txIndex)
 }
