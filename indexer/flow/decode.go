@@ -68,12 +68,17 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 		BlockTime:  bd.time,
 		EventCount: uint32(len(bd.events)),
 	})
+	var lastTx []byte
+	var txID string
 	for _, ev := range bd.events {
 		payload, addrs, ok := decodePayload(ev.Payload)
 		if !ok {
 			d.onBadPayload(ev, bd.height)
 		}
-		txID := hex.EncodeToString(ev.TransactionId)
+		// A transaction's events come together: one string for them all.
+		if lastTx == nil || !bytes.Equal(ev.TransactionId, lastTx) {
+			lastTx, txID = ev.TransactionId, hex.EncodeToString(ev.TransactionId)
+		}
 		b.Events = append(b.Events, store.Event{
 			Source:     d.source,
 			Height:     bd.height,
