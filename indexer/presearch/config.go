@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/evindex/evindex/indexer"
 )
 
 // Defaults and bounds of Config.
@@ -106,7 +108,7 @@ func (c *Config) Validate() error {
 		c.Now = time.Now
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleep
+		c.Sleep = indexer.Sleep
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
@@ -155,15 +157,4 @@ func (c *Config) Validate() error {
 		bad("request_timeout", "must not be negative")
 	}
 	return errors.Join(errs...)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
