@@ -260,11 +260,17 @@ func phaseStore(ctx context.Context, ph phaseArgs) (phaseResult, error) {
 		return phaseResult{}, err
 	}
 	defer st.Close()
+	return timeApply(ctx, ph.File, st.Apply)
+}
+
+// timeApply feeds the pre-built groups in file to apply and times only the
+// apply calls, not reading the file between them.
+func timeApply(ctx context.Context, file string, apply func(context.Context, ...store.Batch) error) (phaseResult, error) {
 	var res phaseResult
 	var busy time.Duration
-	err = readGroups(ph.File, func(group []store.Batch) error {
+	err := readGroups(file, func(group []store.Batch) error {
 		t := time.Now()
-		if err := st.Apply(ctx, group...); err != nil {
+		if err := apply(ctx, group...); err != nil {
 			return err
 		}
 		busy += time.Since(t)
@@ -287,19 +293,7 @@ func phaseSQLiteStore(ctx context.Context, ph phaseArgs) (phaseResult, error) {
 		return phaseResult{}, err
 	}
 	defer w.Close()
-	var res phaseResult
-	var busy time.Duration
-	err = readGroups(ph.File, func(group []store.Batch) error {
-		t := time.Now()
-		if err := w.Apply(ctx, group...); err != nil {
-			return err
-		}
-		busy += time.Since(t)
-		res.Events += countEvents(group)
-		return nil
-	})
-	res.Seconds = busy.Seconds()
-	return res, err
+	return timeApply(ctx, ph.File, w.Apply)
 }
 
 // phaseResume opens an existing database, starts the Runner against the
