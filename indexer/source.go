@@ -99,3 +99,15 @@ type RetryAfterError struct {
 
 func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// ValidName reports whether s can name a source: one or more lowercase
+// letters, digits and dashes. Names appear in store keys, URLs and metric
+// labels, so nothing else is allowed.
+func ValidName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/evindex/evindex/indexer"
 )
 
 // Config is the whole configuration of `evindex run` (CONFIG.md).
@@ -325,8 +327,6 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-var sourceName = regexp.MustCompile(`^[a-z0-9-]+$`)
-
 // Validate checks the configuration and returns the first problem as a
 // ConfigError naming the field. Source-kind details are checked when the
 // sources are built (buildSources).
@@ -363,7 +363,7 @@ func (c *Config) Validate() error {
 		if s.Name == "" {
 			return &ConfigError{p + ".name", "required"}
 		}
-		if !sourceName.MatchString(s.Name) {
+		if !indexer.ValidName(s.Name) {
 			return &ConfigError{p + ".name", fmt.Sprintf("%q: use lowercase letters, digits and -", s.Name)}
 		}
 		if j, dup := seen[s.Name]; dup {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/evindex/evindex/indexer"
 )
 
 // Defaults for the fields of Config left at zero.
@@ -98,7 +100,7 @@ func (c *Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("name: required")
 	}
-	if !validSourceName(c.Name) {
+	if !indexer.ValidName(c.Name) {
 		return fmt.Errorf("name: %q must use only a-z, 0-9 and -", c.Name)
 	}
 	if strings.TrimSpace(c.Endpoint) == "" {
@@ -144,15 +146,6 @@ func (c *Config) Validate() error {
 // filter selects.
 func (c *Config) canBackfill() bool {
 	return len(c.EventTypes) > 0 && len(c.Contracts) == 0 && len(c.Addresses) == 0
-}
-
-func validSourceName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // validEventType accepts "flow.<Event>" and "A.<address>.<Contract>.<Event>".

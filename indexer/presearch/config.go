@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -82,8 +81,6 @@ func DefaultConfig() Config {
 	}
 }
 
-var validName = regexp.MustCompile(`^[a-z0-9-]+$`)
-
 // Validate fills zero durations and the clock with their defaults and
 // checks the rest. Its error names every offending field by its config
 // name (e.g. "status_interval: must be at least 15s"); it never contains
@@ -120,7 +117,7 @@ func (c *Config) Validate() error {
 	}
 	if c.Name == "" {
 		bad("name", "required")
-	} else if !validName.MatchString(c.Name) {
+	} else if !indexer.ValidName(c.Name) {
 		bad("name", "%q must contain only a-z, 0-9 and -", c.Name)
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/indexer/spacemesh/internal/bech32"
 )
 
@@ -127,7 +128,7 @@ func (c *Config) Validate() error {
 	if c.Name == "" {
 		return errors.New("name: required")
 	}
-	if !validName(c.Name) {
+	if !indexer.ValidName(c.Name) {
 		return fmt.Errorf("name: %q must use only a-z, 0-9 and -", c.Name)
 	}
 	if err := validEndpoint(c.PublicEndpoint); err != nil {
@@ -224,15 +225,6 @@ func validEndpoint(e string) error {
 		return fmt.Errorf("%q must be host:port", e)
 	}
 	return nil
-}
-
-func validName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 func validHRP(s string) bool {
