@@ -337,6 +337,13 @@ func TestFaultMatrixFlow(t *testing.T) {
 			}
 			before := records(t, st, flowName)
 
+			// The stopped run's stream may linger on the node for a moment;
+			// a fault injected now could be spent on it instead of the
+			// restarted source.
+			within(t, "the old stream to close", func() (bool, string) {
+				n := sim.Stats().OpenStreams
+				return n == 0, fmt.Sprintf("%d streams open", n)
+			})
 			// The fault meets the source as it restarts far behind.
 			c.inject(sim)
 			sim.Produce(200)

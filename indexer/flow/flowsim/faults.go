@@ -50,6 +50,9 @@ type Stats struct {
 	Streams int
 	// StreamStarts lists the first height of each event stream, in order.
 	StreamStarts []uint64
+	// OpenStreams counts event streams whose handler is still running: a
+	// client that cancelled a stream may see it at zero only a moment later.
+	OpenStreams int
 	// Messages counts event stream responses sent.
 	Messages uint64
 	// RangeCalls counts GetEventsForHeightRange calls that returned events.
@@ -237,7 +240,13 @@ func (s *Sim) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Stream
 	if err := s.admit(info.FullMethod); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.stats.OpenStreams++
+	s.mu.Unlock()
 	err := handler(srv, ss)
+	s.mu.Lock()
+	s.stats.OpenStreams--
+	s.mu.Unlock()
 	if errors.Is(err, context.Canceled) {
 		return status.Error(codes.Canceled, "stream canceled")
 	}
