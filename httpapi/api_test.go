@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 func keysOf(m map[string]any) []string {
@@ -356,7 +357,7 @@ func TestBadParameters(t *testing.T) {
 func TestPaginationWhileIngesting(t *testing.T) {
 	for _, order := range []string{"asc", "desc"} {
 		t.Run(order, func(t *testing.T) {
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			ctx := context.Background()
 			if err := st.Apply(ctx, flowBatch(flowFrom, flowFrom+99)); err != nil {
 				t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 func TestDashboardAssets(t *testing.T) {
@@ -55,7 +56,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	// The page asks for the last 30 days of the real clock, so this store
 	// holds rewards relative to it and nothing else.
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	now := time.Now().UTC()
 	err = st.Apply(context.Background(),
 		store.Batch{Source: flowSource, Kind: "flow", Checkpoint: &store.Checkpoint{Height: 1999}},

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 func ndjsonLines(t *testing.T, body []byte) []map[string]any {
@@ -159,7 +160,7 @@ func TestExportLimitAndCursor(t *testing.T) {
 // TestExportReadsInPages checks that an export asks the store for pages
 // of at most 1000 rows, one call (one read transaction) each, until the end.
 func TestExportReadsInPages(t *testing.T) {
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	fill(t, st)
 	var limits []int
 	l := listing[store.Event]{
@@ -198,7 +199,7 @@ func TestExportReadsInPages(t *testing.T) {
 // breaks the transfer, so a client never takes a truncated export for a
 // complete one, and that the failure is logged with the request id.
 func TestExportCutOnError(t *testing.T) {
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	fill(t, st)
 	logs := &logBuffer{}
 	s := New(Config{Store: st, Logger: zerolog.New(logs)})

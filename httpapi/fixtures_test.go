@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // The fixture: three sources shaped like the real ones.
@@ -242,7 +243,7 @@ func withToken(tok string) envOption { return func(c *Config) { c.Token = tok } 
 // newEnv serves a filled store on loopback.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	fill(t, st)
 	return newEnvStore(t, st, opts...)
 }

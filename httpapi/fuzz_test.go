@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // fuzzRoutes are the routes that read parameters; {a} and {b} take the
@@ -27,7 +27,7 @@ var paramMessage = regexp.MustCompile(`^([a-z_]+): `)
 
 // fuzzServer serves the fixture store in memory.
 func fuzzServer(f *testing.F) http.Handler {
-	st := store.MustOpen(f)
+	st := storetest.MustOpen(f)
 	fill(f, st)
 	return New(Config{Store: st, Logger: zerolog.Nop(), Now: func() time.Time { return testNow }}).Handler()
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestServerTimeoutsAndLimits checks what bounds a client's hold on the
@@ -19,7 +19,7 @@ import (
 // headers, an idle keep-alive is closed, ordinary responses have a write
 // deadline, and the request line and headers have a size limit.
 func TestServerTimeoutsAndLimits(t *testing.T) {
-	srv := New(Config{Store: store.MustOpen(t), Logger: zerolog.Nop()}).httpServer()
+	srv := New(Config{Store: storetest.MustOpen(t), Logger: zerolog.Nop()}).httpServer()
 	for name, c := range map[string]struct{ got, want any }{
 		"ReadHeaderTimeout": {srv.ReadHeaderTimeout, readHeaderTimeout},
 		"IdleTimeout":       {srv.IdleTimeout, idleTimeout},
@@ -43,7 +43,7 @@ func TestOversizedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Store: store.MustOpen(t), Logger: zerolog.Nop()})
+	s := New(Config{Store: storetest.MustOpen(t), Logger: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
@@ -100,7 +100,7 @@ func TestOversizedRequests(t *testing.T) {
 
 // TestTokenCheck covers the spellings of the Authorization header.
 func TestTokenCheck(t *testing.T) {
-	s := New(Config{Store: store.MustOpen(t), Token: "s3cret-token", Logger: zerolog.Nop()})
+	s := New(Config{Store: storetest.MustOpen(t), Token: "s3cret-token", Logger: zerolog.Nop()})
 	for header, want := range map[string]bool{
 		"Bearer s3cret-token":     true,
 		"bearer s3cret-token":     true,

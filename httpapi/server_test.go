@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 func TestHealthz(t *testing.T) {
@@ -202,7 +203,7 @@ func TestErrorsHideInternals(t *testing.T) {
 
 func TestPanicIsInternalError(t *testing.T) {
 	logs := &logBuffer{}
-	s := New(Config{Store: store.MustOpen(t), Logger: zerolog.New(logs)})
+	s := New(Config{Store: storetest.MustOpen(t), Logger: zerolog.New(logs)})
 	r := s.router
 	r.Get("/panic", func(http.ResponseWriter, *http.Request) { panic("boom: secret detail") })
 	srv := httptest.NewServer(r)
@@ -251,7 +252,7 @@ func TestMetrics(t *testing.T) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "evindex_test_gauge", Help: "A test gauge."})
 	g.Set(42)
 	reg.MustRegister(g)
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	e := newEnvStore(t, st, func(c *Config) { c.Gatherer = reg })
 	r := e.getOK("/metrics")
 	if !strings.Contains(string(r.body), "evindex_test_gauge 42") {
@@ -264,7 +265,7 @@ func TestServeShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Store: store.MustOpen(t), Logger: zerolog.Nop()})
+	s := New(Config{Store: storetest.MustOpen(t), Logger: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
@@ -290,7 +291,7 @@ func TestServeShutsDown(t *testing.T) {
 	}
 	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln2.Close()
-	if err := New(Config{Store: store.MustOpen(t)}).Serve(context.Background(), ln2); err == nil || errors.Is(err, http.ErrServerClosed) {
+	if err := New(Config{Store: storetest.MustOpen(t)}).Serve(context.Background(), ln2); err == nil || errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve on a closed listener: %v", err)
 	}
 }

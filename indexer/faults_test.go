@@ -26,6 +26,7 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // The fault matrix runs every source against every fault its simulator
@@ -308,7 +309,7 @@ func TestFaultMatrixFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(sim.Close)
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			cfg := flow.Config{Name: flowName, Endpoint: sim.Addr(), StartHeight: 1}
 			var filter flowsim.Filter
 			if c.backfill {
@@ -497,7 +498,7 @@ func TestFaultMatrixSpacemesh(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(sim.Close)
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			src, err := spacemesh.New(spacemesh.Config{
 				Name: smName, PublicEndpoint: sim.PublicAddr(), PrivateEndpoint: sim.PrivateAddr(),
 				Coinbases: sim.Coinbases(), Smeshers: sim.Smeshers(),

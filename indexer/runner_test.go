@@ -12,6 +12,7 @@ import (
 
 	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // countingSource emits one event per height from the resume point and
@@ -75,7 +76,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestRunnerResumesAfterFailuresWithoutLossOrDuplicates(t *testing.T) {
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	src := &countingSource{last: 1000, failEvery: 97}
 	r := indexer.NewRunner(st, src, indexer.RunnerConfig{BatchMaxRecords: 40, BatchMaxDelay: time.Millisecond, Sleep: noSleep, Logger: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,7 +118,7 @@ func TestRunnerResumesAfterFailuresWithoutLossOrDuplicates(t *testing.T) {
 }
 
 func TestRunnerStopsOnPermanentError(t *testing.T) {
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	src := &countingSource{permanent: errors.New("start height 5 is below the node's root height 100")}
 	r := indexer.NewRunner(st, src, indexer.RunnerConfig{Sleep: noSleep, Logger: zerolog.Nop()})
 	err := r.Run(context.Background())
@@ -131,7 +132,7 @@ func TestRunnerStopsOnPermanentError(t *testing.T) {
 }
 
 func TestRunnerCommitsPendingOnStop(t *testing.T) {
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	idle := make(chan struct{})
 	src := &countingSource{last: 25, idle: idle}
 	// A delay far longer than the test: only the stop can commit these.
@@ -151,7 +152,7 @@ func TestRunnerCommitsPendingOnStop(t *testing.T) {
 }
 
 func TestRunnerReportsLag(t *testing.T) {
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	src := &countingSource{last: 10}
 	r := indexer.NewRunner(st, src, indexer.RunnerConfig{BatchMaxDelay: time.Millisecond, Logger: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())

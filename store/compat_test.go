@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // compatBatches is the content of testdata/v1.db, a file written by the
@@ -81,7 +82,7 @@ func TestReadsVersion1File(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	fresh := store.MustOpen(t)
+	fresh := storetest.MustOpen(t)
 	if err := fresh.Apply(ctx, compatBatches()...); err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // An event stores its block id and time by reference to the block record
 // when they agree; replacing the block record must not change what the
 // event says.
 func TestReplacedBlockKeepsEventsBlock(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	b := flowBatch(5, 4)
 	if err := s.Apply(ctx, b); err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func TestReplacedBlockKeepsEventsBlock(t *testing.T) {
 }
 
 func TestHeightRangeWithoutSource(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	for h := uint64(1); h <= 20; h++ {
 		a, b := flowBatch(h, 2), flowBatch(h, 3)
 		b.Source = "flow2"
@@ -86,7 +87,7 @@ func TestHeightRangeWithoutSource(t *testing.T) {
 // One tx entry finds all of a transaction's events; it goes when the
 // last of them stops carrying the tx id.
 func TestTxEntriesFollowRewrites(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	b := flowBatch(3, 6) // three transactions of two events
 	if err := s.Apply(ctx, b); err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestTxEntriesFollowRewrites(t *testing.T) {
 // Checkpoints and coverage of several batches in one Apply end as if
 // they had been applied one by one.
 func TestOneApplyManyBatchesMarks(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	var bs []store.Batch
 	for _, h := range []uint64{1, 2, 3, 7, 8, 5} {
 		bs = append(bs, flowBatch(h, 1))

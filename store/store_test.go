@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 var ctx = context.Background()
@@ -129,7 +130,7 @@ func TestCorruptFileIsAnErrorNotAPanic(t *testing.T) {
 }
 
 func TestReplayDoesNotDuplicate(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	for h := uint64(1); h <= 50; h++ {
 		if err := s.Apply(ctx, flowBatch(h, 4)); err != nil {
 			t.Fatal(err)
@@ -164,7 +165,7 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 }
 
 func TestApplyIsAllOrNothing(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	bad := flowBatch(2, 2)
 	bad.Events[1].Payload = json.RawMessage(`{not json`)
 	err := s.Apply(ctx, flowBatch(1, 2), bad)
@@ -180,7 +181,7 @@ func TestApplyIsAllOrNothing(t *testing.T) {
 }
 
 func TestCoverageMerges(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	for _, r := range []store.Range{{1, 5}, {10, 12}, {20, 20}, {6, 9}, {13, 15}} {
 		if err := s.Apply(ctx, store.Batch{Source: "x", Coverage: &r}); err != nil {
 			t.Fatal(err)
@@ -196,7 +197,7 @@ func TestCoverageMerges(t *testing.T) {
 func TestPaginationNeverSkipsOrRepeatsDuringIngestion(t *testing.T) {
 	for _, desc := range []bool{false, true} {
 		t.Run(fmt.Sprintf("desc=%v", desc), func(t *testing.T) {
-			s := store.MustOpen(t)
+			s := storetest.MustOpen(t)
 			for h := uint64(100); h < 200; h++ {
 				if err := s.Apply(ctx, flowBatch(h, 6)); err != nil {
 					t.Fatal(err)
@@ -245,7 +246,7 @@ func TestPaginationNeverSkipsOrRepeatsDuringIngestion(t *testing.T) {
 }
 
 func TestEventFilters(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	for h := uint64(1); h <= 30; h++ {
 		if err := s.Apply(ctx, flowBatch(h, 4)); err != nil {
 			t.Fatal(err)
@@ -288,7 +289,7 @@ func TestEventFilters(t *testing.T) {
 }
 
 func TestCursorInvalid(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	for _, c := range []string{"!!!", "Zm9v"} {
 		if _, err := s.Events(ctx, store.EventQuery{Cursor: c}); !errors.Is(err, store.ErrCursorInvalid) {
 			t.Errorf("cursor %q: %v, want ErrCursorInvalid", c, err)
@@ -310,7 +311,7 @@ func smReward(layer uint64, smesher, coinbase string, amount int64) store.Reward
 }
 
 func TestReplaceRewardsOnRevert(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	var rs []store.Reward
 	for l := uint64(1); l <= 20; l++ {
 		rs = append(rs, smReward(l, "s1", "sm1a", 1000), smReward(l, "s2", "sm1a", 7))
@@ -349,7 +350,7 @@ func TestReplaceRewardsOnRevert(t *testing.T) {
 }
 
 func TestSummaryEqualsRows(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	var rs []store.Reward
 	for l := uint64(0); l < 2000; l++ {
 		rs = append(rs, smReward(l, "s1", "sm1a", 123456789+int64(l)), smReward(l, "s2", "sm1b", 5))
@@ -398,7 +399,7 @@ func TestSummaryEqualsRows(t *testing.T) {
 }
 
 func TestSummaryTimeZone(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	r := smReward(0, "s1", "sm1a", 10)
 	r.Time = time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC) // 22:00 on March 1 in New York
 	if err := s.Apply(ctx, store.Batch{Source: "sm", Rewards: []store.Reward{r}}); err != nil {
@@ -418,7 +419,7 @@ func TestSummaryTimeZone(t *testing.T) {
 }
 
 func TestNodesLatestAndHistory(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	yes, no := true, false
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ns []store.NodeStatus
@@ -447,7 +448,7 @@ func TestNodesLatestAndHistory(t *testing.T) {
 }
 
 func TestStateAndBackup(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	if err := s.Apply(ctx, store.Batch{Source: "pre", State: map[string][]byte{"limiter": []byte("t1,t2")}}); err != nil {
 		t.Fatal(err)
 	}

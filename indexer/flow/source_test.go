@@ -16,6 +16,7 @@ import (
 	"github.com/evindex/evindex/indexer/flow"
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 const srcName = "flow-test"
@@ -317,7 +318,7 @@ func TestCleanRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := startSim(t, flowsim.Config{Seed: 11, History: 700, RootHeight: 100, RewardEvery: 40})
 			src := newSource(t, sim, tt.mutate)
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			r := startRunner(t, st, src)
 			// With a heartbeat interval above 1 the last heights are proven
 			// only by the next response.
@@ -342,7 +343,7 @@ func TestCleanRun(t *testing.T) {
 
 func TestFirstStartAtSealedHead(t *testing.T) {
 	sim := startSim(t, flowsim.Config{Seed: 2, History: 300})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	startRunner(t, st, newSource(t, sim, func(c *flow.Config) { c.StartHeight = 0 }))
 	eventually(t, "subscription", func() bool { return sim.Stats().Streams == 1 })
 	if start := sim.Stats().StreamStarts[0]; start != 300 {
@@ -372,7 +373,7 @@ func TestRestartsResumeExactly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := startSim(t, flowsim.Config{Seed: 5, History: 2000, RootHeight: 10, RewardEvery: 50})
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			src := newSource(t, sim, tt.mutate)
 			for i := range 10 {
 				// Stop at varying points, some while the chain grows.
@@ -458,7 +459,7 @@ func TestFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := startSim(t, flowsim.Config{Seed: 9, History: 500, RootHeight: 100})
 			tt.inject(sim)
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			r := startRunner(t, st, newSource(t, sim, nil))
 			waitCheckpoint(t, st, sim.SealedHeight())
 			eventually(t, "live state", func() bool { return r.Status().State == indexer.StateLive })
@@ -487,7 +488,7 @@ func TestStartBelowRootFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := startSim(t, flowsim.Config{Seed: 9, History: 1000, RootHeight: 100})
-			st := store.MustOpen(t)
+			st := storetest.MustOpen(t)
 			r := startRunner(t, st, newSource(t, sim, tt.mutate))
 			var err error
 			select {
@@ -517,7 +518,7 @@ func TestBackfillThenLive(t *testing.T) {
 	types := []string{rewardsPaid, delegatorReward, tokensDeposited}
 	const root, history = 1000, 6000
 	sim := startSim(t, flowsim.Config{Seed: 21, History: history, RootHeight: root, RewardEvery: 100, CallLatency: 3 * time.Millisecond})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	r := startRunner(t, st, newSource(t, sim, func(c *flow.Config) {
 		c.EventTypes = types
 		c.Backfill = flow.BackfillConfig{Workers: 4, MaxRange: 250, RequestsPerSecond: 2000, Distance: 100}

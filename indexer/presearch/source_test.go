@@ -19,6 +19,7 @@ import (
 	"github.com/evindex/evindex/indexer/presearch"
 	"github.com/evindex/evindex/indexer/presearch/presim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // fakeClock is the simulated time the source, the Runner and the simulator
@@ -614,7 +615,7 @@ func TestFastClockDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	r := indexer.NewRunner(st, src, indexer.RunnerConfig{Logger: zerolog.Nop(), BatchMaxDelay: 5 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()

@@ -17,6 +17,7 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 const srcName = "sm-node"
@@ -205,7 +206,7 @@ func caughtUp(t *testing.T, st *store.Store, sim *smsim.Sim, coinbases, smeshers
 
 func TestCleanRun(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	startRunner(t, st, cfg)
 	caughtUp(t, st, sim, sim.Coinbases(), sim.Smeshers())
@@ -284,7 +285,7 @@ func TestCleanRun(t *testing.T) {
 
 func TestRewardRecord(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	startRunner(t, st, sourceConfig(sim))
 	caughtUp(t, st, sim, sim.Coinbases(), sim.Smeshers())
 
@@ -329,7 +330,7 @@ func TestRewardRecord(t *testing.T) {
 
 func TestRestarts(t *testing.T) {
 	sim := startSim(t, smsim.Config{Layers: 40})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	cfg.ChunkLayers = 4 // many batches, so stops land inside a catch-up
 	cfg.PageLimit = 3   // and several reward pages per batch
@@ -365,7 +366,7 @@ func TestRestarts(t *testing.T) {
 
 func TestRevert(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	r := startRunner(t, st, cfg)
 	caughtUp(t, st, sim, sim.Coinbases(), sim.Smeshers())
@@ -399,7 +400,7 @@ func TestRevert(t *testing.T) {
 
 func TestBufferFullStreams(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	cfg.PollInterval = time.Hour // only the streams and their reopening drive progress
 	startRunner(t, st, cfg)
@@ -420,7 +421,7 @@ func TestBufferFullStreams(t *testing.T) {
 
 func TestV1Only(t *testing.T) {
 	sim := startSim(t, smsim.Config{V1Only: true})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	// v1 lists rewards by coinbase only: track the smeshers whose coinbases
 	// are tracked.
@@ -453,7 +454,7 @@ func TestV1Only(t *testing.T) {
 
 func TestUnavailable(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	r := startRunner(t, st, sourceConfig(sim))
 	caughtUp(t, st, sim, sim.Coinbases(), sim.Smeshers())
 	sim.SetUnavailable(true)
@@ -476,7 +477,7 @@ func TestUnavailable(t *testing.T) {
 
 func TestNodeStatusEveryTenSeconds(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	clock := newFakeClock()
 	cfg := sourceConfig(sim)
 	cfg.Now = clock.Now
@@ -529,7 +530,7 @@ func TestNodeStatusEveryTenSeconds(t *testing.T) {
 
 func TestAdminEventsExactlyOnce(t *testing.T) {
 	sim := startSim(t, smsim.Config{Layers: 30})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	cfg.PrivateEndpoint = sim.PrivateAddr()
 	r := startRunner(t, st, cfg)
@@ -602,7 +603,7 @@ func TestAdminEventsExactlyOnce(t *testing.T) {
 
 func TestNetworkMismatchIsPermanent(t *testing.T) {
 	sim := startSim(t, smsim.Config{HRP: "stest"})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	ref := startSim(t, smsim.Config{}) // a mainnet-prefixed coinbase
 	cfg := sourceConfig(sim)
 	cfg.Coinbases = ref.Coinbases()[:1]
@@ -621,7 +622,7 @@ func TestNetworkMismatchIsPermanent(t *testing.T) {
 
 func TestStartLayer(t *testing.T) {
 	sim := startSim(t, smsim.Config{})
-	st := store.MustOpen(t)
+	st := storetest.MustOpen(t)
 	cfg := sourceConfig(sim)
 	cfg.StartLayer = 40
 	startRunner(t, st, cfg)

@@ -1,16 +1,21 @@
-package store
+// Package storetest holds helpers for tests that need a real store. It
+// imports testing, so only _test.go files may import it: that keeps the
+// testing package out of the evindex binary.
+package storetest
 
 import (
 	"context"
 	"testing"
+
+	"github.com/evindex/evindex/store"
 )
 
 // MustOpen opens a store in a fresh temporary directory for a test and
 // registers a cleanup that closes it and fails the test if the file does
 // not pass Check.
-func MustOpen(tb testing.TB) *Store {
+func MustOpen(tb testing.TB) *store.Store {
 	tb.Helper()
-	s, err := Open(tb.TempDir(), Options{})
+	s, err := store.Open(tb.TempDir(), store.Options{})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
