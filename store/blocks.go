@@ -18,7 +18,7 @@ func (s *Store) Blocks(ctx context.Context, q BlockQuery) (Page[Block], error) {
 		return Page[Block]{}, err
 	}
 	var out Page[Block]
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -45,7 +45,7 @@ func (s *Store) Blocks(ctx context.Context, q BlockQuery) (Page[Block], error) {
 // Block returns one block, or ErrNotFound.
 func (s *Store) Block(ctx context.Context, source string, height uint64) (Block, error) {
 	var b Block
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		k := blockKey(source, height)
 		v := tx.Bucket(migrations.BucketBlocks).Get(k)
 		if v == nil {

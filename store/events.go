@@ -39,7 +39,7 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 		return Page[Event]{}, err
 	}
 	var out Page[Event]
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

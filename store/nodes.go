@@ -16,7 +16,7 @@ const cursorNodes = 'n'
 // source when source is empty), ordered by source and node.
 func (s *Store) Nodes(ctx context.Context, source string) ([]NodeStatus, error) {
 	var out []NodeStatus
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var prefix []byte
 		if source != "" {
 			prefix = appendText(nil, source)
@@ -44,7 +44,7 @@ func (s *Store) NodeHistory(ctx context.Context, q NodeHistoryQuery) (Page[NodeS
 		return Page[NodeStatus]{}, err
 	}
 	var out Page[NodeStatus]
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		p := appendText(appendText(nil, q.Source), q.Node)
 		lo, hi := p, p
 		if !q.FromTime.IsZero() {

@@ -21,7 +21,7 @@ func (s *Store) Rewards(ctx context.Context, q RewardQuery) (Page[Reward], error
 		return Page[Reward]{}, err
 	}
 	var out Page[Reward]
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ import (
 // Sources returns every source that has written to the store, by name.
 func (s *Store) Sources(ctx context.Context) ([]SourceInfo, error) {
 	var out []SourceInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(migrations.BucketSources).ForEach(func(k, _ []byte) error {
 			in, err := sourceInfo(tx, string(k))
 			if err != nil {
@@ -34,7 +34,7 @@ func (s *Store) Sources(ctx context.Context) ([]SourceInfo, error) {
 // Source returns one source's bookkeeping, or ErrNotFound.
 func (s *Store) Source(ctx context.Context, name string) (SourceInfo, error) {
 	var out SourceInfo
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		out, err = sourceInfo(tx, name)
 		return err
 	})
@@ -86,7 +86,7 @@ func checkpoint(tx *bolt.Tx, source string) (Checkpoint, bool, error) {
 // Checkpoint returns the source's checkpoint; found is false before its
 // first commit.
 func (s *Store) Checkpoint(ctx context.Context, source string) (cp Checkpoint, found bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		cp, found, err = checkpoint(tx, source)
 		return err
 	})
@@ -97,7 +97,7 @@ func (s *Store) Checkpoint(ctx context.Context, source string) (cp Checkpoint, f
 // and disjoint.
 func (s *Store) Coverage(ctx context.Context, source string) ([]Range, error) {
 	var out []Range
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		prefix := appendText(nil, source)
 		c := tx.Bucket(migrations.BucketCoverage).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -117,7 +117,7 @@ func (s *Store) Coverage(ctx context.Context, source string) ([]Range, error) {
 // State returns a source-private value written through Batch.State, or nil.
 func (s *Store) State(ctx context.Context, source, key string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(migrations.BucketState).Get(append(appendText(nil, source), key...)); v != nil {
 			out = bytes.Clone(v)
 		}

@@ -218,6 +218,22 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 
+// view runs fn in a read transaction with faults trapped: a query that meets a
+// damaged page returns ErrCorrupt naming the file instead of crashing the
+// process (bbolt panics on a page it cannot parse, and a page past the
+// mapping's end would fault). A corrupt record fn itself found is named
+// the same way, so every read error of a damaged file says which file.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	err, crashed := trapFaults(func() error { return s.db.View(fn) })
+	switch {
+	case crashed != nil:
+		return fmt.Errorf("read %s: %w: %v", s.path, ErrCorrupt, crashed)
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("read %s: %w", s.path, err)
+	}
+	return err
+}
+
 // Close releases the file. Pending read transactions finish first.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {

@@ -101,7 +101,7 @@ func (s *Store) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow
 	// one open for long; only the fields a sum needs are decoded.
 	for {
 		var p Page[rewardAmount]
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
