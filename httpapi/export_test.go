@@ -201,7 +201,7 @@ func TestExportReadsInPages(t *testing.T) {
 func TestExportCutOnError(t *testing.T) {
 	st := storetest.MustOpen(t)
 	fill(t, st)
-	logs := &logBuffer{}
+	logs := &storetest.LogBuffer{}
 	s := New(Config{Store: st, Logger: zerolog.New(logs)})
 	calls := 0
 	s.router.Get("/failing", s.handle(func(w http.ResponseWriter, r *http.Request) error {

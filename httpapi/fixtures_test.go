@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -189,24 +188,6 @@ func fill(t testing.TB, st *store.Store) {
 	}
 }
 
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // statuses is a settable Config.Sources.
 type statuses struct {
 	mu  sync.Mutex
@@ -231,7 +212,7 @@ type env struct {
 	t      *testing.T
 	st     *store.Store
 	srv    *httptest.Server
-	logs   *logBuffer
+	logs   *storetest.LogBuffer
 	status *statuses
 	token  string
 }
@@ -250,7 +231,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 func newEnvStore(t *testing.T, st *store.Store, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, st: st, logs: &logBuffer{}, status: &statuses{}}
+	e := &env{t: t, st: st, logs: &storetest.LogBuffer{}, status: &statuses{}}
 	cfg := Config{
 		Store:   st,
 		Sources: e.status.get,

@@ -202,7 +202,7 @@ func TestErrorsHideInternals(t *testing.T) {
 }
 
 func TestPanicIsInternalError(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &storetest.LogBuffer{}
 	s := New(Config{Store: storetest.MustOpen(t), Logger: zerolog.New(logs)})
 	r := s.router
 	r.Get("/panic", func(http.ResponseWriter, *http.Request) { panic("boom: secret detail") })

@@ -36,24 +36,6 @@ import (
 // and every record stored before the fault is still there, unchanged and
 // once, next to exactly the upstream's truth.
 
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // running is a Runner being run in the background.
 type running struct {
 	r    *indexer.Runner
@@ -92,7 +74,7 @@ func within(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
-func fastRunner(logs *lockedBuffer) indexer.RunnerConfig {
+func fastRunner(logs *storetest.LogBuffer) indexer.RunnerConfig {
 	return indexer.RunnerConfig{
 		BatchMaxDelay: 5 * time.Millisecond,
 		BackoffMin:    5 * time.Millisecond,
@@ -321,7 +303,7 @@ func TestFaultMatrixFlow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs := &lockedBuffer{}
+			logs := &storetest.LogBuffer{}
 			caughtUp := func(r *running) func() (bool, string) {
 				return func() (bool, string) {
 					cp, _ := checkpointOf(st, flowName)
@@ -507,7 +489,7 @@ func TestFaultMatrixSpacemesh(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs := &lockedBuffer{}
+			logs := &storetest.LogBuffer{}
 			r := runInBackground(t, st, src, fastRunner(logs))
 			caughtUp := func() (bool, string) {
 				cp, _ := checkpointOf(st, smName)
@@ -649,7 +631,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 			cfg.Name, cfg.BaseURL, cfg.APIKey, cfg.BackfillDays = preName, srv.URL, sim.APIKey(), 1
 			cfg.Now, cfg.Sleep, cfg.RequestTimeout = clk.Now, clk.Sleep, 200*time.Millisecond
 			cfg.StatusInterval = 10 * time.Minute
-			logs := &lockedBuffer{}
+			logs := &storetest.LogBuffer{}
 			rcfg := indexer.RunnerConfig{BatchMaxDelay: time.Second, BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 				Logger: zerolog.New(logs), Now: clk.Now, Sleep: clk.Sleep}
 			run := func(end time.Time) (indexer.Status, error) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 var (
@@ -28,15 +29,15 @@ var (
 type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	logs *syncBuffer
-	out  *syncBuffer
+	logs *storetest.LogBuffer
+	out  *storetest.LogBuffer
 	done chan struct{}
 	err  error // Wait's result, once done is closed
 }
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{t: t, logs: &syncBuffer{}, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{t: t, logs: &storetest.LogBuffer{}, out: &storetest.LogBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.logs
 	p.cmd.Env = append(os.Environ(), "EVINDEX_TOKEN=") // nothing from the host

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestDashboardOnTheDemo starts `evindex demo` as a user would, waits
@@ -31,7 +33,7 @@ func TestDashboardOnTheDemo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &storetest.LogBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--data", filepath.Join(dir, "demo"), "--http", "127.0.0.1:0"},
@@ -159,7 +161,7 @@ func chromiumRun(t *testing.T, chromium string, args ...string) string {
 
 // waitUntil polls cond every 50 ms for up to two minutes, failing early
 // if the demo exits.
-func waitUntil(t *testing.T, logs *syncBuffer, done <-chan error, what string, cond func() bool) {
+func waitUntil(t *testing.T, logs *storetest.LogBuffer, done <-chan error, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {

@@ -12,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // daemon is one `evindex run` started through run(), as main would.
@@ -26,31 +26,14 @@ type daemon struct {
 	cancel context.CancelFunc
 	done   chan error
 	addr   string
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *storetest.LogBuffer
 }
 
 // startDaemon runs `evindex run --config path` and waits until it serves.
 func startDaemon(t *testing.T, configPath string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &storetest.LogBuffer{}}
 	go func() {
 		d.done <- run(ctx, []string{"run", "--config", configPath, "--log-format", "json", "--http-listen", "127.0.0.1:0"},
 			func(string) string { return "" }, io.Discard, d.logs)

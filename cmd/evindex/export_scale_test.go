@@ -27,6 +27,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // The bar for exports: a million rows in each format with the exporting
@@ -354,7 +355,7 @@ func readRSS(pid int) (rssSample, bool) {
 type childDaemon struct {
 	cmd    *exec.Cmd
 	addr   string
-	logs   *syncBuffer
+	logs   *storetest.LogBuffer
 	done   chan error
 	sample func() rssSample
 	floor  int64
@@ -363,7 +364,7 @@ type childDaemon struct {
 
 func startChildDaemon(t *testing.T, bin, data string) *childDaemon {
 	t.Helper()
-	d := &childDaemon{logs: &syncBuffer{}, done: make(chan error, 1)}
+	d := &childDaemon{logs: &storetest.LogBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(bin, "run", "--data-dir", data, "--http-listen", "127.0.0.1:0", "--log-format", "json")
 	d.cmd.Stderr = d.logs
 	d.floor = resetPeakRSS(t)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/evindex/evindex/indexer/presearch/presim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 func TestListenIsLoopbackByDefault(t *testing.T) {
@@ -217,7 +218,7 @@ sources:
 `, filepath.Join(dir, "data"), psim.URL, psim.URL, badKey, pass, deadAddr, downKey)
 	path := writeConfig(t, dir, cfg)
 
-	logs := &syncBuffer{}
+	logs := &storetest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

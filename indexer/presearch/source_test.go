@@ -74,24 +74,6 @@ func (c *fakeClock) runUntil(t time.Time) (context.Context, context.CancelFunc) 
 	return ctx, cancel
 }
 
-// logBuffer collects every log line of a run.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // dropTransport delivers every dropEvery-th stats request and then loses
 // the answer, like a connection reset after the server counted it.
 type dropTransport struct {
@@ -126,14 +108,14 @@ type env struct {
 	sim  *presim.Sim
 	srv  *httptest.Server
 	st   *store.Store
-	logs *logBuffer
+	logs *storetest.LogBuffer
 	cfg  presearch.Config
 	rcfg indexer.RunnerConfig
 }
 
 func newEnv(t *testing.T, simCfg presim.Config) *env {
 	t.Helper()
-	e := &env{clk: &fakeClock{now: start}, logs: &logBuffer{}}
+	e := &env{clk: &fakeClock{now: start}, logs: &storetest.LogBuffer{}}
 	simCfg.Now = e.clk.Now
 	e.sim = presim.New(simCfg)
 	e.srv = httptest.NewServer(e.sim)
