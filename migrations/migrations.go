@@ -36,6 +36,7 @@ var (
 	BucketRewardsAlias  = []byte("rewards_by_alias")
 	BucketNodes         = []byte("nodes")
 	BucketNodesLatest   = []byte("nodes_latest")
+	BucketRejected      = []byte("rejected")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -53,6 +54,7 @@ var All = []Migration{
 	{Version: 2, Name: "node status and reward aliases", Up: createBuckets(
 		BucketNodes, BucketNodesLatest, BucketRewardsAlias,
 	)},
+	{Version: 3, Name: "quarantined records", Up: createBuckets(BucketRejected)},
 }
 
 // Latest is the schema version this build writes.

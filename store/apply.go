@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -91,18 +90,8 @@ func validateBatch(b *Batch) error {
 		if e.Source != b.Source {
 			return fmt.Errorf("%w: events[%d]: source %q in a batch of %q", ErrInvalid, i, e.Source, b.Source)
 		}
-		if err := validName(e.Type); err != nil {
-			return fmt.Errorf("events[%d].type: %w", i, err)
-		}
-		if e.TxID != "" {
-			// Indexed like the type: a NUL would end the value early in
-			// the index key, and the entry would point at no event.
-			if err := validName(e.TxID); err != nil {
-				return fmt.Errorf("events[%d].tx_id: %w", i, err)
-			}
-		}
-		if len(e.Payload) > 0 && !validJSON(e.Payload) {
-			return fmt.Errorf("%w: events[%d].payload: not valid JSON", ErrInvalid, i)
+		if err := CheckEvent(e); err != nil {
+			return fmt.Errorf("events[%d].%w", i, err)
 		}
 	}
 	for i := range b.Blocks {
@@ -111,6 +100,9 @@ func validateBatch(b *Batch) error {
 		}
 		if b.Blocks[i].Source != b.Source {
 			return fmt.Errorf("%w: blocks[%d]: source %q in a batch of %q", ErrInvalid, i, b.Blocks[i].Source, b.Source)
+		}
+		if err := CheckBlock(&b.Blocks[i]); err != nil {
+			return fmt.Errorf("blocks[%d].%w", i, err)
 		}
 	}
 	for i := range b.Rewards {
@@ -121,22 +113,8 @@ func validateBatch(b *Batch) error {
 		if r.Source != b.Source {
 			return fmt.Errorf("%w: rewards[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
 		}
-		if err := validName(r.Account); err != nil {
-			return fmt.Errorf("rewards[%d].account: %w", i, err)
-		}
-		if _, ok := new(big.Int).SetString(r.RawAmount, 10); !ok {
-			return fmt.Errorf("%w: rewards[%d].raw_amount: %q is not an integer", ErrInvalid, i, r.RawAmount)
-		}
-		if r.ID == "" {
-			return fmt.Errorf("%w: rewards[%d].id: required", ErrInvalid, i)
-		}
-		if len(r.Details) > 0 && !json.Valid(r.Details) {
-			return fmt.Errorf("%w: rewards[%d].details: not valid JSON", ErrInvalid, i)
-		}
-		for _, a := range r.Aliases {
-			if err := validName(a); err != nil {
-				return fmt.Errorf("rewards[%d].aliases: %w", i, err)
-			}
+		if err := CheckReward(r); err != nil {
+			return fmt.Errorf("rewards[%d].%w", i, err)
 		}
 	}
 	for i := range b.Nodes {
@@ -147,8 +125,20 @@ func validateBatch(b *Batch) error {
 		if n.Source != b.Source {
 			return fmt.Errorf("%w: nodes[%d]: source %q in a batch of %q", ErrInvalid, i, n.Source, b.Source)
 		}
-		if err := validName(n.Node); err != nil {
-			return fmt.Errorf("nodes[%d].node: %w", i, err)
+		if err := CheckNode(n); err != nil {
+			return fmt.Errorf("nodes[%d].%w", i, err)
+		}
+	}
+	for i := range b.Rejected {
+		r := &b.Rejected[i]
+		if r.Source == "" {
+			r.Source = b.Source
+		}
+		if r.Source != b.Source {
+			return fmt.Errorf("%w: rejected[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
+		}
+		if err := checkRejected(r); err != nil {
+			return fmt.Errorf("rejected[%d].%w", i, err)
 		}
 	}
 	if b.Coverage != nil && b.Coverage.From > b.Coverage.To {
@@ -169,6 +159,8 @@ type sourceRecord struct {
 	Events  uint64          `json:"events"`
 	Blocks  uint64          `json:"blocks"`
 	Rewards uint64          `json:"rewards"`
+	// Rejected counts the source's quarantined records.
+	Rejected uint64 `json:"rejected,omitempty"`
 }
 
 type writer struct {
@@ -287,6 +279,11 @@ func (w *writer) apply(b *Batch) error {
 	for i := range b.Nodes {
 		if err := w.putNode(&b.Nodes[i]); err != nil {
 			return fmt.Errorf("node %s: %w", b.Nodes[i].Node, err)
+		}
+	}
+	for i := range b.Rejected {
+		if err := w.putRejected(info, &b.Rejected[i]); err != nil {
+			return fmt.Errorf("rejected %d/%s: %w", b.Rejected[i].Height, b.Rejected[i].Key, err)
 		}
 	}
 	for k, v := range b.State {
@@ -421,16 +418,6 @@ func containsBefore(list []string, i int, s string) bool {
 }
 
 func (w *writer) putEvent(info *sourceRecord, e *Event) error {
-	for _, a := range e.Addresses {
-		if err := validName(a); err != nil && a != "" {
-			return fmt.Errorf("address: %w", err)
-		}
-	}
-	if e.Contract != "" {
-		if err := validName(e.Contract); err != nil {
-			return fmt.Errorf("contract: %w", err)
-		}
-	}
 	// Keys are built in the writer's scratch buffers: bbolt copies the
 	// keys it stores, and these were a good share of Apply's garbage.
 	w.pkBuf = appendEventKey(w.pkBuf[:0], e.Source, e.Height, e.TxIndex, e.EventIndex)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,6 +61,32 @@ func checkIndexes(ctx context.Context, tx *bolt.Tx) []error {
 	check(migrations.BucketRewardsHeight, migrations.BucketRewards, func(k []byte) []byte {
 		if i := bytes.IndexByte(k, sep); i >= 0 && len(k) > i+9 {
 			return k[i+9:]
+		}
+		return nil
+	})
+	return append(errs, checkRejectedRecords(tx)...)
+}
+
+// checkRejectedRecords verifies that every quarantined record decodes and
+// that each source's count of them is right.
+func checkRejectedRecords(tx *bolt.Tx) []error {
+	var errs []error
+	counts := map[string]uint64{}
+	_ = tx.Bucket(migrations.BucketRejected).ForEach(func(k, v []byte) error {
+		var r Rejected
+		if err := decodeRejected(k, v, &r); err != nil {
+			if len(errs) < 3 {
+				errs = append(errs, err)
+			}
+			return nil
+		}
+		counts[r.Source]++
+		return nil
+	})
+	_ = tx.Bucket(migrations.BucketSources).ForEach(func(k, v []byte) error {
+		var r sourceRecord
+		if json.Unmarshal(v, &r) == nil && r.Rejected != counts[string(k)] {
+			errs = append(errs, fmt.Errorf("source %s counts %d rejected records, %d are stored", k, r.Rejected, counts[string(k)]))
 		}
 		return nil
 	})

@@ -95,3 +95,14 @@ type NodeHistoryQuery struct {
 	Limit    int
 	Cursor   string
 }
+
+// RejectedQuery selects quarantined records, in (source, height, key)
+// order or reversed with Desc.
+type RejectedQuery struct {
+	Source     string
+	FromHeight *uint64
+	ToHeight   *uint64
+	Desc       bool
+	Limit      int
+	Cursor     string
+}

@@ -110,6 +110,29 @@ type SourceInfo struct {
 	Events     uint64          `json:"events"`         // records currently stored
 	Blocks     uint64          `json:"blocks"`
 	Rewards    uint64          `json:"rewards"`
+	Rejected   uint64          `json:"rejected"` // quarantined records currently stored
+}
+
+// Rejected is an upstream record that failed validation, quarantined
+// instead of stored or dropped: it commits in the same transaction as the
+// checkpoint that passes it, so a bad record neither stops its source nor
+// disappears. Its identity is (Source, Height, Key): a replayed range
+// rewrites the same rejected records.
+type Rejected struct {
+	Source string
+	// Height is the record's position: its block height or layer, or for
+	// records without one (Presearch) the Unix second of its time.
+	Height uint64
+	Key    string // the record within the height, e.g. "tx 3 event 1"
+	Kind   string // RecordEvent, RecordBlock, RecordReward or RecordNode
+	Field  string // the field that failed, when one did
+	Reason string
+	// Raw is the upstream bytes that failed: the whole record when the
+	// source has it in one piece (a Presearch node's JSON), else the
+	// failing field's value; at most MaxRejectedRaw bytes of RawSize.
+	Raw     []byte
+	RawSize int
+	Time    time.Time // when it was rejected; Apply sets it when zero
 }
 
 // Batch is one unit of work for Apply: records plus the checkpoint and
@@ -126,6 +149,8 @@ type Batch struct {
 	// that the batch does not rewrite are deleted (a chain revert).
 	ReplaceRewards *Range
 	Nodes          []NodeStatus
+	// Rejected are records quarantined by the source or by Quarantine.
+	Rejected []Rejected
 
 	// Checkpoint, when set, becomes the source's checkpoint.
 	Checkpoint *Checkpoint
@@ -141,5 +166,5 @@ type Batch struct {
 
 // Len is the number of records in the batch, used for batch sizing.
 func (b *Batch) Len() int {
-	return len(b.Events) + len(b.Blocks) + len(b.Rewards) + len(b.Nodes)
+	return len(b.Events) + len(b.Blocks) + len(b.Rewards) + len(b.Nodes) + len(b.Rejected)
 }

@@ -53,7 +53,7 @@ func sourceInfo(tx *bolt.Tx, name string) (SourceInfo, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return SourceInfo{}, ErrCorrupt
 	}
-	in := SourceInfo{Name: name, Kind: r.Kind, Epochs: r.Epochs, Meta: r.Meta, Events: r.Events, Blocks: r.Blocks, Rewards: r.Rewards}
+	in := SourceInfo{Name: name, Kind: r.Kind, Epochs: r.Epochs, Meta: r.Meta, Events: r.Events, Blocks: r.Blocks, Rewards: r.Rewards, Rejected: r.Rejected}
 	if cp, ok, err := checkpoint(tx, name); err != nil {
 		return SourceInfo{}, err
 	} else if ok {

@@ -1,0 +1,420 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds on what a record may hold. Every value a record carries came from
+// an upstream that may be buggy or hostile, and every backend stores and
+// indexes it, so the bounds are part of the contract: a record outside
+// them is refused by Apply and quarantined by Quarantine.
+const (
+	// MaxTextLen bounds a record's text fields (types, contracts, ids,
+	// accounts, addresses, node keys), in bytes. Text fields are indexed,
+	// and bbolt refuses keys over 32 KiB: a 64 KB event type used to stop
+	// its source for good.
+	MaxTextLen = 1024
+	// MaxAddresses bounds the indexed addresses of one event.
+	MaxAddresses = 256
+	// MaxJSONLen bounds an event payload, a reward's or a node's details.
+	MaxJSONLen = 1 << 20
+	// MaxJSONDepth bounds the nesting of payloads and details. Python's
+	// json module, a common reader of our exports, fails on documents
+	// nested about a thousand deep; real payloads nest a few dozen.
+	MaxJSONDepth = 300
+	// MaxAmountDigits bounds the raw amount of an ingested reward: what
+	// DECIMAL(38,..) and HUGEINT, the README's analytics recipes, hold
+	// exactly. It is a plausibility bound (Quarantine), not a storage
+	// one: files written before it may hold longer amounts.
+	MaxAmountDigits = 38
+	// MaxClockSkew is how far past the ingesting clock an upstream time
+	// may lie before Quarantine calls it implausible.
+	MaxClockSkew = 24 * time.Hour
+	// MaxRejectedRaw bounds the raw bytes kept of a rejected record.
+	MaxRejectedRaw = 64 << 10
+)
+
+// MinTime and MaxTime bound every stored time. Times are kept as
+// nanoseconds since 1970 in one int64, which cannot represent anything
+// outside them exactly: a year-9999 block time read back as 1816.
+// Times before 1970 sort as 1970 in time-ordered keys.
+var (
+	MinTime = time.Unix(0, 0).UTC()
+	MaxTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+	// PlausibleSince is the earliest upstream time Quarantine accepts: no
+	// chain or network evindex reads is older (Flow's mainnet began in
+	// 2020, Spacemesh's in 2023).
+	PlausibleSince = time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// FieldError says which field of a record is invalid and holds its value.
+// It wraps ErrInvalid.
+type FieldError struct {
+	Field string // e.g. "type", "raw_amount", "payload"
+	Value []byte // the value as the record held it
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap makes FieldError match ErrInvalid and the cause.
+func (e *FieldError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
+
+func fieldErr(field string, value []byte, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Value: value, Err: fmt.Errorf(format, args...)}
+}
+
+// checkText checks a text field: required unless optional, at most
+// MaxTextLen bytes of valid UTF-8 without NUL (the key separator).
+func checkText(field, s string, optional bool) *FieldError {
+	switch {
+	case s == "" && optional:
+		return nil
+	case s == "":
+		return fieldErr(field, nil, "empty")
+	case len(s) > MaxTextLen:
+		return fieldErr(field, []byte(s), "%d bytes, longer than %d", len(s), MaxTextLen)
+	case strings.IndexByte(s, sep) >= 0:
+		return fieldErr(field, []byte(s), "contains a NUL byte")
+	case !utf8.ValidString(s):
+		return fieldErr(field, []byte(s), "not valid UTF-8")
+	}
+	return nil
+}
+
+// checkTime accepts the zero time (unknown) and times a round trip keeps.
+func checkTime(field string, t time.Time) *FieldError {
+	if t.IsZero() || !t.Before(MinTime) && t.Before(MaxTime) {
+		return nil
+	}
+	return fieldErr(field, []byte(t.UTC().Format(time.RFC3339Nano)), "outside %d..%d", MinTime.Year(), MaxTime.Year()-1)
+}
+
+// checkJSON checks a payload or details document: valid UTF-8, valid JSON,
+// at most MaxJSONLen bytes and MaxJSONDepth levels. Empty means none.
+func checkJSON(field string, p []byte) *FieldError {
+	switch {
+	case len(p) == 0:
+		return nil
+	case len(p) > MaxJSONLen:
+		return fieldErr(field, p, "%d bytes, longer than %d", len(p), MaxJSONLen)
+	case !utf8.Valid(p):
+		// encoding/json accepts invalid UTF-8 inside strings, and clients
+		// then get bytes they cannot decode.
+		return fieldErr(field, p, "not valid UTF-8")
+	case !validJSON(p):
+		return fieldErr(field, p, "not valid JSON")
+	case jsonDepth(p) > MaxJSONDepth:
+		return fieldErr(field, p, "nested deeper than %d", MaxJSONDepth)
+	}
+	return nil
+}
+
+// jsonDepth is the nesting depth of a valid JSON document.
+func jsonDepth(p []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			if depth++; depth > deepest {
+				deepest = depth
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// CheckAmount reports whether s is a raw amount every reader holds
+// exactly: a non-negative decimal integer without sign or leading zeros,
+// of at most MaxAmountDigits digits.
+func CheckAmount(s string) error {
+	if err := checkAmountSyntax(s); err != nil {
+		return err
+	}
+	if len(s) > MaxAmountDigits {
+		return fmt.Errorf("%d digits, more than %d", len(s), MaxAmountDigits)
+	}
+	return nil
+}
+
+// checkAmountSyntax is what Apply requires of a raw amount: a decimal
+// integer without sign or leading zeros.
+func checkAmountSyntax(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return fmt.Errorf("%q is not a non-negative integer", s)
+		}
+	}
+	if len(s) > 1 && s[0] == '0' {
+		return fmt.Errorf("%q has a leading zero", s)
+	}
+	return nil
+}
+
+// CheckEvent reports the first field of e that no backend may store.
+func CheckEvent(e *Event) *FieldError {
+	if err := checkText("type", e.Type, false); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name, v string
+	}{{"tx_id", e.TxID}, {"block_id", e.BlockID}, {"contract", e.Contract}} {
+		if err := checkText(f.name, f.v, true); err != nil {
+			return err
+		}
+	}
+	if len(e.Addresses) > MaxAddresses {
+		return fieldErr("addresses", nil, "%d addresses, more than %d", len(e.Addresses), MaxAddresses)
+	}
+	for _, a := range e.Addresses {
+		if err := checkText("addresses", a, true); err != nil {
+			return err
+		}
+	}
+	if err := checkTime("block_time", e.BlockTime); err != nil {
+		return err
+	}
+	return checkJSON("payload", e.Payload)
+}
+
+// CheckBlock reports the first field of b that no backend may store.
+func CheckBlock(b *Block) *FieldError {
+	if err := checkText("block_id", b.BlockID, true); err != nil {
+		return err
+	}
+	if err := checkText("status", b.Status, true); err != nil {
+		return err
+	}
+	return checkTime("block_time", b.BlockTime)
+}
+
+// CheckReward reports the first field of r that no backend may store.
+func CheckReward(r *Reward) *FieldError {
+	for _, f := range []struct {
+		name, v  string
+		optional bool
+	}{{"account", r.Account, false}, {"id", r.ID, false}, {"kind", r.Kind, true}, {"unit", r.Unit, true}} {
+		if err := checkText(f.name, f.v, f.optional); err != nil {
+			return err
+		}
+	}
+	if err := checkAmountSyntax(r.RawAmount); err != nil {
+		return &FieldError{Field: "raw_amount", Value: []byte(r.RawAmount), Err: err}
+	}
+	if r.Decimals < 0 || r.Decimals > 64 {
+		return fieldErr("decimals", []byte(strconv.Itoa(r.Decimals)), "outside 0..64")
+	}
+	for _, t := range []struct {
+		name string
+		v    time.Time
+	}{{"time", r.Time}, {"period_start", r.PeriodStart}, {"period_end", r.PeriodEnd}} {
+		if err := checkTime(t.name, t.v); err != nil {
+			return err
+		}
+	}
+	if len(r.Aliases) > MaxAddresses {
+		return fieldErr("aliases", nil, "%d aliases, more than %d", len(r.Aliases), MaxAddresses)
+	}
+	for _, a := range r.Aliases {
+		if err := checkText("aliases", a, false); err != nil {
+			return err
+		}
+	}
+	return checkJSON("details", r.Details)
+}
+
+// CheckNode reports the first field of n that no backend may store.
+func CheckNode(n *NodeStatus) *FieldError {
+	if err := checkText("node", n.Node, false); err != nil {
+		return err
+	}
+	if err := checkTime("time", n.Time); err != nil {
+		return err
+	}
+	return checkJSON("details", n.Details)
+}
+
+// Record kinds of a Rejected record.
+const (
+	RecordEvent  = "event"
+	RecordBlock  = "block"
+	RecordReward = "reward"
+	RecordNode   = "node"
+)
+
+// NewRejected builds a rejected record, bounding what it keeps: the key
+// is made printable and cut to MaxTextLen, raw to MaxRejectedRaw bytes
+// (RawSize keeps the full length).
+func NewRejected(kind string, height uint64, key, field, reason string, raw []byte) Rejected {
+	return Rejected{
+		Kind: kind, Height: height, Key: boundedText(key), Field: boundedText(field), Reason: boundedText(reason),
+		Raw: append([]byte(nil), raw[:min(len(raw), MaxRejectedRaw)]...), RawSize: len(raw),
+	}
+}
+
+// boundedText makes s storable as rejected-record text: valid UTF-8, no
+// NUL, at most MaxTextLen bytes (cut at a rune boundary).
+func boundedText(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\\x00"), "\uFFFD")
+	if len(s) <= MaxTextLen {
+		return s
+	}
+	cut := MaxTextLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// checkRejected checks a rejected record the way NewRejected builds one.
+func checkRejected(r *Rejected) error {
+	for _, f := range []struct{ name, v string }{{"kind", r.Kind}, {"key", r.Key}, {"reason", r.Reason}} {
+		if err := checkText(f.name, f.v, false); err != nil {
+			return err
+		}
+	}
+	if err := checkText("field", r.Field, true); err != nil {
+		return err
+	}
+	if len(r.Raw) > MaxRejectedRaw {
+		return fieldErr("raw", nil, "%d bytes, more than %d", len(r.Raw), MaxRejectedRaw)
+	}
+	return nil
+}
+
+// plausibleTime refuses a time no upstream should send: before
+// PlausibleSince or more than MaxClockSkew after now.
+func plausibleTime(field string, t, now time.Time) *FieldError {
+	if t.IsZero() || !t.Before(PlausibleSince) && !t.After(now.Add(MaxClockSkew)) {
+		return nil
+	}
+	return fieldErr(field, []byte(t.UTC().Format(time.RFC3339Nano)), "implausible: before %d or more than %s after the ingesting clock", PlausibleSince.Year(), MaxClockSkew)
+}
+
+func plausibleEvent(e *Event, now time.Time) *FieldError {
+	if err := CheckEvent(e); err != nil {
+		return err
+	}
+	return plausibleTime("block_time", e.BlockTime, now)
+}
+
+func plausibleBlock(b *Block, now time.Time) *FieldError {
+	if err := CheckBlock(b); err != nil {
+		return err
+	}
+	return plausibleTime("block_time", b.BlockTime, now)
+}
+
+func plausibleReward(r *Reward, now time.Time) *FieldError {
+	if err := CheckReward(r); err != nil {
+		return err
+	}
+	if err := CheckAmount(r.RawAmount); err != nil {
+		return &FieldError{Field: "raw_amount", Value: []byte(r.RawAmount), Err: err}
+	}
+	for _, t := range []struct {
+		name string
+		v    time.Time
+	}{{"time", r.Time}, {"period_start", r.PeriodStart}, {"period_end", r.PeriodEnd}} {
+		if err := plausibleTime(t.name, t.v, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func plausibleNode(n *NodeStatus, now time.Time) *FieldError {
+	if err := CheckNode(n); err != nil {
+		return err
+	}
+	return plausibleTime("time", n.Time, now)
+}
+
+// Quarantine moves every record of b that Apply would refuse, or that no
+// upstream should send (a time before PlausibleSince or more than
+// MaxClockSkew after now, an amount of more than MaxAmountDigits digits),
+// into b.Rejected with the field and reason, so the rest of the batch and
+// its checkpoint commit. It returns how many records it moved. Callers
+// that ingest upstream data call it before Apply: one bad record then
+// costs a rejected record, never a stalled source.
+func (b *Batch) Quarantine(now time.Time) int {
+	n := 0
+	keepEvents := b.Events[:0]
+	for i := range b.Events {
+		e := &b.Events[i]
+		if err := plausibleEvent(e, now); err != nil {
+			b.Rejected = append(b.Rejected, NewRejected(RecordEvent, e.Height, fmt.Sprintf("tx %d event %d", e.TxIndex, e.EventIndex), err.Field, err.Err.Error(), err.Value))
+			n++
+			continue
+		}
+		keepEvents = append(keepEvents, *e)
+	}
+	clear(b.Events[len(keepEvents):])
+	b.Events = keepEvents
+	keepBlocks := b.Blocks[:0]
+	for i := range b.Blocks {
+		k := &b.Blocks[i]
+		if err := plausibleBlock(k, now); err != nil {
+			b.Rejected = append(b.Rejected, NewRejected(RecordBlock, k.Height, "block", err.Field, err.Err.Error(), err.Value))
+			n++
+			continue
+		}
+		keepBlocks = append(keepBlocks, *k)
+	}
+	clear(b.Blocks[len(keepBlocks):])
+	b.Blocks = keepBlocks
+	keepRewards := b.Rewards[:0]
+	for i := range b.Rewards {
+		r := &b.Rewards[i]
+		if err := plausibleReward(r, now); err != nil {
+			at := r.Height
+			if !r.HasHeight {
+				at = timeHeight(r.Time)
+			}
+			b.Rejected = append(b.Rejected, NewRejected(RecordReward, at, "reward "+r.Account+" "+r.ID, err.Field, err.Err.Error(), err.Value))
+			n++
+			continue
+		}
+		keepRewards = append(keepRewards, *r)
+	}
+	clear(b.Rewards[len(keepRewards):])
+	b.Rewards = keepRewards
+	keepNodes := b.Nodes[:0]
+	for i := range b.Nodes {
+		nd := &b.Nodes[i]
+		if err := plausibleNode(nd, now); err != nil {
+			b.Rejected = append(b.Rejected, NewRejected(RecordNode, timeHeight(nd.Time), "node "+nd.Node, err.Field, err.Err.Error(), err.Value))
+			n++
+			continue
+		}
+		keepNodes = append(keepNodes, *nd)
+	}
+	clear(b.Nodes[len(keepNodes):])
+	b.Nodes = keepNodes
+	return n
+}
+
+// timeHeight is the position of a record that has a time but no height
+// (a node snapshot): its Unix second, or 0 when the time is unusable.
+func timeHeight(t time.Time) uint64 {
+	if t.Before(MinTime) || !t.Before(MaxTime) {
+		return 0
+	}
+	return uint64(t.Unix())
+}
