@@ -354,60 +354,50 @@ func plausibleNode(n *NodeStatus, now time.Time) *FieldError {
 // that ingest upstream data call it before Apply: one bad record then
 // costs a rejected record, never a stalled source.
 func (b *Batch) Quarantine(now time.Time) int {
-	n := 0
-	keepEvents := b.Events[:0]
-	for i := range b.Events {
-		e := &b.Events[i]
-		if err := plausibleEvent(e, now); err != nil {
-			b.Rejected = append(b.Rejected, NewRejected(RecordEvent, e.Height, fmt.Sprintf("tx %d event %d", e.TxIndex, e.EventIndex), err.Field, err.Err.Error(), err.Value))
-			n++
+	before := len(b.Rejected)
+	b.Events = quarantine(b, b.Events, func(e *Event) (Rejected, bool) {
+		err := plausibleEvent(e, now)
+		return rejectedBy(RecordEvent, e.Height, fmt.Sprintf("tx %d event %d", e.TxIndex, e.EventIndex), err), err != nil
+	})
+	b.Blocks = quarantine(b, b.Blocks, func(k *Block) (Rejected, bool) {
+		err := plausibleBlock(k, now)
+		return rejectedBy(RecordBlock, k.Height, "block", err), err != nil
+	})
+	b.Rewards = quarantine(b, b.Rewards, func(r *Reward) (Rejected, bool) {
+		err := plausibleReward(r, now)
+		at := r.Height
+		if !r.HasHeight {
+			at = timeHeight(r.Time)
+		}
+		return rejectedBy(RecordReward, at, "reward "+r.Account+" "+r.ID, err), err != nil
+	})
+	b.Nodes = quarantine(b, b.Nodes, func(n *NodeStatus) (Rejected, bool) {
+		err := plausibleNode(n, now)
+		return rejectedBy(RecordNode, timeHeight(n.Time), "node "+n.Node, err), err != nil
+	})
+	return len(b.Rejected) - before
+}
+
+// quarantine keeps the records check passes, in place, and adds a
+// rejected record to b for each of the others.
+func quarantine[T any](b *Batch, recs []T, check func(*T) (Rejected, bool)) []T {
+	kept := recs[:0]
+	for i := range recs {
+		if r, bad := check(&recs[i]); bad {
+			b.Rejected = append(b.Rejected, r)
 			continue
 		}
-		keepEvents = append(keepEvents, *e)
+		kept = append(kept, recs[i])
 	}
-	clear(b.Events[len(keepEvents):])
-	b.Events = keepEvents
-	keepBlocks := b.Blocks[:0]
-	for i := range b.Blocks {
-		k := &b.Blocks[i]
-		if err := plausibleBlock(k, now); err != nil {
-			b.Rejected = append(b.Rejected, NewRejected(RecordBlock, k.Height, "block", err.Field, err.Err.Error(), err.Value))
-			n++
-			continue
-		}
-		keepBlocks = append(keepBlocks, *k)
+	clear(recs[len(kept):])
+	return kept
+}
+
+func rejectedBy(kind string, height uint64, key string, err *FieldError) Rejected {
+	if err == nil {
+		return Rejected{}
 	}
-	clear(b.Blocks[len(keepBlocks):])
-	b.Blocks = keepBlocks
-	keepRewards := b.Rewards[:0]
-	for i := range b.Rewards {
-		r := &b.Rewards[i]
-		if err := plausibleReward(r, now); err != nil {
-			at := r.Height
-			if !r.HasHeight {
-				at = timeHeight(r.Time)
-			}
-			b.Rejected = append(b.Rejected, NewRejected(RecordReward, at, "reward "+r.Account+" "+r.ID, err.Field, err.Err.Error(), err.Value))
-			n++
-			continue
-		}
-		keepRewards = append(keepRewards, *r)
-	}
-	clear(b.Rewards[len(keepRewards):])
-	b.Rewards = keepRewards
-	keepNodes := b.Nodes[:0]
-	for i := range b.Nodes {
-		nd := &b.Nodes[i]
-		if err := plausibleNode(nd, now); err != nil {
-			b.Rejected = append(b.Rejected, NewRejected(RecordNode, timeHeight(nd.Time), "node "+nd.Node, err.Field, err.Err.Error(), err.Value))
-			n++
-			continue
-		}
-		keepNodes = append(keepNodes, *nd)
-	}
-	clear(b.Nodes[len(keepNodes):])
-	b.Nodes = keepNodes
-	return n
+	return NewRejected(kind, height, key, err.Field, err.Err.Error(), err.Value)
 }
 
 // timeHeight is the position of a record that has a time but no height
