@@ -69,7 +69,7 @@ func (s *Store) Rejected(ctx context.Context, q RejectedQuery) (Page[Rejected], 
 		return Page[Rejected]{}, err
 	}
 	var out Page[Rejected]
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

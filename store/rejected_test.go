@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestApplyRefusesWhatCannotReadBack covers values that used to be stored
@@ -33,7 +34,7 @@ func TestApplyRefusesWhatCannotReadBack(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := store.MustOpen(t)
+			s := storetest.MustOpen(t)
 			b := rejectBatch(7)
 			c.edit(&b)
 			err := s.Apply(ctx, b)
@@ -105,7 +106,7 @@ func TestQuarantinePlausibility(t *testing.T) {
 // TestRejectedList pages through quarantined records with cursors, in
 // both orders, and replays do not count them twice.
 func TestRejectedList(t *testing.T) {
-	s := store.MustOpen(t)
+	s := storetest.MustOpen(t)
 	for h := uint64(1); h <= 25; h++ {
 		b := flowBatch(h, 1)
 		b.Rejected = []store.Rejected{store.NewRejected(store.RecordEvent, h, "tx 0 event 9", "type", "contains a NUL byte", []byte("A.x\x00"))}
