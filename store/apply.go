@@ -21,7 +21,7 @@ import (
 // anything is written.
 func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	for i := range batches {
-		if err := validateBatch(&batches[i]); err != nil {
+		if err := ValidateBatch(&batches[i]); err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
 	}
@@ -76,78 +76,6 @@ func (s *Store) releaseAfterGrowth(before int64) {
 var appendOrderBuckets = [][]byte{
 	migrations.BucketEvents, migrations.BucketBlocks, migrations.BucketEventsByType, migrations.BucketEventsByCtr,
 	migrations.BucketEventsByAddr,
-}
-
-func validateBatch(b *Batch) error {
-	if err := validName(b.Source); err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	for i := range b.Events {
-		e := &b.Events[i]
-		if e.Source == "" {
-			e.Source = b.Source
-		}
-		if e.Source != b.Source {
-			return fmt.Errorf("%w: events[%d]: source %q in a batch of %q", ErrInvalid, i, e.Source, b.Source)
-		}
-		if err := CheckEvent(e); err != nil {
-			return fmt.Errorf("events[%d].%w", i, err)
-		}
-	}
-	for i := range b.Blocks {
-		if b.Blocks[i].Source == "" {
-			b.Blocks[i].Source = b.Source
-		}
-		if b.Blocks[i].Source != b.Source {
-			return fmt.Errorf("%w: blocks[%d]: source %q in a batch of %q", ErrInvalid, i, b.Blocks[i].Source, b.Source)
-		}
-		if err := CheckBlock(&b.Blocks[i]); err != nil {
-			return fmt.Errorf("blocks[%d].%w", i, err)
-		}
-	}
-	for i := range b.Rewards {
-		r := &b.Rewards[i]
-		if r.Source == "" {
-			r.Source = b.Source
-		}
-		if r.Source != b.Source {
-			return fmt.Errorf("%w: rewards[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
-		}
-		if err := CheckReward(r); err != nil {
-			return fmt.Errorf("rewards[%d].%w", i, err)
-		}
-	}
-	for i := range b.Nodes {
-		n := &b.Nodes[i]
-		if n.Source == "" {
-			n.Source = b.Source
-		}
-		if n.Source != b.Source {
-			return fmt.Errorf("%w: nodes[%d]: source %q in a batch of %q", ErrInvalid, i, n.Source, b.Source)
-		}
-		if err := CheckNode(n); err != nil {
-			return fmt.Errorf("nodes[%d].%w", i, err)
-		}
-	}
-	for i := range b.Rejected {
-		r := &b.Rejected[i]
-		if r.Source == "" {
-			r.Source = b.Source
-		}
-		if r.Source != b.Source {
-			return fmt.Errorf("%w: rejected[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
-		}
-		if err := checkRejected(r); err != nil {
-			return fmt.Errorf("rejected[%d].%w", i, err)
-		}
-	}
-	if b.Coverage != nil && b.Coverage.From > b.Coverage.To {
-		return fmt.Errorf("%w: coverage %d..%d is reversed", ErrInvalid, b.Coverage.From, b.Coverage.To)
-	}
-	if len(b.Meta) > 0 && !json.Valid(b.Meta) {
-		return fmt.Errorf("%w: meta: not valid JSON", ErrInvalid)
-	}
-	return nil
 }
 
 // sourceRecord is the stored form of a source's bookkeeping.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -248,6 +249,83 @@ func CheckNode(n *NodeStatus) *FieldError {
 		return err
 	}
 	return checkJSON("details", n.Details)
+}
+
+// ValidateBatch checks a batch the way every backend's Apply does before
+// writing anything: records of the batch's source only (an empty Source
+// takes the batch's), each passing CheckEvent, CheckBlock, CheckReward or
+// CheckNode, well-formed rejected records, coverage and meta. It returns
+// ErrInvalid, wrapped and naming the record and field.
+func ValidateBatch(b *Batch) error {
+	if err := validName(b.Source); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.Source == "" {
+			e.Source = b.Source
+		}
+		if e.Source != b.Source {
+			return fmt.Errorf("%w: events[%d]: source %q in a batch of %q", ErrInvalid, i, e.Source, b.Source)
+		}
+		if err := CheckEvent(e); err != nil {
+			return fmt.Errorf("events[%d].%w", i, err)
+		}
+	}
+	for i := range b.Blocks {
+		if b.Blocks[i].Source == "" {
+			b.Blocks[i].Source = b.Source
+		}
+		if b.Blocks[i].Source != b.Source {
+			return fmt.Errorf("%w: blocks[%d]: source %q in a batch of %q", ErrInvalid, i, b.Blocks[i].Source, b.Source)
+		}
+		if err := CheckBlock(&b.Blocks[i]); err != nil {
+			return fmt.Errorf("blocks[%d].%w", i, err)
+		}
+	}
+	for i := range b.Rewards {
+		r := &b.Rewards[i]
+		if r.Source == "" {
+			r.Source = b.Source
+		}
+		if r.Source != b.Source {
+			return fmt.Errorf("%w: rewards[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
+		}
+		if err := CheckReward(r); err != nil {
+			return fmt.Errorf("rewards[%d].%w", i, err)
+		}
+	}
+	for i := range b.Nodes {
+		n := &b.Nodes[i]
+		if n.Source == "" {
+			n.Source = b.Source
+		}
+		if n.Source != b.Source {
+			return fmt.Errorf("%w: nodes[%d]: source %q in a batch of %q", ErrInvalid, i, n.Source, b.Source)
+		}
+		if err := CheckNode(n); err != nil {
+			return fmt.Errorf("nodes[%d].%w", i, err)
+		}
+	}
+	for i := range b.Rejected {
+		r := &b.Rejected[i]
+		if r.Source == "" {
+			r.Source = b.Source
+		}
+		if r.Source != b.Source {
+			return fmt.Errorf("%w: rejected[%d]: source %q in a batch of %q", ErrInvalid, i, r.Source, b.Source)
+		}
+		if err := checkRejected(r); err != nil {
+			return fmt.Errorf("rejected[%d].%w", i, err)
+		}
+	}
+	if b.Coverage != nil && b.Coverage.From > b.Coverage.To {
+		return fmt.Errorf("%w: coverage %d..%d is reversed", ErrInvalid, b.Coverage.From, b.Coverage.To)
+	}
+	if len(b.Meta) > 0 && !json.Valid(b.Meta) {
+		return fmt.Errorf("%w: meta: not valid JSON", ErrInvalid)
+	}
+	return nil
 }
 
 // Record kinds of a Rejected record.
