@@ -140,9 +140,26 @@ func merged(its []*keyIter, desc bool, after []byte, fn func(pk, val []byte) boo
 }
 
 // page runs a list query: it walks the iterators from the cursor, keeps
-// the rows match accepts, and stops at limit rows or the scan budget.
+// the rows match accepts, and stops at limit rows or the scan budget. Its
+// Next cursor names the last key walked.
 func page[T any](its []*keyIter, desc bool, kind byte, limit int, cursor []byte,
 	match func(pk, val []byte) (T, bool, error)) (Page[T], error) {
+	items, next, err := scan(its, desc, limit, cursor, match)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	out := Page[T]{Items: items}
+	if next != nil {
+		out.Next = encodeCursor(kind, next)
+	}
+	return out, nil
+}
+
+// scan is page without the cursor encoding, for a walk that goes on inside
+// the store: next is a copy of the last key walked (it outlives the
+// transaction) when more rows may follow, nil at the end.
+func scan[T any](its []*keyIter, desc bool, limit int, after []byte,
+	match func(pk, val []byte) (T, bool, error)) (items []T, next []byte, err error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
@@ -150,12 +167,10 @@ func page[T any](its []*keyIter, desc bool, kind byte, limit int, cursor []byte,
 		limit = MaxLimit
 	}
 	var (
-		out     Page[T]
 		last    []byte
 		scanned int
-		err     error
 	)
-	more := merged(its, desc, cursor, func(pk, val []byte) bool {
+	more := merged(its, desc, after, func(pk, val []byte) bool {
 		scanned++
 		item, ok, e := match(pk, val)
 		if e != nil {
@@ -164,15 +179,15 @@ func page[T any](its []*keyIter, desc bool, kind byte, limit int, cursor []byte,
 		}
 		last = pk
 		if ok {
-			out.Items = append(out.Items, item)
+			items = append(items, item)
 		}
-		return len(out.Items) < limit && scanned < scanBudget
+		return len(items) < limit && scanned < scanBudget
 	})
 	if err != nil {
-		return Page[T]{}, err
+		return nil, nil, err
 	}
 	if more && last != nil {
-		out.Next = encodeCursor(kind, last)
+		next = bytes.Clone(last)
 	}
-	return out, nil
+	return items, next, nil
 }

@@ -398,6 +398,32 @@ func TestSummaryEqualsRows(t *testing.T) {
 	}
 }
 
+// TestSummaryPastUint64 sums amounts whose total leaves uint64 (and one
+// that never fitted): the row switches to a big sum and stays exact.
+func TestSummaryPastUint64(t *testing.T) {
+	s := storetest.MustOpen(t)
+	amounts := []string{"18446744073709551615", "1", "123456789012345678901234567890", "18446744073709551615"}
+	var rs []store.Reward
+	want := new(big.Int)
+	for i, a := range amounts {
+		r := smReward(uint64(i), "s1", "sm1a", 0)
+		r.RawAmount = a
+		rs = append(rs, r)
+		n, _ := new(big.Int).SetString(a, 10)
+		want.Add(want, n)
+	}
+	if err := s.Apply(ctx, store.Batch{Source: "sm", Rewards: rs}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.RewardSummary(ctx, store.SummaryQuery{GroupBy: store.GroupDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Count != 4 || rows[0].RawAmount.Cmp(want) != 0 {
+		t.Fatalf("summary %+v, want one row of 4 summing %s", rows, want)
+	}
+}
+
 func TestSummaryTimeZone(t *testing.T) {
 	s := storetest.MustOpen(t)
 	r := smReward(0, "s1", "sm1a", 10)

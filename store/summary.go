@@ -20,43 +20,71 @@ import (
 // returns ErrInvalid for an unknown grouping, or group_by=epoch on a source
 // without epochs.
 func (s *Store) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow, error) {
-	loc := q.Location
-	if loc == nil {
-		loc = time.UTC
+	bucket, err := s.summaryBuckets(ctx, q)
+	if err != nil {
+		return nil, err
 	}
+	sums := rewardSums{}
+	rq := q.RewardQuery
+	rq.Desc, rq.Cursor = false, ""
+	// A page of rows per read transaction, so a long summary never holds
+	// one open for long; only the fields a sum needs are decoded.
+	var after []byte
+	for {
+		var items []rewardAmount
+		err := s.view(func(tx *bolt.Tx) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var err error
+			items, after, err = scan(rewardIters(tx, &rq), false, MaxLimit, after, amountMatcher(tx, &rq))
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("summarize rewards: %w", err)
+		}
+		for i := range items {
+			if err := sums.add(bucket, &items[i]); err != nil {
+				return nil, err
+			}
+		}
+		if after == nil {
+			return sums.rows(), nil
+		}
+	}
+}
+
+// bucketFunc sets the bucket (start, end and, by epoch, the epoch) of the
+// summary row that reward r counts in.
+type bucketFunc func(r *rewardAmount, row *SummaryRow) error
+
+// summaryBuckets returns how q's grouping buckets a reward. It returns
+// ErrInvalid for an unknown grouping; the bucket it returns for
+// group_by=epoch returns ErrInvalid for a reward of a source without
+// epochs.
+func (s *Store) summaryBuckets(ctx context.Context, q SummaryQuery) (bucketFunc, error) {
 	switch q.GroupBy {
-	case GroupDay, GroupWeek, GroupMonth, GroupEpoch:
-	default:
-		return nil, fmt.Errorf("%w: group_by %q: want day, week, month or epoch", ErrInvalid, q.GroupBy)
-	}
-	epochs := map[string]*Epochs{}
-	if q.GroupBy == GroupEpoch {
+	case GroupDay, GroupWeek, GroupMonth:
+		loc := q.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		return func(r *rewardAmount, row *SummaryRow) error {
+			row.BucketStart, row.BucketEnd = bucketOf(r.time.In(loc), q.GroupBy)
+			return nil
+		}, nil
+	case GroupEpoch:
 		infos, err := s.Sources(ctx)
 		if err != nil {
 			return nil, err
 		}
+		epochs := map[string]*Epochs{}
 		for _, in := range infos {
 			if in.Epochs != nil && in.Epochs.BlocksPerEpoch > 0 {
 				epochs[in.Name] = in.Epochs
 			}
 		}
-	}
-	type groupKey struct {
-		start                 int64
-		source, account, unit string
-	}
-	type group struct {
-		row SummaryRow
-		sum uint64 // while it fits; then row.RawAmount holds the sum
-		big bool
-	}
-	groups := map[groupKey]*group{}
-	rq := q.RewardQuery
-	rq.Desc, rq.Cursor = false, ""
-	var after []byte
-	add := func(r *rewardAmount) error {
-		row := SummaryRow{Source: r.source, Account: r.account, Unit: r.unit, Decimals: r.decimals}
-		if q.GroupBy == GroupEpoch {
+		return func(r *rewardAmount, row *SummaryRow) error {
 			ep := epochs[r.source]
 			if ep == nil || !r.hasHeight {
 				return fmt.Errorf("%w: group_by=epoch: source %q has no epochs", ErrInvalid, r.source)
@@ -66,66 +94,74 @@ func (s *Store) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow
 			row.Epoch = &n
 			row.BucketStart = ep.Genesis.Add(time.Duration(n) * span).UTC()
 			row.BucketEnd = row.BucketStart.Add(span)
-		} else {
-			row.BucketStart, row.BucketEnd = bucketOf(r.time.In(loc), q.GroupBy)
-		}
-		k := groupKey{row.BucketStart.UnixNano(), r.source, r.account, r.unit}
-		g := groups[k]
-		if g == nil {
-			g = &group{row: row}
-			groups[k] = g
-		}
-		g.row.Count++
-		if r.isUint && !g.big {
-			if s := g.sum + r.amount; s >= g.sum {
-				g.sum = s
-				return nil
-			}
-		}
-		if !g.big {
-			g.big = true
-			g.row.RawAmount = new(big.Int).SetUint64(g.sum)
-		}
-		if r.isUint {
-			g.row.RawAmount.Add(g.row.RawAmount, new(big.Int).SetUint64(r.amount))
+			return nil
+		}, nil
+	default:
+		return nil, fmt.Errorf("%w: group_by %q: want day, week, month or epoch", ErrInvalid, q.GroupBy)
+	}
+}
+
+// rewardSums are a summary's rows while they are summed, by bucket start,
+// source, account and unit.
+type rewardSums map[sumKey]*rewardSum
+
+type sumKey struct {
+	start                 int64
+	source, account, unit string
+}
+
+// rewardSum is one summary row being summed: in a uint64 while the sum
+// fits, then in row.RawAmount.
+type rewardSum struct {
+	row SummaryRow
+	sum uint64
+	big bool
+}
+
+// add counts r in the row of its bucket.
+func (sums rewardSums) add(bucket bucketFunc, r *rewardAmount) error {
+	row := SummaryRow{Source: r.source, Account: r.account, Unit: r.unit, Decimals: r.decimals}
+	if err := bucket(r, &row); err != nil {
+		return err
+	}
+	k := sumKey{row.BucketStart.UnixNano(), r.source, r.account, r.unit}
+	g := sums[k]
+	if g == nil {
+		g = &rewardSum{row: row}
+		sums[k] = g
+	}
+	return g.add(r)
+}
+
+// add counts r's amount in the row.
+func (g *rewardSum) add(r *rewardAmount) error {
+	g.row.Count++
+	if r.isUint && !g.big {
+		if s := g.sum + r.amount; s >= g.sum {
+			g.sum = s
 			return nil
 		}
-		amt, ok := new(big.Int).SetString(r.text, 10)
-		if !ok {
-			return fmt.Errorf("reward %s: %w: amount %q", r.account, ErrCorrupt, r.text)
-		}
-		g.row.RawAmount.Add(g.row.RawAmount, amt)
+	}
+	if !g.big {
+		g.big = true
+		g.row.RawAmount = new(big.Int).SetUint64(g.sum)
+	}
+	if r.isUint {
+		g.row.RawAmount.Add(g.row.RawAmount, new(big.Int).SetUint64(r.amount))
 		return nil
 	}
-	// A page of rows per read transaction, so a long summary never holds
-	// one open for long; only the fields a sum needs are decoded.
-	for {
-		var p Page[rewardAmount]
-		err := s.view(func(tx *bolt.Tx) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var err error
-			p, err = page(rewardIters(tx, &rq), false, cursorRewards, MaxLimit, after, amountMatcher(tx, &rq))
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("summarize rewards: %w", err)
-		}
-		for i := range p.Items {
-			if err := add(&p.Items[i]); err != nil {
-				return nil, err
-			}
-		}
-		if p.Next == "" {
-			break
-		}
-		if after, err = decodeCursor(cursorRewards, p.Next); err != nil {
-			return nil, err
-		}
+	amt, ok := new(big.Int).SetString(r.text, 10)
+	if !ok {
+		return fmt.Errorf("reward %s: %w: amount %q", r.account, ErrCorrupt, r.text)
 	}
-	out := make([]SummaryRow, 0, len(groups))
-	for _, g := range groups {
+	g.row.RawAmount.Add(g.row.RawAmount, amt)
+	return nil
+}
+
+// rows returns the summed rows in bucket, source, account and unit order.
+func (sums rewardSums) rows() []SummaryRow {
+	out := make([]SummaryRow, 0, len(sums))
+	for _, g := range sums {
 		if !g.big {
 			g.row.RawAmount = new(big.Int).SetUint64(g.sum)
 		}
@@ -135,7 +171,7 @@ func (s *Store) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow
 		return cmp.Or(a.BucketStart.Compare(b.BucketStart), cmp.Compare(a.Source, b.Source),
 			cmp.Compare(a.Account, b.Account), cmp.Compare(a.Unit, b.Unit))
 	})
-	return out, nil
+	return out
 }
 
 // bucketOf returns the [start, end) bucket holding t, in t's location.
