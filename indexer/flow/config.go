@@ -21,31 +21,32 @@ const (
 )
 
 // Config describes one Flow access node to index. Zero values take the
-// defaults above.
+// defaults above. The yaml tags are the keys of a flow source in the
+// config file (CONFIG.md); a new key is a new tagged field here.
 type Config struct {
 	// Name identifies the source in the store and the API ([a-z0-9-]).
-	Name string
+	Name string `yaml:"-"`
 	// Endpoint is the access node's gRPC address (host:port), serving both
 	// AccessAPI and ExecutionDataAPI.
-	Endpoint string
+	Endpoint string `yaml:"endpoint"`
 	// TLS dials with TLS and the system's root certificates.
-	TLS bool
+	TLS bool `yaml:"tls"`
 	// StartHeight is where the first run begins; 0 means the node's latest
 	// sealed height at that moment. Later runs resume at checkpoint + 1.
-	StartHeight uint64
+	StartHeight uint64 `yaml:"start_height"`
 	// EventTypes, Contracts and Addresses select events as the access
 	// node's EventFilter does (OR-ed); all empty means every event.
-	EventTypes []string
-	Contracts  []string
-	Addresses  []string
+	EventTypes []string `yaml:"event_types"`
+	Contracts  []string `yaml:"contracts"`
+	Addresses  []string `yaml:"addresses"`
 	// HeartbeatInterval asks the node for a response at least every this
 	// many heights, so quiet ranges still advance the checkpoint.
-	HeartbeatInterval uint64
+	HeartbeatInterval uint64 `yaml:"heartbeat_interval"`
 	// StakingContract is the address of FlowIDTableStaking, whose
 	// RewardsPaid and DelegatorRewardsPaid events become rewards.
-	StakingContract string
+	StakingContract string `yaml:"staking_contract"`
 	// Backfill tunes the catch-up through GetEventsForHeightRange.
-	Backfill BackfillConfig
+	Backfill BackfillConfig `yaml:"backfill"`
 }
 
 // BackfillConfig tunes how history is fetched when the source is far
@@ -54,15 +55,15 @@ type Config struct {
 // Contracts or Addresses set, the event stream walks the history instead.
 type BackfillConfig struct {
 	// Workers is the number of range calls in flight.
-	Workers int
+	Workers int `yaml:"workers"`
 	// MaxRange is the most heights per call (at most 250).
-	MaxRange uint64
+	MaxRange uint64 `yaml:"max_range"`
 	// RequestsPerSecond caps range calls across all workers (public access
 	// nodes allow about 100 per client).
-	RequestsPerSecond float64
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
 	// Distance starts a backfill when the resume height is more than this
 	// many heights below the sealed head.
-	Distance uint64
+	Distance uint64 `yaml:"distance"`
 }
 
 // DefaultConfig returns a Config with every default filled in.

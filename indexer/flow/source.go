@@ -91,10 +91,18 @@ const DefaultStallTimeout = time.Minute
 // New validates cfg (filling in defaults) and returns the source; nothing
 // connects until Run.
 func New(cfg Config, opts ...Option) (*Source, error) {
-	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return newSource(cfg, opts...), nil
+}
+
+// NewSource builds the source of a configuration Validate accepted; it is
+// how `evindex run` builds a flow source after checking the whole file.
+func (c *Config) NewSource() (indexer.Source, error) { return newSource(*c), nil }
+
+func newSource(cfg Config, opts ...Option) *Source {
+	cfg.setDefaults()
 	cfg.StakingContract, _ = normalizeAddress(cfg.StakingContract)
 	s := &Source{
 		cfg:         cfg,
@@ -107,7 +115,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	return s, nil
+	return s
 }
 
 // Name is the configured source name.

@@ -28,43 +28,45 @@ const (
 )
 
 // Config describes one Presearch source: an API key and the nodes it
-// watches. Build it with DefaultConfig and check it with Validate.
+// watches. Build it with DefaultConfig and check it with Validate. The
+// yaml tags are the keys of a presearch source in the config file
+// (CONFIG.md); fields tagged "-" are set by code only.
 type Config struct {
 	// Name is the source's unique name ([a-z0-9-]).
-	Name string
+	Name string `yaml:"-"`
 	// BaseURL is the API's scheme and host, e.g. https://nodes.presearch.com.
-	BaseURL string
+	BaseURL string `yaml:"base_url"`
 	// APIKey is the node API key from the dashboard. It is a secret: it is
 	// sent in the URL path and never logged or shown. Alternatively,
 	// APIKeyFile names a file holding it (surrounding space is trimmed).
-	APIKey     string
-	APIKeyFile string
+	APIKey     string `yaml:"api_key"`
+	APIKeyFile string `yaml:"api_key_file"`
 	// PublicKeys restricts the source to these nodes; empty means every
 	// node of the key.
-	PublicKeys []string
+	PublicKeys []string `yaml:"public_keys"`
 	// StatusInterval is how often node status is polled (default 60 s,
 	// at least 15 s).
-	StatusInterval time.Duration
+	StatusInterval time.Duration `yaml:"status_interval"`
 	// StatsWindow is the length of the aligned UTC windows earnings are
 	// read in (default 1 h). It must be whole minutes and divide a day.
-	StatsWindow time.Duration
+	StatsWindow time.Duration `yaml:"stats_window"`
 	// BackfillDays is how many days before today's UTC midnight the first
 	// start reads earnings from (DefaultConfig sets 7; 0 starts with the
 	// current window). It matters only while no checkpoint exists.
-	BackfillDays int
+	BackfillDays int `yaml:"backfill_days"`
 	// StatsDelay is how long after a window ends its stats are read, so
 	// the API has finished aggregating it (default 5 minutes). Too short
 	// a delay can store an incomplete window that is never read again.
-	StatsDelay time.Duration
+	StatsDelay time.Duration `yaml:"-"`
 	// RequestTimeout bounds each HTTP request (default 30 s).
-	RequestTimeout time.Duration
+	RequestTimeout time.Duration `yaml:"-"`
 	// HTTPClient sends the requests (default: a client without a timeout
 	// of its own; RequestTimeout applies).
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 	// Now and Sleep are the source's clock; tests inject a fake one so a
 	// simulated week runs in seconds. Defaults: time.Now and a timer.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
+	Now   func() time.Time                                 `yaml:"-"`
+	Sleep func(ctx context.Context, d time.Duration) error `yaml:"-"`
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller

@@ -43,6 +43,15 @@ func New(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return newSource(cfg)
+}
+
+// NewSource builds the source of a configuration Validate accepted; it is
+// how `evindex run` builds a presearch source after checking the whole
+// file. Its error names api_key_file when that cannot be read.
+func (c *Config) NewSource() (indexer.Source, error) { return newSource(*c) }
+
+func newSource(cfg Config) (*Source, error) {
 	key := cfg.APIKey
 	if cfg.APIKeyFile != "" {
 		b, err := os.ReadFile(cfg.APIKeyFile)

@@ -31,57 +31,58 @@ const (
 var knownHRPs = []string{"sm", "stest"}
 
 // Config describes one Spacemesh node to index. Zero values take the
-// defaults above.
+// defaults above. The yaml tags are the keys of a spacemesh source in the
+// config file (CONFIG.md); fields tagged "-" are set by code only.
 type Config struct {
 	// Name identifies the source in the store and the API ([a-z0-9-]).
-	Name string
+	Name string `yaml:"-"`
 	// PublicEndpoint is the node's public gRPC listener (host:port, default
 	// port 9092): NodeService, MeshService, GlobalStateService and the
 	// v2alpha1 queries.
-	PublicEndpoint string
+	PublicEndpoint string `yaml:"public_endpoint"`
 	// PrivateEndpoint is the node's private listener (usually
 	// 127.0.0.1:9093), optional: with it, AdminService.EventsStream events
 	// are stored as events.
-	PrivateEndpoint string
+	PrivateEndpoint string `yaml:"private_endpoint"`
 	// Coinbases are the bech32 accounts ("sm1...") whose rewards are
 	// indexed.
-	Coinbases []string
+	Coinbases []string `yaml:"coinbases"`
 	// Smeshers are smesher ids (64 hex digits) whose rewards are indexed,
 	// whatever coinbase they pay. A node without the v2alpha1 API can only
 	// list rewards by coinbase, so there they match within Coinbases only.
-	Smeshers []string
+	Smeshers []string `yaml:"smeshers"`
 	// StartLayer is where the first run begins; later runs resume at
 	// checkpoint + 1.
-	StartLayer uint64
+	StartLayer uint64 `yaml:"start_layer"`
 	// TLS dials with TLS and the system's root certificates.
-	TLS bool
+	TLS bool `yaml:"tls"`
 	// HRP is the expected network prefix of the coinbases; empty accepts
 	// the public networks' "sm" and "stest". The node's own HRP is checked
 	// at start either way.
-	HRP string
+	HRP string `yaml:"-"`
 	// NodeName names the node in /v1/nodes; empty means Name.
-	NodeName string
+	NodeName string `yaml:"-"`
 	// Now is the clock for node status snapshots; nil means time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 
 	// ReconcileLayers is how many of the newest indexed layers each
 	// heartbeat re-reads to catch reverts (Hdist).
-	ReconcileLayers uint64
+	ReconcileLayers uint64 `yaml:"-"`
 	// PageLimit is the page size of reward queries (1..100).
-	PageLimit uint64
+	PageLimit uint64 `yaml:"-"`
 	// ChunkLayers is the most layers one catch-up batch covers.
-	ChunkLayers uint64
+	ChunkLayers uint64 `yaml:"-"`
 	// StatusEvery is the least time between two stored node status
 	// snapshots; a change in between is stored when it has passed.
-	StatusEvery time.Duration
+	StatusEvery time.Duration `yaml:"-"`
 	// PollInterval is how often the node is asked for its status when the
 	// streams are quiet or broken; the streams only speed things up.
-	PollInterval time.Duration
+	PollInterval time.Duration `yaml:"-"`
 	// CallTimeout bounds one query.
-	CallTimeout time.Duration
+	CallTimeout time.Duration `yaml:"-"`
 	// StreamRetry and StreamBackoff bound the wait before a closed stream
 	// (Canceled "buffer is full", a dropped connection) is reopened.
-	StreamRetry, StreamBackoff time.Duration
+	StreamRetry, StreamBackoff time.Duration `yaml:"-"`
 }
 
 // DefaultConfig returns a Config with every default filled in.

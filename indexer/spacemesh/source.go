@@ -57,10 +57,19 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // New validates cfg (filling in defaults) and returns the source; nothing
 // connects until Run.
 func New(cfg Config, opts ...Option) (*Source, error) {
-	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return newSource(cfg, opts...), nil
+}
+
+// NewSource builds the source of a configuration Validate accepted; it is
+// how `evindex run` builds a spacemesh source after checking the whole
+// file.
+func (c *Config) NewSource() (indexer.Source, error) { return newSource(*c), nil }
+
+func newSource(cfg Config, opts ...Option) *Source {
+	cfg.setDefaults()
 	if cfg.NodeName == "" {
 		cfg.NodeName = cfg.Name
 	}
@@ -80,7 +89,7 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	return s, nil
+	return s
 }
 
 // Name is the configured source name.
