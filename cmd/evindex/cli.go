@@ -51,8 +51,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "--config FILE", "the daemon: every configured source plus the HTTP API", runDaemonCmd},
-		{"demo", "[--data DIR] [--http ADDR]", "simulated Flow, Spacemesh and Presearch upstreams indexed on loopback", runDemoCmd},
-		{"sim", "flow|spacemesh|presearch --listen ADDR", "one simulated upstream serving the real protocol", runSimCmd},
+		{"demo", "[--data DIR] [--http ADDR]", "simulated " + kindTitles() + " upstreams indexed on loopback", runDemoCmd},
+		{"sim", kindList("|") + " --listen ADDR", "one simulated upstream serving the real protocol", runSimCmd},
 		{"export", "--data DIR|--url URL LIST", "write a list (events, blocks, rewards, ...) as ndjson, csv or parquet", runExportCmd},
 		{"backup", "--url URL -o FILE", "a consistent hot copy of the database through the running daemon", runBackupCmd},
 		{"check", "--data DIR", "integrity check of a stopped database; exit 0 when sound", runCheckCmd},

@@ -47,61 +47,6 @@ type StoreConfig struct {
 	BatchMaxDelay   time.Duration `yaml:"batch_max_delay"`
 }
 
-// SourceConfig is one entry of `sources`. Which keys apply depends on kind;
-// a key of another kind is an error.
-type SourceConfig struct {
-	Name string `yaml:"name"`
-	Kind string `yaml:"kind"`
-	// LagThreshold is how far behind the head a live source may be and
-	// still count as ready on /readyz (0: the kind's default).
-	LagThreshold uint64 `yaml:"lag_threshold"`
-
-	Flow      FlowConfig      `yaml:",inline"`
-	Spacemesh SpacemeshConfig `yaml:",inline"`
-	Presearch PresearchConfig `yaml:",inline"`
-}
-
-// FlowConfig holds the keys of a flow source.
-type FlowConfig struct {
-	Endpoint          string         `yaml:"endpoint" kind:"flow"`
-	TLS               bool           `yaml:"tls" kind:"flow,spacemesh"`
-	StartHeight       uint64         `yaml:"start_height" kind:"flow"`
-	EventTypes        []string       `yaml:"event_types" kind:"flow"`
-	Contracts         []string       `yaml:"contracts" kind:"flow"`
-	Addresses         []string       `yaml:"addresses" kind:"flow"`
-	HeartbeatInterval uint64         `yaml:"heartbeat_interval" kind:"flow"`
-	StakingContract   string         `yaml:"staking_contract" kind:"flow"`
-	Backfill          BackfillConfig `yaml:"backfill" kind:"flow"`
-}
-
-// BackfillConfig tunes a Flow history backfill.
-type BackfillConfig struct {
-	Workers           int     `yaml:"workers"`
-	MaxRange          uint64  `yaml:"max_range"`
-	RequestsPerSecond float64 `yaml:"requests_per_second"`
-	Distance          uint64  `yaml:"distance"`
-}
-
-// SpacemeshConfig holds the keys of a spacemesh source.
-type SpacemeshConfig struct {
-	PublicEndpoint  string   `yaml:"public_endpoint" kind:"spacemesh"`
-	PrivateEndpoint string   `yaml:"private_endpoint" kind:"spacemesh"`
-	Coinbases       []string `yaml:"coinbases" kind:"spacemesh"`
-	Smeshers        []string `yaml:"smeshers" kind:"spacemesh"`
-	StartLayer      uint64   `yaml:"start_layer" kind:"spacemesh"`
-}
-
-// PresearchConfig holds the keys of a presearch source.
-type PresearchConfig struct {
-	BaseURL        string        `yaml:"base_url" kind:"presearch"`
-	APIKey         string        `yaml:"api_key" kind:"presearch"`
-	APIKeyFile     string        `yaml:"api_key_file" kind:"presearch"`
-	PublicKeys     []string      `yaml:"public_keys" kind:"presearch"`
-	StatusInterval time.Duration `yaml:"status_interval" kind:"presearch"`
-	StatsWindow    time.Duration `yaml:"stats_window" kind:"presearch"`
-	BackfillDays   int           `yaml:"backfill_days" kind:"presearch"`
-}
-
 // DefaultConfig is the configuration before the file and flags apply.
 func DefaultConfig() Config {
 	return Config{
@@ -123,8 +68,8 @@ func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // LoadConfigFile reads a YAML file over DefaultConfig, expanding ${VAR}
-// from getenv. Unknown keys and keys of another source kind are errors
-// naming the key.
+// from getenv. Unknown keys, keys of another source kind and unknown
+// kinds are errors naming the key.
 func LoadConfigFile(path string, getenv func(string) string) (Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -154,7 +99,7 @@ func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
 		return cfg, nil
 	}
 	expandEnv(doc.Content[0], refs, getenv)
-	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), "", ""); err != nil {
+	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), ""); err != nil {
 		return Config{}, err
 	}
 	if err := doc.Decode(&cfg); err != nil {
@@ -259,26 +204,27 @@ func expandEnv(n *yaml.Node, refs []string, getenv func(string) string) {
 
 // checkKeys walks a YAML mapping against a struct's yaml tags so an
 // unknown key is reported by its path (sources[1].coinbase), with the
-// line, before decoding.
-func checkKeys(n *yaml.Node, t reflect.Type, path, kind string) error {
+// line, before decoding. A source's keys are the common ones of
+// SourceConfig and those of its kind's configuration type.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch {
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), kind); err != nil {
+			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
 	case t.Kind() == reflect.Struct && t != reflect.TypeOf(time.Time{}) && n.Kind == yaml.MappingNode:
 		fields := map[string]reflect.StructField{}
 		collectFields(t, fields)
+		kind := ""
 		if t == reflect.TypeOf(SourceConfig{}) {
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == "kind" {
-					kind = n.Content[i+1].Value
-				}
+			var err error
+			if kind, err = sourceKeys(n, path, fields); err != nil {
+				return err
 			}
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -292,13 +238,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, kind string) error {
 			}
 			field := joinPath(path, k.Value)
 			f, ok := fields[k.Value]
+			if !ok && kind != "" && isSourceKey(k.Value) {
+				return &ConfigError{Field: field, Msg: fmt.Sprintf("not a key of a %s source (line %d)", kind, k.Line)}
+			}
 			if !ok {
 				return &ConfigError{Field: field, Msg: fmt.Sprintf("unknown key (line %d)", k.Line)}
 			}
-			if kinds := f.Tag.Get("kind"); kinds != "" && kind != "" && !strings.Contains(","+kinds+",", ","+kind+",") {
-				return &ConfigError{Field: field, Msg: fmt.Sprintf("not a key of a %s source (line %d)", kind, k.Line)}
-			}
-			if err := checkKeys(v, f.Type, field, kind); err != nil {
+			if err := checkKeys(v, f.Type, field); err != nil {
 				return err
 			}
 		}
@@ -306,7 +252,40 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, kind string) error {
 	return nil
 }
 
+// sourceKeys adds the keys of the source n's kind to fields and returns
+// the kind; a missing or unknown kind is an error, since it decides
+// which keys are known.
+func sourceKeys(n *yaml.Node, path string, fields map[string]reflect.StructField) (string, error) {
+	kind := ""
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "kind" {
+			kind = n.Content[i+1].Value
+		}
+	}
+	k, ok := lookupKind(kind)
+	if !ok {
+		return "", &ConfigError{Field: joinPath(path, "kind"), Msg: kindError(kind)}
+	}
+	collectFields(reflect.TypeOf(k.NewConfig("")), fields)
+	return kind, nil
+}
+
+// isSourceKey reports whether key is a key of some source kind.
+func isSourceKey(key string) bool {
+	for _, k := range sourceKinds {
+		fields := map[string]reflect.StructField{}
+		collectFields(reflect.TypeOf(k.NewConfig("")), fields)
+		if _, ok := fields[key]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 func collectFields(t reflect.Type, into map[string]reflect.StructField) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -327,9 +306,8 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// Validate checks the configuration and returns the first problem as a
-// ConfigError naming the field. Source-kind details are checked when the
-// sources are built (buildSources).
+// Validate checks the configuration, each source's by its kind, and
+// returns the first problem as a ConfigError naming the field.
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return &ConfigError{"data_dir", "required"}
@@ -370,12 +348,18 @@ func (c *Config) Validate() error {
 			return &ConfigError{p + ".name", fmt.Sprintf("%q is already the name of sources[%d]", s.Name, j)}
 		}
 		seen[s.Name] = i
-		switch s.Kind {
-		case "flow", "spacemesh", "presearch":
-		case "":
-			return &ConfigError{p + ".kind", "required (flow, spacemesh or presearch)"}
-		default:
-			return &ConfigError{p + ".kind", fmt.Sprintf("%q: want flow, spacemesh or presearch", s.Kind)}
+		k, ok := lookupKind(s.Kind)
+		if !ok {
+			return &ConfigError{p + ".kind", kindError(s.Kind)}
+		}
+		if s.Settings == nil {
+			c.Sources[i].Settings = k.NewConfig(s.Name) // no keys of its own: the kind's defaults
+		}
+	}
+	// Each kind checks its own keys, once every name and kind is known good.
+	for i, s := range c.Sources {
+		if err := s.Settings.Validate(); err != nil {
+			return sourceError(i, err)
 		}
 	}
 	return nil

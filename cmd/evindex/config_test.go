@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evindex/evindex/indexer/flow"
+	"github.com/evindex/evindex/indexer/presearch"
 )
 
 func noEnv(string) string { return "" }
@@ -37,14 +40,15 @@ sources:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTP.Token != "s3cret" || cfg.Sources[1].Presearch.APIKey != "k" {
+	fl, pre := cfg.Sources[0].Settings.(*flow.Config), cfg.Sources[1].Settings.(*presearch.Config)
+	if cfg.HTTP.Token != "s3cret" || pre.APIKey != "k" {
 		t.Errorf("env not expanded: %+v", cfg.HTTP)
 	}
-	if cfg.Store.BatchMaxDelay != 250*time.Millisecond || cfg.Sources[0].Flow.Backfill.Workers != 2 {
+	if cfg.Store.BatchMaxDelay != 250*time.Millisecond || fl.Backfill.Workers != 2 {
 		t.Errorf("values not decoded: %+v", cfg)
 	}
-	if cfg.Sources[1].Presearch.StatusInterval != 30*time.Second {
-		t.Errorf("status_interval %v", cfg.Sources[1].Presearch.StatusInterval)
+	if pre.StatusInterval != 30*time.Second {
+		t.Errorf("status_interval %v", pre.StatusInterval)
 	}
 }
 

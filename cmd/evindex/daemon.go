@@ -126,9 +126,6 @@ type daemonHooks struct {
 	ready func(addr string)
 	// logger replaces the configured logger (tests capture logs).
 	logger *zerolog.Logger
-	// clocks replace sources' clocks by source name (the demo's fast
-	// Presearch clock).
-	clocks map[string]sourceClock
 }
 
 // runDaemon wires the store, the sources and the API and runs them until
@@ -147,7 +144,7 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 			return err
 		}
 	}
-	sources, err := buildSources(cfg, hooks.clocks)
+	sources, err := buildSources(cfg)
 	if err != nil {
 		return err
 	}

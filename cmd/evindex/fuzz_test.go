@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/evindex/evindex/indexer/presearch"
 )
 
 // FuzzParseConfig feeds arbitrary text as the config file, with ${VAR}
@@ -42,7 +44,7 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		err = cfg.Validate()
 		if err == nil {
-			_, err = buildSources(cfg, nil)
+			_, err = buildSources(cfg)
 		}
 		if err == nil {
 			return
@@ -50,7 +52,9 @@ func FuzzParseConfig(f *testing.F) {
 		check(t, raw, err)
 		secrets := []string{cfg.HTTP.Token}
 		for _, s := range cfg.Sources {
-			secrets = append(secrets, s.Presearch.APIKey)
+			if p, ok := s.Settings.(*presearch.Config); ok {
+				secrets = append(secrets, p.APIKey)
+			}
 		}
 		others := otherText(cfg)
 		for _, sec := range secrets {
@@ -82,6 +86,10 @@ func otherText(cfg Config) string {
 		case reflect.String:
 			b.WriteString(v.String())
 			b.WriteByte(0)
+		case reflect.Interface, reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
 		case reflect.Slice:
 			for i := 0; i < v.Len(); i++ {
 				walk(v.Index(i))

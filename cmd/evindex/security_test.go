@@ -329,7 +329,7 @@ func TestConfigErrorsKeepSecrets(t *testing.T) {
 				err = cfg.Validate()
 			}
 			if err == nil {
-				_, err = buildSources(cfg, nil)
+				_, err = buildSources(cfg)
 			}
 			if err == nil {
 				t.Errorf("%q with %q: no error", y, secret)

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/indexer/flow"
@@ -13,122 +12,117 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh"
 )
 
+// sourceKinds are the kinds of upstream evindex indexes, one line each.
+// The config file's `kind` values, their keys, `evindex demo`, `evindex
+// sim` and the error messages naming the kinds all come from this table.
+var sourceKinds = []indexer.SourceKind{
+	flow.SourceKind,
+	spacemesh.SourceKind,
+	presearch.SourceKind,
+}
+
+// lookupKind finds a kind of sourceKinds by name.
+func lookupKind(name string) (indexer.SourceKind, bool) {
+	for _, k := range sourceKinds {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return indexer.SourceKind{}, false
+}
+
+// kindNames lists the kinds as "flow, spacemesh, presearch".
+func kindNames() string { return kindList(", ") }
+
+// kindList joins the kinds' names with sep ("|" for a usage line).
+func kindList(sep string) string {
+	names := make([]string, len(sourceKinds))
+	for i, k := range sourceKinds {
+		names[i] = k.Name
+	}
+	return strings.Join(names, sep)
+}
+
+// kindError is the message for a `kind` value that is not in
+// sourceKinds.
+func kindError(kind string) string {
+	if kind == "" {
+		return fmt.Sprintf("required (%s)", kindNames())
+	}
+	return fmt.Sprintf("%q is not a source kind (%s)", kind, kindNames())
+}
+
+// SourceConfig is one entry of `sources`: the keys every source has, and
+// Settings, the kind's own configuration that the other keys decode into.
+type SourceConfig struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// LagThreshold is how far behind the head a live source may be and
+	// still count as ready on /readyz (0: the kind's default).
+	LagThreshold uint64 `yaml:"lag_threshold"`
+	// Settings holds the kind's keys; its type is the kind's (a
+	// *flow.Config for a flow source).
+	Settings indexer.SourceConfig `yaml:"-"`
+}
+
+// UnmarshalYAML decodes the common keys, then the rest into the
+// configuration of the named kind, over that kind's defaults. checkKeys
+// has already reported unknown keys and kinds by their path.
+func (sc *SourceConfig) UnmarshalYAML(n *yaml.Node) error {
+	type common SourceConfig // without this method
+	var c common
+	if err := n.Decode(&c); err != nil {
+		return err
+	}
+	*sc = SourceConfig(c)
+	k, ok := lookupKind(sc.Kind)
+	if !ok {
+		return nil // Validate names the missing or unknown kind
+	}
+	sc.Settings = k.NewConfig(sc.Name)
+	return n.Decode(sc.Settings)
+}
+
 // builtSource is a configured source ready for a Runner.
 type builtSource struct {
 	src          indexer.Source
 	lagThreshold uint64
 }
 
-// sourceClock overrides a source's clock; the demo runs Presearch on the
-// simulator's fast clock.
-type sourceClock struct {
-	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
-}
-
-// Default lag thresholds for /readyz, in each kind's height unit.
-const (
-	flowLagThreshold      = 30   // blocks: about half a minute
-	spacemeshLagThreshold = 2    // layers
-	presearchLagThreshold = 7200 // seconds: the last hourly window plus its delay
-)
-
-// buildSources turns the config's sources into indexer sources, checking
-// each kind's keys; errors name the field (sources[1].coinbases[0]: ...).
-func buildSources(cfg Config, clocks map[string]sourceClock) ([]builtSource, error) {
+// buildSources builds the sources of a configuration Validate accepted;
+// errors name the field (sources[1].api_key_file: ...).
+func buildSources(cfg Config) ([]builtSource, error) {
 	out := make([]builtSource, 0, len(cfg.Sources))
 	for i, sc := range cfg.Sources {
-		b, err := buildSource(sc, clocks[sc.Name])
+		k, ok := lookupKind(sc.Kind)
+		if !ok || sc.Settings == nil {
+			// Validate reports both; building an unchecked config is a bug.
+			return nil, &ConfigError{Field: fmt.Sprintf("sources[%d].kind", i), Msg: kindError(sc.Kind)}
+		}
+		src, err := sc.Settings.NewSource()
 		if err != nil {
-			field := fmt.Sprintf("sources[%d]", i)
-			var ce *ConfigError
-			if errors.As(err, &ce) {
-				if ce.Field != "" {
-					field += "." + ce.Field
-				}
-				return nil, &ConfigError{Field: field, Msg: ce.Msg}
-			}
-			return nil, &ConfigError{Field: field, Msg: err.Error()}
+			return nil, sourceError(i, err)
+		}
+		b := builtSource{src: src, lagThreshold: sc.LagThreshold}
+		if b.lagThreshold == 0 {
+			b.lagThreshold = k.LagThreshold
 		}
 		out = append(out, b)
 	}
 	return out, nil
 }
 
-func buildSource(sc SourceConfig, clock sourceClock) (builtSource, error) {
-	b := builtSource{lagThreshold: sc.LagThreshold}
-	var err error
-	switch sc.Kind {
-	case "flow":
-		f := sc.Flow
-		c := flow.Config{Name: sc.Name, Endpoint: f.Endpoint, TLS: f.TLS, StartHeight: f.StartHeight,
-			EventTypes: f.EventTypes, Contracts: f.Contracts, Addresses: f.Addresses,
-			HeartbeatInterval: f.HeartbeatInterval, StakingContract: f.StakingContract,
-			Backfill: flow.BackfillConfig{Workers: f.Backfill.Workers, MaxRange: f.Backfill.MaxRange,
-				RequestsPerSecond: f.Backfill.RequestsPerSecond, Distance: f.Backfill.Distance}}
-		if err := c.Validate(); err != nil {
-			return b, fieldError(err)
-		}
-		b.src, err = flow.New(c)
-		if b.lagThreshold == 0 {
-			b.lagThreshold = flowLagThreshold
-		}
-	case "spacemesh":
-		s := sc.Spacemesh
-		c := spacemesh.Config{Name: sc.Name, PublicEndpoint: s.PublicEndpoint, PrivateEndpoint: s.PrivateEndpoint,
-			Coinbases: s.Coinbases, Smeshers: s.Smeshers, StartLayer: s.StartLayer, TLS: sc.Flow.TLS}
-		if err := c.Validate(); err != nil {
-			return b, fieldError(err)
-		}
-		b.src, err = spacemesh.New(c)
-		if b.lagThreshold == 0 {
-			b.lagThreshold = spacemeshLagThreshold
-		}
-	case "presearch":
-		p := sc.Presearch
-		c := presearch.DefaultConfig()
-		c.Name, c.BaseURL, c.APIKey, c.APIKeyFile, c.PublicKeys = sc.Name, p.BaseURL, p.APIKey, p.APIKeyFile, p.PublicKeys
-		if c.BaseURL == "" {
-			c.BaseURL = presearch.DefaultBaseURL
-		}
-		if p.StatusInterval != 0 {
-			c.StatusInterval = p.StatusInterval
-		}
-		if p.StatsWindow != 0 {
-			c.StatsWindow = p.StatsWindow
-		}
-		if p.BackfillDays != 0 {
-			c.BackfillDays = p.BackfillDays
-		}
-		c.Now, c.Sleep = clock.now, clock.sleep
-		if err := c.Validate(); err != nil {
-			return b, fieldError(err)
-		}
-		b.src, err = presearch.New(c)
-		if b.lagThreshold == 0 {
-			b.lagThreshold = presearchLagThreshold
-		}
-	default:
-		return b, &ConfigError{Field: "kind", Msg: fmt.Sprintf("%q: want flow, spacemesh or presearch", sc.Kind)}
-	}
-	if err != nil {
-		return b, err
-	}
-	return b, nil
-}
-
-// fieldError turns a source package's "field: message" validation error
-// into a ConfigError, so the caller can prefix the source's path. Of
-// several problems (one per line) the first is named and the rest counted.
-func fieldError(err error) error {
+// sourceError turns a source package's "field: message" error into a
+// ConfigError under sources[i]. Of several problems (one per line) the
+// first is named and the rest counted.
+func sourceError(i int, err error) error {
+	field := fmt.Sprintf("sources[%d]", i)
 	msg, rest, _ := strings.Cut(err.Error(), "\n")
 	if rest != "" {
 		msg += fmt.Sprintf(" (and %d more problems in this source)", strings.Count(rest, "\n")+1)
 	}
-	for i := 0; i+1 < len(msg); i++ {
-		if msg[i] == ':' && msg[i+1] == ' ' {
-			return &ConfigError{Field: msg[:i], Msg: msg[i+2:]}
-		}
+	if k, m, ok := strings.Cut(msg, ": "); ok {
+		return &ConfigError{Field: field + "." + k, Msg: m}
 	}
-	return &ConfigError{Field: "", Msg: msg}
+	return &ConfigError{Field: field, Msg: msg}
 }
