@@ -7,6 +7,7 @@ import (
 
 	"github.com/evindex/evindex/indexer/flow"
 	"github.com/evindex/evindex/indexer/presearch"
+	"github.com/evindex/evindex/indexer/spacemesh"
 )
 
 func noEnv(string) string { return "" }
@@ -120,4 +121,19 @@ func TestEnvOverridesAndFlags(t *testing.T) {
 
 func env2(t *testing.T) env {
 	return env{getenv: noEnv, stdout: &strings.Builder{}, stderr: &strings.Builder{}}
+}
+
+// TestSpacemeshHasItsOwnTLS: a spacemesh source's tls key is its own, not
+// a Flow key it shares.
+func TestSpacemeshHasItsOwnTLS(t *testing.T) {
+	cfg, err := ParseConfig([]byte("sources:\n  - {name: f, kind: flow, endpoint: 127.0.0.1:1}\n  - {name: s, kind: spacemesh, public_endpoint: 127.0.0.1:9092, tls: true}\n"), noEnv)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl, sm := cfg.Sources[0].Settings.(*flow.Config), cfg.Sources[1].Settings.(*spacemesh.Config); fl.TLS || !sm.TLS {
+		t.Fatalf("flow tls %v, spacemesh tls %v; want false, true", fl.TLS, sm.TLS)
+	}
 }
