@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestSourceKindsAreTheRegistry lists the registry, then adds a kind to it
@@ -118,7 +119,7 @@ func TestSourceKindsAreTheRegistry(t *testing.T) {
 			t.Skip("starts every simulator")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		logs, out := &syncBuffer{}, &syncBuffer{}
+		logs, out := &storetest.LogBuffer{}, &storetest.LogBuffer{}
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, []string{"demo", "--data", filepath.Join(t.TempDir(), "demo"), "--http", "127.0.0.1:0"}, noEnv, out, logs)
