@@ -3,21 +3,22 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/evindex/evindex/store"
 )
 
-func (s *Server) handleListBlocks(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+// listBlocks writes the blocks of GET /v1/blocks.
+func (s lists) listBlocks(ctx context.Context, p *params, w io.Writer) error {
 	q := store.BlockQuery{Source: p.str("source"), Desc: p.desc()}
 	q.FromHeight, q.ToHeight = p.heights()
-	lr := p.listRequest(r)
+	lr := p.listRequest()
 	if p.err != nil {
 		return p.err
 	}
-	return serveList(w, r, listing[store.Block]{
+	return writeList(ctx, w, listing[store.Block]{
 		name: "blocks",
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Block], error) {
 			q.Cursor, q.Limit = cursor, limit

@@ -12,7 +12,38 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-// apiError is an error with the status, code and message the client sees.
+// ParamError is a query parameter a list rejected. The API answers it with
+// 400 invalid_argument; the export command names the flag that set it.
+type ParamError struct {
+	// Param is the parameter's name (from_time), or empty when the store
+	// refused the query as a whole without saying which parameter.
+	Param   string
+	Message string
+}
+
+func (e *ParamError) Error() string {
+	if e.Param == "" {
+		return e.Message
+	}
+	return e.Param + ": " + e.Message
+}
+
+// NotFoundError is a named thing that does not exist: a source, a node, a
+// block (404 not_found).
+type NotFoundError struct{ Message string }
+
+func (e *NotFoundError) Error() string { return e.Message }
+
+// InternalError is a failure that is not the caller's doing: a damaged
+// file, a failed write. Err is the cause; the API logs it and shows the
+// client only a request id, the export command shows it.
+type InternalError struct{ Err error }
+
+func (e *InternalError) Error() string { return e.Err.Error() }
+func (e *InternalError) Unwrap() error { return e.Err }
+
+// apiError is an error of the HTTP layer itself, with the status, code and
+// message the client sees.
 type apiError struct {
 	status int
 	code   string
@@ -24,51 +55,81 @@ func (e *apiError) Error() string { return e.code + ": " + e.msg }
 // invalidParam is a 400 naming the offending parameter:
 // "from_height: must be a non-negative integer".
 func invalidParam(name, format string, args ...any) error {
-	return &apiError{status: http.StatusBadRequest, code: "invalid_argument", msg: name + ": " + fmt.Sprintf(format, args...)}
+	return &ParamError{Param: name, Message: fmt.Sprintf(format, args...)}
 }
 
 func notFound(format string, args ...any) error {
-	return &apiError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf(format, args...)}
+	return &NotFoundError{Message: fmt.Sprintf(format, args...)}
 }
 
 var errUnauthorized = &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 	msg: "missing or wrong bearer token (send Authorization: Bearer <token>)"}
 
-// errorTable maps the store's error kinds to what the client sees; the
-// first match wins. Anything not here is internal: logged with the request
-// id, and the client sees only the code and that id.
+// typed gives an error the kind its callers map: the store's sentinels
+// become ParamError or NotFoundError, and anything unknown becomes an
+// InternalError. Errors that are already typed, and those that mean the
+// answer is unavailable right now (a locked file, an ended context), stay
+// as they are.
+func typed(err error) error {
+	var (
+		pe  *ParamError
+		nf  *NotFoundError
+		ie  *InternalError
+		ae  *apiError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case err == nil, errors.As(err, &pe), errors.As(err, &nf), errors.As(err, &ie), errors.As(err, &ae), errors.As(err, &mbe):
+		return err
+	case errors.Is(err, store.ErrLocked), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, store.ErrCursorInvalid):
+		return &ParamError{Param: "cursor", Message: "not a cursor of this list (pass next_cursor unchanged, with the same filters)"}
+	case errors.Is(err, store.ErrInvalid):
+		return &ParamError{Message: err.Error()}
+	case errors.Is(err, store.ErrNotFound):
+		return &NotFoundError{Message: "not found"}
+	}
+	return &InternalError{Err: err}
+}
+
+// errorTable maps what is neither typed nor internal to what the client
+// sees; the first match wins.
 var errorTable = []struct {
 	kind   error
 	status int
 	code   string
-	msg    string // empty: the error's own text
+	msg    string
 }{
-	{store.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
-	{store.ErrCursorInvalid, http.StatusBadRequest, "invalid_argument", "cursor: not a cursor of this list (pass next_cursor unchanged, with the same filters)"},
-	{store.ErrInvalid, http.StatusBadRequest, "invalid_argument", ""},
 	{store.ErrLocked, http.StatusServiceUnavailable, "unavailable", "the database is locked"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable", "the request took too long"},
 	{context.Canceled, http.StatusServiceUnavailable, "unavailable", "the request was canceled"},
 }
 
 // classify returns what the client sees for err, and whether it is an
-// internal error that must be logged.
+// internal error that must be logged. This is the API's one mapping of
+// error kinds to statuses.
 func classify(err error) (status int, code, msg string, internal bool) {
-	var ae *apiError
-	if errors.As(err, &ae) {
+	err = typed(err)
+	var (
+		pe  *ParamError
+		nf  *NotFoundError
+		ae  *apiError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, "invalid_argument", pe.Error(), false
+	case errors.As(err, &nf):
+		return http.StatusNotFound, "not_found", nf.Message, false
+	case errors.As(err, &ae):
 		return ae.status, ae.code, ae.msg, false
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "invalid_argument", "request body too large", false
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.kind) {
-			msg := e.msg
-			if msg == "" {
-				msg = err.Error()
-			}
-			return e.status, e.code, msg, false
+			return e.status, e.code, e.msg, false
 		}
 	}
 	return http.StatusInternalServerError, "internal", "", true

@@ -2,13 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"net/http"
+	"io"
 
 	"github.com/evindex/evindex/store"
 )
 
-func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+// listEvents writes the events of GET /v1/events.
+func (s lists) listEvents(ctx context.Context, p *params, w io.Writer) error {
 	q := store.EventQuery{
 		Source:   p.str("source"),
 		Types:    p.list("type"),
@@ -18,11 +18,11 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) error 
 		Desc:     p.desc(),
 	}
 	q.FromHeight, q.ToHeight = p.heights()
-	lr := p.listRequest(r)
+	lr := p.listRequest()
 	if p.err != nil {
 		return p.err
 	}
-	return serveList(w, r, listing[store.Event]{
+	return writeList(ctx, w, listing[store.Event]{
 		name: "events",
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Event], error) {
 			q.Cursor, q.Limit = cursor, limit

@@ -30,16 +30,26 @@ var formatTypes = map[string]string{
 	formatParquet: "application/vnd.apache.parquet",
 }
 
-// format picks the response format: the format parameter wins, then the
-// first Accept media type that names an export format, else JSON.
-func (p *params) format(accept string) string {
-	if v := strings.ToLower(p.str("format")); v != "" {
-		if _, ok := formatTypes[v]; !ok {
-			p.fail(invalidParam("format", "must be one of json, ndjson, csv, parquet"))
-			return formatJSON
-		}
-		return v
+// format reads the format parameter: it wins over p.defaultFormat (what
+// the Accept header asked for), and JSON is the default of both.
+func (p *params) format() string {
+	v := strings.ToLower(p.str("format"))
+	if v == "" {
+		v = p.defaultFormat
 	}
+	if v == "" {
+		return formatJSON
+	}
+	if _, ok := formatTypes[v]; !ok {
+		p.fail(invalidParam("format", "must be one of json, ndjson, csv, parquet"))
+		return formatJSON
+	}
+	return v
+}
+
+// acceptFormat is the first media type of an Accept header that names a
+// list format, or "" when none does.
+func acceptFormat(accept string) string {
 	for part := range strings.SplitSeq(accept, ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
@@ -56,7 +66,7 @@ func (p *params) format(accept string) string {
 			return formatParquet
 		}
 	}
-	return formatJSON
+	return ""
 }
 
 // pageSize is how many rows an export reads per store call: each call is
@@ -96,44 +106,73 @@ type listRequest struct {
 	limitGiven bool
 }
 
-func (p *params) listRequest(r *http.Request) listRequest {
-	lr := listRequest{format: p.format(r.Header.Get("Accept")), cursor: p.str("cursor")}
+func (p *params) listRequest() listRequest {
+	lr := listRequest{format: p.format(), cursor: p.str("cursor")}
 	lr.limit, lr.limitGiven = p.limit()
 	return lr
 }
 
-// serveList answers a list request: one page for JSON, or every matching
-// row (up to limit when given) streamed page by page for the exports.
+// contentNamer is told a list's name and format before the first byte is
+// written: the HTTP response sets its headers from them.
+type contentNamer interface{ nameContent(name, format string) }
+
+// serveList answers a list request with writeList over the response.
 func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr listRequest) error {
-	ctx := r.Context()
-	rc := http.NewResponseController(w)
+	return serveStream(w, r, func(w io.Writer) error { return writeList(r.Context(), w, l, lr) })
+}
+
+// serveStream runs write over a responseStream of w. A list with no rows
+// writes no byte, so the headers go out at the end.
+func serveStream(w http.ResponseWriter, r *http.Request, write func(io.Writer) error) error {
+	rs := &responseStream{w: w, rc: http.NewResponseController(w)}
+	if err := write(rs); err != nil {
+		return err
+	}
+	rs.start()
+	return nil
+}
+
+// writeList writes one page as JSON, or every matching row (up to limit
+// when given) page by page for the exports: each page is one store call,
+// one short read transaction, so memory stays constant however many rows
+// match. After each page it flushes to w and, when w is an http.Flusher,
+// flushes w. Nothing is written before the first page has been read, so a
+// bad cursor or filter is still an error and not a cut stream.
+func writeList[T any](ctx context.Context, w io.Writer, l listing[T], lr listRequest) error {
+	named := func() {
+		if cn, ok := w.(contentNamer); ok {
+			cn.nameContent(l.name, lr.format)
+		}
+	}
 	if lr.format == formatJSON {
 		p, err := l.fetch(ctx, lr.cursor, lr.limit)
 		if err != nil {
 			return err
 		}
-		// The server's write deadline runs from the request; a slow read
-		// (a summary over years of rewards) still gets time to answer.
-		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		items := make([]any, len(p.Items))
 		for i := range p.Items {
 			items[i] = l.item(&p.Items[i])
 		}
-		if l.unpaged {
-			writeJSON(w, http.StatusOK, struct {
-				Items []any `json:"items"`
-			}{items})
-			return nil
-		}
-		writeJSON(w, http.StatusOK, struct {
+		var body any = struct {
 			Items      []any  `json:"items"`
 			NextCursor string `json:"next_cursor"`
-		}{items, p.Next})
+		}{items, p.Next}
+		if l.unpaged {
+			body = struct {
+				Items []any `json:"items"`
+			}{items}
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode json: %w", err)
+		}
+		named()
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return fmt.Errorf("write json: %w", err)
+		}
 		return nil
 	}
 
-	// Read the first page before answering, so a bad cursor or filter is
-	// still a proper error response rather than a cut stream.
 	remaining := -1
 	if lr.limitGiven {
 		remaining = lr.limit
@@ -146,14 +185,7 @@ func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr l
 	if err != nil {
 		return err
 	}
-
-	h := w.Header()
-	h.Set("Content-Type", formatTypes[lr.format])
-	h.Set("Cache-Control", "no-store")
-	if lr.format == formatCSV || lr.format == formatParquet {
-		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", l.name+"."+lr.format))
-	}
-	w.WriteHeader(http.StatusOK)
+	named()
 
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var enc pageEncoder[T]
@@ -166,9 +198,6 @@ func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr l
 		enc = &parquetEncoder[T]{rw: l.parquet(bw)}
 	}
 	for {
-		// A long export keeps pushing its write deadline forward; a
-		// client that stops reading still times out.
-		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		items := p.Items
 		if remaining >= 0 && len(items) > remaining {
 			items = items[:remaining]
@@ -177,9 +206,11 @@ func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr l
 			return fmt.Errorf("encode %s: %w", lr.format, err)
 		}
 		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("write response: %w", err)
+			return fmt.Errorf("write %s: %w", lr.format, err)
 		}
-		_ = rc.Flush()
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		if remaining >= 0 {
 			remaining -= len(items)
 		}
@@ -198,9 +229,51 @@ func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr l
 		return fmt.Errorf("encode %s: %w", lr.format, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write response: %w", err)
+		return fmt.Errorf("write %s: %w", lr.format, err)
 	}
 	return nil
+}
+
+// responseStream is the writer a list is written through onto an HTTP
+// response. The status line and headers go out with the first byte, so an
+// error before it is still a proper JSON error answer; every write pushes
+// the write deadline forward, so a long export keeps going while a client
+// that stops reading still times out (and a slow read, such as a summary
+// over years of rewards, still gets time to answer).
+type responseStream struct {
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	name, format string
+	started      bool
+}
+
+func (rs *responseStream) nameContent(name, format string) { rs.name, rs.format = name, format }
+
+// start sends the status line and headers, once.
+func (rs *responseStream) start() {
+	if rs.started {
+		return
+	}
+	rs.started = true
+	h := rs.w.Header()
+	h.Set("Content-Type", formatTypes[rs.format])
+	h.Set("Cache-Control", "no-store")
+	if rs.format == formatCSV || rs.format == formatParquet {
+		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", rs.name+"."+rs.format))
+	}
+	rs.w.WriteHeader(http.StatusOK)
+}
+
+func (rs *responseStream) Write(p []byte) (int, error) {
+	rs.start()
+	_ = rs.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return rs.w.Write(p)
+}
+
+// Flush sends what was written so far: a page of rows.
+func (rs *responseStream) Flush() {
+	rs.start()
+	_ = rs.rc.Flush()
 }
 
 // pageEncoder writes an export's rows a page at a time.

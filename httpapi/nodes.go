@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -10,16 +11,16 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+// listNodes writes the latest status of each node, GET /v1/nodes.
+func (s lists) listNodes(ctx context.Context, p *params, w io.Writer) error {
 	source := p.str("source")
-	lr := p.listRequest(r)
+	lr := p.listRequest()
 	if p.err != nil {
 		return p.err
 	}
 	// The latest snapshot per node is a short list: one read, no cursor.
 	lr.cursor, lr.limitGiven = "", false
-	return serveList(w, r, listing[store.NodeStatus]{
+	return writeList(ctx, w, listing[store.NodeStatus]{
 		name: "nodes",
 		fetch: func(ctx context.Context, _ string, _ int) (store.Page[store.NodeStatus], error) {
 			nodes, err := s.st.Nodes(ctx, source)
@@ -33,10 +34,10 @@ func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleNodeHistory(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+	p := requestParams(r)
 	q := store.NodeHistoryQuery{Source: pathParam(r, "source"), Node: pathParam(r, "node"), Desc: p.desc()}
 	q.FromTime, q.ToTime = p.times()
-	lr := p.listRequest(r)
+	lr := p.listRequest()
 	if p.err != nil {
 		return p.err
 	}

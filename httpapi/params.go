@@ -13,8 +13,11 @@ import (
 // params reads query parameters and keeps the first problem, so a handler
 // parses everything and then checks one error naming the parameter.
 type params struct {
-	q   url.Values
-	err error
+	q url.Values
+	// defaultFormat is the format when q has no format parameter (what
+	// the Accept header asked for); empty means JSON.
+	defaultFormat string
+	err           error
 }
 
 func newParams(q url.Values) *params { return &params{q: q} }

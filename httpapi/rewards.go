@@ -3,22 +3,22 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"net/http"
+	"io"
 	"strings"
 
 	"github.com/evindex/evindex/store"
 )
 
-func (s *Server) handleListRewards(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+// listRewards writes the rewards of GET /v1/rewards.
+func (s lists) listRewards(ctx context.Context, p *params, w io.Writer) error {
 	q := store.RewardQuery{Source: p.str("source"), Accounts: p.list("account"), Desc: p.desc()}
 	q.FromTime, q.ToTime = p.times()
 	q.FromHeight, q.ToHeight = p.heights()
-	lr := p.listRequest(r)
+	lr := p.listRequest()
 	if p.err != nil {
 		return p.err
 	}
-	return serveList(w, r, listing[reward]{
+	return writeList(ctx, w, listing[reward]{
 		name: "rewards",
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[reward], error) {
 			q.Cursor, q.Limit = cursor, limit
@@ -35,8 +35,8 @@ func (s *Server) handleListRewards(w http.ResponseWriter, r *http.Request) error
 	}, lr)
 }
 
-func (s *Server) handleRewardSummary(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+// listRewardSummary writes the buckets of GET /v1/rewards/summary.
+func (s lists) listRewardSummary(ctx context.Context, p *params, w io.Writer) error {
 	q := store.SummaryQuery{RewardQuery: store.RewardQuery{Source: p.str("source"), Accounts: p.list("account")}}
 	q.FromTime, q.ToTime = p.times()
 	q.Location = p.location()
@@ -47,12 +47,12 @@ func (s *Server) handleRewardSummary(w http.ResponseWriter, r *http.Request) err
 	default:
 		p.fail(invalidParam("group_by", "must be one of day, week, month, epoch"))
 	}
-	format := p.format(r.Header.Get("Accept"))
+	format := p.format()
 	if p.err != nil {
 		return p.err
 	}
 	if q.GroupBy == store.GroupEpoch && q.Source != "" {
-		in, err := s.st.Source(r.Context(), q.Source)
+		in, err := s.st.Source(ctx, q.Source)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -86,5 +86,5 @@ func (s *Server) handleRewardSummary(w http.ResponseWriter, r *http.Request) err
 	if q.GroupBy == store.GroupEpoch {
 		l.header, l.row = summaryEpochHeader, summaryEpochRow
 	}
-	return serveList(w, r, l, listRequest{format: format})
+	return writeList(ctx, w, l, listRequest{format: format})
 }

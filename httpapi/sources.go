@@ -111,8 +111,8 @@ func (s *Server) allSources(ctx context.Context) ([]sourceJSON, error) {
 }
 
 func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
-	format := p.format(r.Header.Get("Accept"))
+	p := requestParams(r)
+	format := p.format()
 	if p.err != nil {
 		return p.err
 	}

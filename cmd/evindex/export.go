@@ -8,14 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/store"
@@ -47,7 +46,28 @@ var exportFilters = []struct{ param, help string }{
 	{"tz", "rewards-summary time zone for day, week and month buckets, e.g. Europe/Berlin (default UTC)"},
 }
 
+// exportRequest is one export command line, parsed.
+type exportRequest struct {
+	list string
+	// query holds the list's filters as API parameters (from_time, not
+	// --from-time).
+	query             url.Values
+	format            string
+	data, base, token string
+	out               string
+	flags             *flag.FlagSet
+}
+
 func runExportCmd(ctx context.Context, e env, args []string) error {
+	req, err := parseExport(e, args)
+	if err != nil {
+		return err
+	}
+	return req.flagError(req.run(ctx, e))
+}
+
+// parseExport reads the command line; every error is a usage error.
+func parseExport(e env, args []string) (*exportRequest, error) {
 	fs := newFlagSet(e, "export", "(--data DIR | --url URL) [flags] events|blocks|rewards|rewards-summary|nodes",
 		`Writes every matching row of one list as ndjson (default), csv (with a header row)
 or parquet, to -o FILE or stdout. The rows, columns and filters are those of the
@@ -68,11 +88,12 @@ Examples:
       --from-time 2026-01-01 -o sm-rewards.parquet rewards
   evindex export --data ./data --format csv --group-by month --tz Europe/Berlin \
       --account <node id> rewards-summary`)
-	data := fs.String("data", "", "data directory of a stopped evindex")
-	base := fs.String("url", "", "base URL of a running evindex, e.g. http://127.0.0.1:8080")
-	token := fs.String("token", "", "bearer token for --url (default $EVINDEX_TOKEN)")
-	format := fs.String("format", "ndjson", "ndjson, csv or parquet")
-	out := fs.String("o", "-", "output file; - is stdout")
+	req := &exportRequest{query: url.Values{}, flags: fs}
+	fs.StringVar(&req.data, "data", "", "data directory of a stopped evindex")
+	fs.StringVar(&req.base, "url", "", "base URL of a running evindex, e.g. http://127.0.0.1:8080")
+	fs.StringVar(&req.token, "token", "", "bearer token for --url (default $EVINDEX_TOKEN)")
+	fs.StringVar(&req.format, "format", "ndjson", "ndjson, csv or parquet")
+	fs.StringVar(&req.out, "o", "-", "output file; - is stdout")
 	for _, f := range exportFilters {
 		fs.String(strings.ReplaceAll(f.param, "_", "-"), "", f.help)
 	}
@@ -83,7 +104,7 @@ Examples:
 	var lists []string
 	for rest := args; ; {
 		if err := parseFlags(fs, rest); err != nil {
-			return err
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -92,50 +113,56 @@ Examples:
 		rest = fs.Args()[1:]
 	}
 	// Every filter flag that was given becomes the API parameter of its name.
-	q := url.Values{}
 	fs.Visit(func(fl *flag.Flag) {
 		name := strings.ReplaceAll(fl.Name, "-", "_")
 		switch name {
 		case "type", "account", "data", "url", "token", "format", "o":
 			return
 		}
-		q.Set(name, fl.Value.String())
+		req.query.Set(name, fl.Value.String())
 	})
 	for _, t := range types {
-		q.Add("type", t)
+		req.query.Add("type", t)
 	}
 	for _, a := range accounts {
-		q.Add("account", a)
+		req.query.Add("account", a)
 	}
 	if len(lists) != 1 {
-		return usagef("export: name one list: events, blocks, rewards, rewards-summary or nodes")
+		return nil, usagef("export: name one list: events, blocks, rewards, rewards-summary or nodes")
 	}
-	path, ok := exportLists[lists[0]]
-	if !ok {
-		return usagef("export: unknown list %q (events, blocks, rewards, rewards-summary or nodes)", lists[0])
+	req.list = lists[0]
+	if _, ok := exportLists[req.list]; !ok {
+		return nil, usagef("export: unknown list %q (events, blocks, rewards, rewards-summary or nodes)", req.list)
 	}
-	switch *format {
+	switch req.format {
 	case "ndjson", "csv", "parquet":
 	default:
-		return usagef("export: --format %q: want ndjson, csv or parquet", *format)
+		return nil, usagef("export: --format %q: want ndjson, csv or parquet", req.format)
 	}
-	if (*data == "") == (*base == "") {
-		return usagef("export: give exactly one of --data and --url")
+	if (req.data == "") == (req.base == "") {
+		return nil, usagef("export: give exactly one of --data and --url")
 	}
-	q.Set("format", *format)
+	if req.token == "" {
+		req.token = e.getenv("EVINDEX_TOKEN")
+	}
+	return req, nil
+}
 
+// run writes the export to -o or stdout, with the progress line on a
+// terminal. A failed export leaves no partial file behind.
+func (r *exportRequest) run(ctx context.Context, e env) error {
 	w := e.stdout
 	var file *os.File
-	if *out != "-" {
+	if r.out != "-" {
 		// Exports hold what the data dir keeps private: owner only.
-		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		f, err := os.OpenFile(r.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
 		file, w = f, f
 	}
 	pw := &progressWriter{w: w}
-	switch *format {
+	switch r.format {
 	case "ndjson":
 		pw.countRows = true
 	case "csv":
@@ -143,106 +170,80 @@ Examples:
 	}
 	stopProgress := pw.report(e.stderr)
 	var err error
-	if *data != "" {
-		err = exportFromData(ctx, *data, path, q, pw)
+	if r.data != "" {
+		err = exportFromData(ctx, r.data, r.list, r.query, r.format, pw)
 	} else {
-		if *token == "" {
-			*token = e.getenv("EVINDEX_TOKEN")
-		}
-		err = exportFromURL(ctx, *base, *token, path, q, pw)
+		err = exportFromURL(ctx, r.base, r.token, exportLists[r.list], r.query, r.format, pw)
 	}
 	stopProgress()
 	if file != nil {
-		// A failed export leaves no partial file behind; -o may also name a
-		// device (/dev/stdout), which is never removed.
+		// -o may also name a device (/dev/stdout), which is never removed.
 		fi, serr := file.Stat()
 		if cerr := file.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("export: %w", cerr)
 		}
 		if err != nil && serr == nil && fi.Mode().IsRegular() {
-			os.Remove(*out)
+			os.Remove(r.out)
 		}
 	}
-	return apiErrorFlags(err, fs)
+	return err
 }
 
-// exportFromData serves the request in-process over a read-only store, so
-// the export is byte for byte what the API would send.
-func exportFromData(ctx context.Context, dir, path string, q url.Values, w io.Writer) error {
+// exportFromData writes the list straight from a read-only store, through
+// the same operation the API's list endpoints answer with, so the export
+// is byte for byte what the API would send.
+func exportFromData(ctx context.Context, dir, list string, q url.Values, format string, w io.Writer) error {
 	st, err := store.Open(dir, store.Options{ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("export: %w (a running evindex holds it: export with --url instead)", err)
 	}
 	if err != nil {
-		return fmt.Errorf("export: %w", err)
+		return dataError(err, dir)
 	}
 	defer st.Close()
-	// The API logs why it cut a response short; that becomes the error.
-	var apiLog bytes.Buffer
-	h := httpapi.New(httpapi.Config{Store: st, Logger: zerolog.New(&apiLog).Level(zerolog.WarnLevel)}).Handler()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path+"?"+q.Encode(), nil)
-	if err != nil {
-		return err
+	// Handing back the file's pages read so far after every page of rows
+	// keeps the resident set at about one page of rows however big the
+	// file is.
+	err = httpapi.WriteList(ctx, st, list, q, format, pageReleaser{w, st.ReleaseMapped})
+	var pe *httpapi.ParamError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return pe
+	case ctx.Err() != nil:
+		return fmt.Errorf("export: interrupted: %w", ctx.Err())
 	}
-	// The API flushes after every page of rows it reads; handing back the
-	// file's pages read so far at each flush keeps the resident set at
-	// about one page of rows however big the file is.
-	rw := &fileResponse{w: w, header: http.Header{}, flushed: st.ReleaseMapped}
-	if cut := serveInProcess(h, rw, req); cut {
-		if rw.err != nil {
-			return fmt.Errorf("export: %w", rw.err)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("export: interrupted: %w", ctx.Err())
-		}
-		return fmt.Errorf("export: stopped part way: %s", lastLoggedError(apiLog.Bytes()))
-	}
-	if rw.status >= 400 {
-		return apiError(rw.status, []byte(rw.errBody.String()))
-	}
-	if rw.err != nil {
-		return fmt.Errorf("export: %w", rw.err)
-	}
-	return nil
+	return dataError(err, dir)
 }
 
-// serveInProcess runs the handler and reports whether it cut the response
-// short: a streaming handler that fails after its first row panics with
-// http.ErrAbortHandler so that an HTTP client sees a broken transfer; here
-// that becomes an error instead of a crash.
-func serveInProcess(h http.Handler, w http.ResponseWriter, r *http.Request) (cut bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				cut = true
-				return
-			}
-			panic(v)
-		}
-	}()
-	h.ServeHTTP(w, r)
-	return false
-}
-
-// lastLoggedError is the error field of the last JSON log line.
-func lastLoggedError(log []byte) string {
-	msg := "the database read failed"
-	for line := range bytes.Lines(log) {
-		var entry struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(line, &entry) == nil && entry.Error != "" {
-			msg = entry.Error
-		}
+// dataError is the command's one line for a failure reading dir: a
+// damaged file is named (the store's error does) and the whole-file check
+// suggested.
+func dataError(err error, dir string) error {
+	if errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("export: %w (evindex check --data %s examines the whole file)", err, dir)
 	}
-	return msg
+	return fmt.Errorf("export: %w", err)
 }
 
-func exportFromURL(ctx context.Context, base, token, path string, q url.Values, w io.Writer) error {
+// pageReleaser is the export's output; WriteList flushes it after each
+// page of rows, and release runs there.
+type pageReleaser struct {
+	io.Writer
+	release func()
+}
+
+func (p pageReleaser) Flush() { p.release() }
+
+// exportFromURL asks a running evindex for the list at path.
+func exportFromURL(ctx context.Context, base, token, path string, q url.Values, format string, w io.Writer) error {
 	u, err := url.Parse(strings.TrimRight(base, "/") + path)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return usagef("export: --url %q: want http://host:port", base)
 	}
+	q = maps.Clone(q)
+	q.Set("format", format)
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -272,13 +273,9 @@ func exportFromURL(ctx context.Context, base, token, path string, q url.Values, 
 	return nil
 }
 
-// paramError is an API parameter the server rejected (invalid_argument).
-type paramError struct{ param, msg string }
-
-func (e *paramError) Error() string { return "export: " + e.param + ": " + e.msg }
-
 // apiError turns an API error answer into the command's error. A rejected
-// parameter becomes a paramError, which apiErrorFlags names as its flag.
+// parameter becomes an httpapi.ParamError, which flagError names as its
+// flag.
 func apiError(status int, body []byte) error {
 	var answer struct {
 		Error struct {
@@ -292,62 +289,25 @@ func apiError(status int, body []byte) error {
 	msg := answer.Error.Message
 	if answer.Error.Code == "invalid_argument" {
 		if param, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(param, " ") {
-			return &paramError{param, rest}
+			return &httpapi.ParamError{Param: param, Message: rest}
 		}
 		return usagef("export: %s", msg)
 	}
 	return fmt.Errorf("export: %s (%d %s)", msg, status, http.StatusText(status))
 }
 
-// apiErrorFlags makes a rejected API parameter a usage error (exit 2)
-// naming the flag that set it: --from-time, not from_time.
-func apiErrorFlags(err error, fs *flag.FlagSet) error {
-	var pe *paramError
+// flagError makes a rejected list parameter a usage error (exit 2) naming
+// the flag that set it: --from-time, not from_time.
+func (r *exportRequest) flagError(err error) error {
+	var pe *httpapi.ParamError
 	if !errors.As(err, &pe) {
 		return err
 	}
-	name := strings.ReplaceAll(pe.param, "_", "-")
-	if fs.Lookup(name) == nil {
-		return usagef("export: %s: %s", pe.param, pe.msg)
+	name := strings.ReplaceAll(pe.Param, "_", "-")
+	if pe.Param == "" || r.flags.Lookup(name) == nil {
+		return usagef("export: %v", pe)
 	}
-	return usagef("export: --%s: %s", name, pe.msg)
-}
-
-// fileResponse is an http.ResponseWriter that streams the body to a file
-// and keeps an error body for the message.
-type fileResponse struct {
-	w       io.Writer
-	header  http.Header
-	status  int
-	errBody strings.Builder
-	err     error
-	// flushed runs at every flush: after each page of rows.
-	flushed func()
-}
-
-func (f *fileResponse) Header() http.Header { return f.header }
-func (f *fileResponse) WriteHeader(code int) {
-	if f.status == 0 {
-		f.status = code
-	}
-}
-func (f *fileResponse) Write(p []byte) (int, error) {
-	if f.status == 0 {
-		f.status = http.StatusOK
-	}
-	if f.status >= 400 {
-		return f.errBody.Write(p)
-	}
-	n, err := f.w.Write(p)
-	if err != nil && f.err == nil {
-		f.err = err
-	}
-	return n, err
-}
-func (f *fileResponse) Flush() {
-	if f.flushed != nil {
-		f.flushed()
-	}
+	return usagef("export: --%s: %s", name, pe.Message)
 }
 
 // progressWriter counts what an export writes and, on a terminal, shows

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/evindex/evindex/store"
 )
 
 // exportRun runs `evindex export args...` in-process with stdout and
@@ -213,5 +216,60 @@ func TestExportCutShortIsAnError(t *testing.T) {
 	err = run(context.Background(), []string{"export", "--data", data, "--format", "csv", "rewards"}, noEnv, &failingWriter{}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no space left on device") || exitCode(err, io.Discard) != 1 {
 		t.Fatalf("an export to a full disk returned %v", err)
+	}
+}
+
+// TestExportFromDataReportsTheCause checks that an offline export says
+// what went wrong itself, with no server log to look a request id up in:
+// a parameter refused only once the store was consulted names its flag
+// (exit 2), and a damaged file gives one line naming the file and
+// pointing to evindex check (exit 1), whichever page of it is damaged.
+func TestExportFromDataReportsTheCause(t *testing.T) {
+	dir := t.TempDir()
+	good := sampleDB(t, dir)
+	for list := range exportLists {
+		if code, _, stderr := exportRun(t, noEnv, "--data", dir, "--format", "csv", list); code != 0 {
+			t.Fatalf("export %s: exit %d: %s", list, code, stderr)
+		}
+	}
+	code, stdout, stderr := exportRun(t, noEnv, "--data", dir, "--group-by", "epoch", "--source", "flow-x", "rewards-summary")
+	if code != 2 || !strings.HasPrefix(stderr, "evindex: export: --group-by: epoch") || stdout != "" {
+		t.Fatalf("group_by=epoch on a Flow source: exit %d, stderr %q; want exit 2 naming --group-by", code, stderr)
+	}
+
+	layout := pageLayout(t, dir)
+	const page = 4096
+	readFailures := 0
+	for _, pg := range layout.leaves {
+		bad := bytes.Clone(good)
+		r := rand.New(rand.NewPCG(uint64(pg), 11))
+		for i := pg * page; i < (pg+1)*page; i++ {
+			bad[i] = byte(r.Uint32())
+		}
+		dmg := t.TempDir()
+		path := filepath.Join(dmg, store.FileName)
+		if err := os.WriteFile(path, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dmg, "rewards.csv")
+		code, _, stderr := exportRun(t, noEnv, "--data", dmg, "--format", "csv", "-o", out, "rewards")
+		if code == 0 {
+			continue // the page holds no reward and nothing a rewards export reads
+		}
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, path) ||
+			!strings.Contains(stderr, "evindex check --data "+dmg) || strings.Contains(stderr, "request id") {
+			t.Fatalf("leaf page %d garbled: exit %d, %q; want exit 1 and one line naming %s and evindex check", pg, code, stderr, path)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Fatalf("leaf page %d garbled: the failed export left %s behind", pg, out)
+		}
+		if !strings.HasPrefix(stderr, "evindex: export: open ") {
+			if readFailures++; readFailures == 1 {
+				t.Logf("leaf page %d garbled: %s", pg, strings.TrimSpace(stderr))
+			}
+		}
+	}
+	if readFailures == 0 {
+		t.Fatalf("no damaged leaf page of %d made the rewards export fail while reading", len(layout.leaves))
 	}
 }
