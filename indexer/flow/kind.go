@@ -32,29 +32,38 @@ var SourceKind = indexer.SourceKind{
 	Simulator: indexer.Simulator{
 		About:   "a Flow access node (AccessAPI, ExecutionDataAPI)",
 		History: "blocks",
-		Flags: func(*flag.FlagSet) func(context.Context, indexer.SimOptions) (*indexer.Simulation, error) {
-			return startSim
-		},
-		Demo: startDemo,
+		Flags:   simFlags,
+		Demo:    startDemo,
 	},
 }
 
-func startSim(ctx context.Context, o indexer.SimOptions) (*indexer.Simulation, error) {
-	cfg := flowsim.DefaultConfig()
-	cfg.Seed, cfg.BlockInterval = o.Seed, o.Interval
-	if o.History > 0 {
-		cfg.History = o.History
+// simFlags declares the spork flags: a node serves [root-height,
+// last-height] of the one chain its seed makes, so nodes started with one
+// seed and adjacent ranges serve one history across sporks.
+func simFlags(fs *flag.FlagSet) func(context.Context, indexer.SimOptions) (*indexer.Simulation, error) {
+	root := fs.Uint64("root-height", 0, "the node's root height, the first it serves (a spork's root)")
+	last := fs.Uint64("last-height", 0, "a past spork's last sealed height: the node serves [root-height, last-height] and produces nothing (0: it keeps producing)")
+	return func(ctx context.Context, o indexer.SimOptions) (*indexer.Simulation, error) {
+		if *last > 0 && *last < *root {
+			return nil, fmt.Errorf("--last-height: %d is below --root-height %d", *last, *root)
+		}
+		cfg := flowsim.DefaultConfig()
+		cfg.Seed, cfg.BlockInterval = o.Seed, o.Interval
+		cfg.RootHeight, cfg.LastHeight = *root, *last
+		if o.History > 0 {
+			cfg.History = o.History
+		}
+		sim, err := flowsim.Start(ctx, o.Listen, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("flow simulator: %w", err)
+		}
+		return &indexer.Simulation{
+			Upstream: "flow access node (AccessAPI, ExecutionDataAPI)",
+			Addr: fmt.Sprintf("%s, root height %d, sealed height %d, staking contract %s",
+				sim.Addr(), sim.RootHeight(), sim.SealedHeight(), sim.StakingContract()),
+			Close: sim.Close,
+		}, nil
 	}
-	sim, err := flowsim.Start(ctx, o.Listen, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("flow simulator: %w", err)
-	}
-	return &indexer.Simulation{
-		Upstream: "flow access node (AccessAPI, ExecutionDataAPI)",
-		Addr: fmt.Sprintf("%s, sealed height %d, staking contract %s",
-			sim.Addr(), sim.SealedHeight(), sim.StakingContract()),
-		Close: sim.Close,
-	}, nil
 }
 
 func startDemo(ctx context.Context, started time.Time) (*indexer.Simulation, error) {

@@ -250,11 +250,16 @@ func (r *run) callError(ctx context.Context, what string, start uint64, err erro
 	}
 	st, _ := status.FromError(err)
 	switch st.Code() {
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.NotFound:
+		// flow-go: a stream below the root is InvalidArgument, a range
+		// call below it NotFound ("try to use a historic node").
 		if start > 0 {
 			if root, ok := r.rootHeight(ctx); ok && start < root {
 				return indexer.Permanent(fmt.Errorf("%s: start height %d is below the access node's root height %d (the first height it serves); set start_height to %d or above, or use a node with older history", what, start, root, root))
 			}
+		}
+		if st.Code() == codes.NotFound {
+			return fmt.Errorf("%s: %w", what, err) // not finalized yet
 		}
 		return indexer.Permanent(fmt.Errorf("%s: rejected by the access node: %s", what, st.Message()))
 	case codes.Unimplemented:

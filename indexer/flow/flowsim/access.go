@@ -25,8 +25,8 @@ func (a *accessServer) Ping(context.Context, *access.PingRequest) (*access.PingR
 func (a *accessServer) GetNodeVersionInfo(context.Context, *access.GetNodeVersionInfoRequest) (*access.GetNodeVersionInfoResponse, error) {
 	return &access.GetNodeVersionInfoResponse{Info: &entities.NodeVersionInfo{
 		Semver:               "v0.0.0-flowsim",
-		SporkId:              a.s.chain.blockID(a.s.cfg.RootHeight),
-		SporkRootBlockHeight: a.s.cfg.RootHeight,
+		SporkId:              a.s.chain.blockID(a.s.SporkRootHeight()),
+		SporkRootBlockHeight: a.s.SporkRootHeight(),
 		NodeRootBlockHeight:  a.s.cfg.RootHeight,
 	}}, nil
 }
@@ -38,14 +38,17 @@ func (a *accessServer) GetNetworkParameters(context.Context, *access.GetNetworkP
 func (a *accessServer) GetLatestBlockHeader(_ context.Context, req *access.GetLatestBlockHeaderRequest) (*access.BlockHeaderResponse, error) {
 	h := a.s.SealedHeight()
 	if !req.GetIsSealed() {
-		h += finalizedLag
+		h += a.finalizedLag()
 	}
 	return a.header(h), nil
 }
 
 func (a *accessServer) GetBlockHeaderByHeight(_ context.Context, req *access.GetBlockHeaderByHeightRequest) (*access.BlockHeaderResponse, error) {
 	h := req.GetHeight()
-	if h < a.s.cfg.RootHeight || h > a.s.SealedHeight()+finalizedLag {
+	if h < a.s.cfg.RootHeight {
+		return nil, a.s.belowRoot(h)
+	}
+	if h > a.s.SealedHeight()+a.finalizedLag() {
 		return nil, status.Errorf(codes.NotFound, "could not get header for height %d: key not found", h)
 	}
 	return a.header(h), nil
@@ -53,10 +56,32 @@ func (a *accessServer) GetBlockHeaderByHeight(_ context.Context, req *access.Get
 
 func (a *accessServer) GetBlockHeaderByID(_ context.Context, req *access.GetBlockHeaderByIDRequest) (*access.BlockHeaderResponse, error) {
 	h, ok := a.s.chain.heightOf(req.GetId())
-	if !ok || h < a.s.cfg.RootHeight || h > a.s.SealedHeight()+finalizedLag {
+	if !ok || h < a.s.cfg.RootHeight || h > a.s.SealedHeight()+a.finalizedLag() {
 		return nil, status.Errorf(codes.NotFound, "could not get header for block %x: key not found", req.GetId())
 	}
 	return a.header(h), nil
+}
+
+// finalizedLag is how far the finalized head runs ahead of the sealed one:
+// on a past spork's node everything finalized is sealed.
+func (a *accessServer) finalizedLag() uint64 { return a.s.finalizedLag() }
+
+func (s *Sim) finalizedLag() uint64 {
+	if s.cfg.LastHeight > 0 {
+		return 0
+	}
+	return finalizedLag
+}
+
+// belowRoot is the answer for a height this node never had. flow-go
+// resolves a missing height to NotFound and says whether it is below the
+// spork's root (an earlier spork's node has it) or only below the node's
+// own root (another node of the spork may have it).
+func (s *Sim) belowRoot(h uint64) error {
+	if spork := s.SporkRootHeight(); h < spork {
+		return status.Errorf(codes.NotFound, "block height %d is below the spork root block height %d: ask a node of an earlier spork", h, spork)
+	}
+	return status.Errorf(codes.NotFound, "block height %d is below this node's root block height %d: ask another access node", h, s.cfg.RootHeight)
 }
 
 func (a *accessServer) header(h uint64) *access.BlockHeaderResponse {
@@ -95,7 +120,7 @@ func (a *accessServer) GetEventsForHeightRange(ctx context.Context, req *access.
 	case end-start >= MaxHeightRange:
 		err = status.Errorf(codes.InvalidArgument, "requested block range (%d) exceeded maximum (%d)", end-start+1, MaxHeightRange)
 	case start < s.cfg.RootHeight:
-		err = status.Errorf(codes.InvalidArgument, "start height %d is below the node's root height %d", start, s.cfg.RootHeight)
+		err = s.belowRoot(start)
 	}
 	s.mu.Lock()
 	if end >= start {

@@ -53,6 +53,18 @@ type Reward struct {
 	NodeID      string // lowercase hex
 	DelegatorID uint32 // set for KindDelegatorReward
 	Raw         uint64 // in 10^-8 FLOW
+	// Epoch is the epoch the payment rewards: the event's epochCounter, or
+	// for the legacy signatures the block's EpochTotalRewardsPaid's
+	// epochCounterForRewards.
+	Epoch uint64
+}
+
+// EpochTotal is one epoch's network-wide payout, as EpochTotalRewardsPaid
+// reports it, for ground-truth checks.
+type EpochTotal struct {
+	Height                          uint64
+	Epoch                           uint64
+	Total, FromFees, Minted, Burned uint64 // in 10^-8 FLOW
 }
 
 // RewardTotal is the count and exact sum (in 10^-8 FLOW) of one node's
@@ -63,11 +75,14 @@ type RewardTotal struct {
 }
 
 // chain derives every block from the seed alone, so two simulators with the
-// same configuration serve identical histories and tests can recompute truth.
+// same seed serve identical blocks at the same heights (whatever range each
+// serves: a spork's nodes and the next spork's agree) and tests can
+// recompute truth.
 type chain struct {
 	seed        int64
-	root        uint64
+	root        uint64 // the node's root block holds no events
 	genesis     time.Time
+	legacyBelow uint64
 	step        time.Duration
 	rewardEvery uint64
 	staking     string
@@ -80,6 +95,7 @@ func newChain(cfg Config) *chain {
 		seed:        cfg.Seed,
 		root:        cfg.RootHeight,
 		genesis:     cfg.GenesisTime,
+		legacyBelow: cfg.LegacyRewardsBelow,
 		step:        cfg.BlockTimeStep,
 		rewardEvery: cfg.RewardEvery,
 		staking:     cfg.StakingContract,
@@ -149,8 +165,10 @@ func (c *chain) heightOf(id []byte) (uint64, bool) {
 	return height, true
 }
 
+// blockTime counts from height 0, not from the node's root, so every
+// spork's nodes agree on it.
 func (c *chain) blockTime(height uint64) time.Time {
-	if height <= c.root {
+	if height == 0 {
 		return c.genesis
 	}
 	h := c.hash("time", height)
@@ -158,7 +176,7 @@ func (c *chain) blockTime(height uint64) time.Time {
 	if q := int64(c.step / 4); q > 0 {
 		jitter = time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(q))
 	}
-	return c.genesis.Add(time.Duration(height-c.root)*c.step + jitter).UTC().Truncate(time.Millisecond)
+	return c.genesis.Add(time.Duration(height)*c.step + jitter).UTC().Truncate(time.Millisecond)
 }
 
 func (c *chain) rng(label string, height uint64) *rand.Rand {
@@ -166,10 +184,16 @@ func (c *chain) rng(label string, height uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])))
 }
 
-// isRewardBlock reports whether the epoch payout happens at height.
+// isRewardBlock reports whether the epoch payout happens at height. The
+// schedule counts from height 0, so it is the same on every spork's nodes;
+// a node's own root block holds no events.
 func (c *chain) isRewardBlock(height uint64) bool {
-	return height > c.root && c.rewardEvery > 0 && (height-c.root)%c.rewardEvery == 0
+	return height > c.root && c.rewardEvery > 0 && height%c.rewardEvery == 0
 }
+
+// epochOf is the counter of the epoch whose rewards the payout at height
+// pays: the payouts are numbered from 1.
+func (c *chain) epochOf(height uint64) uint64 { return height / c.rewardEvery }
 
 // block builds the block at height. The root block holds no events.
 func (c *chain) block(height uint64) Block {
@@ -191,23 +215,26 @@ func (c *chain) blockOf(height uint64, want func(typ string) bool) Block {
 	if height <= c.root {
 		return b
 	}
-	b.Events, _ = c.eventsOf(height, want)
+	b.Events, _, _ = c.eventsOf(height, want)
 	return b
 }
 
 // events generates a block's events and the rewards among them.
 func (c *chain) events(height uint64) ([]*entities.Event, []Reward) {
-	return c.eventsOf(height, nil)
+	events, rewards, _ := c.eventsOf(height, nil)
+	return events, rewards
 }
 
 // eventsOf generates a block's events that want accepts (nil: all) and
-// all of its rewards. Every random draw happens whether or not its event
-// is kept, so the chain is the same for every filter.
-func (c *chain) eventsOf(height uint64, want func(typ string) bool) ([]*entities.Event, []Reward) {
+// all of its rewards, with the epoch payout when the block has one. Every
+// random draw happens whether or not its event is kept, so the chain is
+// the same for every filter.
+func (c *chain) eventsOf(height uint64, want func(typ string) bool) ([]*entities.Event, []Reward, *EpochTotal) {
 	r := c.rng("events", height)
 	var (
 		events  []*entities.Event
 		rewards []Reward
+		payout  *EpochTotal
 		tx      uint32
 	)
 	add := func(typ string, payload func() []byte, evIndex *uint32) {
@@ -226,15 +253,26 @@ func (c *chain) eventsOf(height uint64, want func(typ string) bool) ([]*entities
 	if c.isRewardBlock(height) {
 		var ev uint32
 		var total uint64
+		epoch := c.epochOf(height)
+		// Below LegacyRewardsBelow the payments have the signatures mainnet
+		// had before epochCounter was added: the epoch is only in the
+		// block's EpochTotalRewardsPaid.
+		legacy := height < c.legacyBelow
+		counter := func(fields ...cdcField) []cdcField {
+			if legacy {
+				return fields
+			}
+			return append(fields, field("epochCounter", cdcTyped("UInt64", strconv.FormatUint(epoch, 10))))
+		}
 		for i := 0; i < nodeCount; i++ {
 			raw := 100_00000000 + r.Uint64N(1900_00000000)
 			total += raw
-			rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindNodeReward, NodeID: nodeID(i), Raw: raw})
+			rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindNodeReward, NodeID: nodeID(i), Raw: raw, Epoch: epoch})
 			add(c.stakingType("RewardsPaid"), func() []byte {
-				return eventPayload(c.stakingType("RewardsPaid"),
+				return eventPayload(c.stakingType("RewardsPaid"), counter(
 					field("nodeID", cdcString(nodeID(i))),
 					field("amount", cdcUFix64(raw)),
-				)
+				)...)
 			}, &ev)
 			// Only every other node has delegators, as on mainnet many do not.
 			if i%2 == 1 {
@@ -243,23 +281,25 @@ func (c *chain) eventsOf(height uint64, want func(typ string) bool) ([]*entities
 			for d := uint32(1); d <= delegatorsPerNode; d++ {
 				raw := 1_00000000 + r.Uint64N(99_00000000)
 				total += raw
-				rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindDelegatorReward, NodeID: nodeID(i), DelegatorID: d, Raw: raw})
+				rewards = append(rewards, Reward{Height: height, TxIndex: tx, EventIndex: ev, Kind: KindDelegatorReward, NodeID: nodeID(i), DelegatorID: d, Raw: raw, Epoch: epoch})
 				add(c.stakingType("DelegatorRewardsPaid"), func() []byte {
-					return eventPayload(c.stakingType("DelegatorRewardsPaid"),
+					return eventPayload(c.stakingType("DelegatorRewardsPaid"), counter(
 						field("nodeID", cdcString(nodeID(i))),
 						field("delegatorID", cdcTyped("UInt32", strconv.FormatUint(uint64(d), 10))),
 						field("amount", cdcUFix64(raw)),
-					)
+					)...)
 				}, &ev)
 			}
 		}
-		fees := r.Uint64N(50_00000000)
+		et := c.epochTotal(height, total, r.Uint64N(50_00000000))
+		payout = &et
 		add(c.stakingType("EpochTotalRewardsPaid"), func() []byte {
 			return eventPayload(c.stakingType("EpochTotalRewardsPaid"),
-				field("total", cdcUFix64(total)),
-				field("fromFees", cdcUFix64(fees)),
-				field("minted", cdcUFix64(total-min(fees, total))),
-				field("feesBurned", cdcUFix64(0)),
+				field("total", cdcUFix64(et.Total)),
+				field("fromFees", cdcUFix64(et.FromFees)),
+				field("minted", cdcUFix64(et.Minted)),
+				field("feesBurned", cdcUFix64(et.Burned)),
+				field("epochCounterForRewards", cdcTyped("UInt64", strconv.FormatUint(et.Epoch, 10))),
 			)
 		}, &ev)
 		tx++
@@ -326,7 +366,15 @@ func (c *chain) eventsOf(height uint64, want func(typ string) bool) ([]*entities
 		}, &ev)
 		tx++
 	}
-	return events, rewards
+	return events, rewards, payout
+}
+
+// epochTotal splits an epoch's payout into the part the collected fees
+// paid and the part minted; a tenth of the fees is burned, as mainnet
+// burns a share of them.
+func (c *chain) epochTotal(height, total, fees uint64) EpochTotal {
+	fees = min(fees, total)
+	return EpochTotal{Height: height, Epoch: c.epochOf(height), Total: total, FromFees: fees, Minted: total - fees, Burned: fees / 10}
 }
 
 func (c *chain) txID(height uint64, tx uint32) []byte {

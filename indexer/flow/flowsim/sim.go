@@ -34,8 +34,22 @@ type Config struct {
 	// BlockInterval is the wall time between new sealed blocks; 0 produces
 	// none (tests call Produce instead).
 	BlockInterval time.Duration
-	// RootHeight is the node's root (spork) height; nothing below it exists.
+	// RootHeight is the node's root height, the first it serves: nothing
+	// below it exists on this node, and its root block holds no events.
 	RootHeight uint64
+	// SporkRootHeight is the root of the node's spork, as
+	// GetNodeVersionInfo reports it; 0 means RootHeight (a node that
+	// joined its spork at the start).
+	SporkRootHeight uint64
+	// LastHeight, when set, makes the node one of a past spork: every
+	// height up to LastHeight is sealed from the start (History is
+	// ignored) and no block is ever produced after it.
+	LastHeight uint64
+	// LegacyRewardsBelow makes reward payments below this height use the
+	// signatures without epochCounter (RewardsPaid(nodeID, amount),
+	// DelegatorRewardsPaid(nodeID, delegatorID, amount)), as mainnet's
+	// staking contract emitted them before; 0 means none.
+	LegacyRewardsBelow uint64
 	// StakingContract is the address (hex, no 0x) of FlowIDTableStaking;
 	// empty means DefaultStakingContract.
 	StakingContract string
@@ -44,7 +58,8 @@ type Config struct {
 	CallLatency time.Duration
 	// ChainID is what GetNetworkParameters reports; empty means "flow-sim".
 	ChainID string
-	// GenesisTime is the root block's timestamp; zero means 2026-01-01 UTC.
+	// GenesisTime is the timestamp of height 0 (block times count from
+	// there, whatever the node's root); zero means 2026-01-01 UTC.
 	GenesisTime time.Time
 	// BlockTimeStep is the nominal time between block timestamps (each block
 	// adds up to a quarter of it as jitter); zero means one second.
@@ -118,6 +133,16 @@ func Start(ctx context.Context, listenAddr string, cfg Config) (*Sim, error) {
 	if cfg.RootHeight+cfg.History < cfg.RootHeight {
 		return nil, fmt.Errorf("history: %d overflows the height range", cfg.History)
 	}
+	if cfg.LastHeight > 0 && cfg.LastHeight < cfg.RootHeight {
+		return nil, fmt.Errorf("last height: %d is below the root height %d", cfg.LastHeight, cfg.RootHeight)
+	}
+	if cfg.SporkRootHeight > cfg.RootHeight {
+		return nil, fmt.Errorf("spork root height: %d is above the node's root height %d", cfg.SporkRootHeight, cfg.RootHeight)
+	}
+	sealed := cfg.RootHeight + cfg.History
+	if cfg.LastHeight > 0 {
+		sealed = cfg.LastHeight
+	}
 	lis, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -126,7 +151,7 @@ func Start(ctx context.Context, listenAddr string, cfg Config) (*Sim, error) {
 		cfg:     cfg,
 		chain:   newChain(cfg),
 		lis:     lis,
-		sealed:  cfg.RootHeight + cfg.History,
+		sealed:  sealed,
 		latency: cfg.CallLatency,
 		signal:  make(chan struct{}),
 		done:    make(chan struct{}),
@@ -144,7 +169,7 @@ func Start(ctx context.Context, listenAddr string, cfg Config) (*Sim, error) {
 		defer s.wg.Done()
 		_ = s.srv.Serve(lis) // returns when Close stops the server
 	}()
-	if cfg.BlockInterval > 0 {
+	if cfg.BlockInterval > 0 && cfg.LastHeight == 0 {
 		s.wg.Add(1)
 		go s.produceLoop(cfg.BlockInterval)
 	}
@@ -192,9 +217,10 @@ func (s *Sim) produceLoop(interval time.Duration) {
 	}
 }
 
-// Produce seals n new blocks at once and wakes the streams waiting for them.
+// Produce seals n new blocks at once and wakes the streams waiting for
+// them. A past spork's node (LastHeight set) produces nothing.
 func (s *Sim) Produce(n uint64) {
-	if n == 0 {
+	if n == 0 || s.cfg.LastHeight > 0 {
 		return
 	}
 	s.mu.Lock()
@@ -213,6 +239,18 @@ func (s *Sim) SealedHeight() uint64 {
 
 // RootHeight is the node's root height; streams start above it.
 func (s *Sim) RootHeight() uint64 { return s.cfg.RootHeight }
+
+// SporkRootHeight is the root height of the node's spork.
+func (s *Sim) SporkRootHeight() uint64 {
+	if s.cfg.SporkRootHeight > 0 {
+		return s.cfg.SporkRootHeight
+	}
+	return s.cfg.RootHeight
+}
+
+// LastHeight is a past spork's last sealed height; 0 for a node that keeps
+// producing.
+func (s *Sim) LastHeight() uint64 { return s.cfg.LastHeight }
 
 // ChainID is the chain id GetNetworkParameters reports.
 func (s *Sim) ChainID() string { return s.cfg.ChainID }
@@ -277,17 +315,32 @@ func (s *Sim) Events(from, to uint64, f Filter) ([]Block, error) {
 
 // Rewards returns every staking payment at sealed heights in [from, to].
 func (s *Sim) Rewards(from, to uint64) []Reward {
+	var out []Reward
+	s.payouts(from, to, func(rs []Reward, _ *EpochTotal) { out = append(out, rs...) })
+	return out
+}
+
+// EpochTotals returns every epoch payout (EpochTotalRewardsPaid) at sealed
+// heights in [from, to].
+func (s *Sim) EpochTotals(from, to uint64) []EpochTotal {
+	var out []EpochTotal
+	s.payouts(from, to, func(_ []Reward, et *EpochTotal) { out = append(out, *et) })
+	return out
+}
+
+// payouts hands fn each reward block's payments and epoch total among the
+// heights this node serves in [from, to].
+func (s *Sim) payouts(from, to uint64, fn func([]Reward, *EpochTotal)) {
 	from = max(from, s.cfg.RootHeight+1)
 	to = min(to, s.SealedHeight())
-	var out []Reward
 	for h := from; h <= to && h >= from; h++ {
 		if !s.chain.isRewardBlock(h) {
 			continue
 		}
-		_, rs := s.chain.events(h)
-		out = append(out, rs...)
+		if _, rs, et := s.chain.eventsOf(h, func(string) bool { return false }); et != nil {
+			fn(rs, et)
+		}
 	}
-	return out
 }
 
 // RewardTotals sums Rewards(from, to) per node id: node and delegator

@@ -36,7 +36,7 @@ func (e *executionDataServer) SubscribeEventsFromStartHeight(req *executiondata.
 
 func (e *executionDataServer) SubscribeEventsFromStartBlockID(req *executiondata.SubscribeEventsFromStartBlockIDRequest, stream executiondata.ExecutionDataAPI_SubscribeEventsFromStartBlockIDServer) error {
 	h, ok := e.s.chain.heightOf(req.GetStartBlockId())
-	if !ok || h < e.s.cfg.RootHeight || h > e.s.SealedHeight()+finalizedLag {
+	if !ok || h < e.s.cfg.RootHeight || h > e.s.SealedHeight()+e.s.finalizedLag() {
 		return status.Errorf(codes.NotFound, "could not get header for block %x: key not found", req.GetStartBlockId())
 	}
 	start, err := e.s.startHeight(h)
@@ -64,7 +64,7 @@ func (s *Sim) startHeight(h uint64) (uint64, error) {
 		h = s.SealedHeight()
 	case h < root:
 		return 0, status.Errorf(codes.InvalidArgument, "start height must be greater than or equal to the root height %d", root)
-	case h > s.SealedHeight()+finalizedLag:
+	case h > s.SealedHeight()+s.finalizedLag():
 		return 0, status.Errorf(codes.NotFound, "could not get header for height %d: key not found", h)
 	}
 	if h == root {
