@@ -109,7 +109,7 @@ var errorTable = []struct {
 // classify returns what the client sees for err, and whether it is an
 // internal error that must be logged. This is the API's one mapping of
 // error kinds to statuses.
-func classify(err error) (status int, code, msg string, internal bool) {
+func classify(err error) (status int, d errorDetail, internal bool) {
 	err = typed(err)
 	var (
 		pe  *ParamError
@@ -119,20 +119,20 @@ func classify(err error) (status int, code, msg string, internal bool) {
 	)
 	switch {
 	case errors.As(err, &pe):
-		return http.StatusBadRequest, "invalid_argument", pe.Error(), false
+		return http.StatusBadRequest, errorDetail{Code: "invalid_argument", Message: pe.Error(), Param: pe.Param}, false
 	case errors.As(err, &nf):
-		return http.StatusNotFound, "not_found", nf.Message, false
+		return http.StatusNotFound, errorDetail{Code: "not_found", Message: nf.Message}, false
 	case errors.As(err, &ae):
-		return ae.status, ae.code, ae.msg, false
+		return ae.status, errorDetail{Code: ae.code, Message: ae.msg}, false
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, "invalid_argument", "request body too large", false
+		return http.StatusRequestEntityTooLarge, errorDetail{Code: "invalid_argument", Message: "request body too large"}, false
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.kind) {
-			return e.status, e.code, e.msg, false
+			return e.status, errorDetail{Code: e.code, Message: e.msg}, false
 		}
 	}
-	return http.StatusInternalServerError, "internal", "", true
+	return http.StatusInternalServerError, errorDetail{Code: "internal"}, true
 }
 
 func internalMessage(requestID string) string {
@@ -142,12 +142,12 @@ func internalMessage(requestID string) string {
 // writeError answers with the API's error body. Internal errors are logged
 // with the request id and never shown to the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, msg, internal := classify(err)
+	status, detail, internal := classify(err)
 	id := middleware.GetReqID(r.Context())
 	switch {
 	case internal:
 		s.log.Error().Err(err).Str("request_id", id).Str("path", r.URL.Path).Msg("internal error")
-		msg = internalMessage(id)
+		detail.Message = internalMessage(id)
 	case errors.Is(err, context.Canceled):
 		s.log.Debug().Str("request_id", id).Msg("request canceled by the client")
 	}
@@ -159,18 +159,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		panic(http.ErrAbortHandler)
 	}
-	writeJSON(w, status, errorBody(code, msg))
+	writeJSON(w, status, errorBody(detail))
 }
 
+// errorDetail is the error object of API.md. Param names the rejected
+// parameter of an invalid_argument, so a client need not take the message
+// apart to find it.
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
 }
 
-func errorBody(code, msg string) any {
+func errorBody(d errorDetail) any {
 	return struct {
 		Error errorDetail `json:"error"`
-	}{errorDetail{code, msg}}
+	}{d}
 }
 
 // writeJSON writes v as the whole response.

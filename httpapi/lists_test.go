@@ -89,3 +89,28 @@ func TestWriteListFlushesEachPage(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorBodyNamesTheParameter checks that a 400 names the rejected
+// parameter in a field of its own (what `evindex export --url` turns into
+// the flag's name), and that other errors carry none.
+func TestErrorBodyNamesTheParameter(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		path   string
+		status int
+		param  string
+	}{
+		{"/v1/rewards?from_time=yesterday", 400, "from_time"},
+		{"/v1/events?cursor=not-a-cursor&format=csv", 400, "cursor"},
+		{"/v1/rewards/summary?group_by=epoch&source=flow-main", 400, "group_by"},
+		{"/v1/blocks/flow-main/abc", 400, "height"},
+		{"/v1/blocks/flow-main/999999999", 404, ""},
+	} {
+		r := e.get(tt.path)
+		var body struct{ Error errorDetail }
+		r.json(t, &body)
+		if r.status != tt.status || body.Error.Param != tt.param || !strings.HasPrefix(body.Error.Message, tt.param) {
+			t.Errorf("GET %s: %d %s, want %d with param %q", tt.path, r.status, r.body, tt.status, tt.param)
+		}
+	}
+}

@@ -99,7 +99,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			if sw, ok := w.(*statusWriter); ok && sw.started() {
 				panic(http.ErrAbortHandler)
 			}
-			writeJSON(w, http.StatusInternalServerError, errorBody("internal", internalMessage(id)))
+			writeJSON(w, http.StatusInternalServerError, errorBody(errorDetail{Code: "internal", Message: internalMessage(id)}))
 		}()
 		next.ServeHTTP(w, r)
 	})

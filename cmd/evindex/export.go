@@ -281,6 +281,7 @@ func apiError(status int, body []byte) error {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
+			Param   string `json:"param"`
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &answer) != nil || answer.Error.Message == "" {
@@ -288,8 +289,10 @@ func apiError(status int, body []byte) error {
 	}
 	msg := answer.Error.Message
 	if answer.Error.Code == "invalid_argument" {
-		if param, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(param, " ") {
-			return &httpapi.ParamError{Param: param, Message: rest}
+		// The message names the parameter first ("from_time: must be ..."):
+		// what follows it is the message of the flag.
+		if p := answer.Error.Param; p != "" {
+			return &httpapi.ParamError{Param: p, Message: strings.TrimPrefix(msg, p+": ")}
 		}
 		return usagef("export: %s", msg)
 	}
