@@ -112,6 +112,11 @@ func flowBatch(from, to uint64) store.Batch {
 			})
 		}
 	}
+	// Two quarantined records per batch: one whose raw bytes are text, one
+	// whose are not.
+	b.Rejected = append(b.Rejected,
+		store.NewRejected(store.RecordEvent, from, "tx 0 event 7", "type", "contains a NUL byte", []byte("=cmd|' /C calc'!A0\x00")),
+		store.NewRejected(store.RecordEvent, to, "tx 1 event 0", "payload", "not valid UTF-8", []byte("{\"a\":\"\xff\"}")))
 	b.Checkpoint = &store.Checkpoint{Height: to, BlockID: hexOf("bb01", to), Time: flowStart.Add(time.Duration(to-flowFrom) * 10 * time.Second)}
 	b.Coverage = &store.Range{From: from, To: to}
 	return b

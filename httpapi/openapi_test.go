@@ -65,7 +65,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	preHist := "/v1/nodes/presearch/" + url.PathEscape(preNodeA) + "/history"
 	itemSchema := map[string]string{
 		"/v1/sources": "Source", "/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary",
-		"/v1/nodes": "NodeStatus", "/v1/nodes/{source}/{node}/history": "NodeStatus",
+		"/v1/nodes": "NodeStatus", "/v1/nodes/{source}/{node}/history": "NodeStatus", "/v1/rejected": "Rejected",
 	}
 	cases := []struct {
 		path   string
@@ -130,6 +130,13 @@ func TestOpenAPIResponses(t *testing.T) {
 		{preHist + "?format=parquet", 200, nil},
 		{preHist + "?to_time=x", 400, nil},
 		{"/v1/nodes/presearch/nope/history", 404, nil},
+		{"/v1/rejected", 200, nil},
+		{"/v1/rejected?source=flow-main&from_height=1&limit=1", 200, nil},
+		{"/v1/rejected?format=ndjson", 200, nil},
+		{"/v1/rejected?format=csv", 200, nil},
+		{"/v1/rejected?format=parquet", 200, nil},
+		{"/v1/rejected?cursor=nope", 400, nil},
+		{"/v1/rejected", 401, []string{"Authorization", ""}},
 		{"/v1/admin/backup", 200, nil},
 		{"/v1/admin/backup", 401, []string{"Authorization", ""}},
 	}
@@ -224,7 +231,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 	for _, want := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/v1/sources", "/v1/sources/{name}",
 		"/v1/sources/{name}/coverage", "/v1/events", "/v1/blocks", "/v1/blocks/{source}/{height}", "/v1/rewards",
-		"/v1/rewards/summary", "/v1/nodes", "/v1/nodes/{source}/{node}/history", "/v1/admin/backup"} {
+		"/v1/rewards/summary", "/v1/nodes", "/v1/nodes/{source}/{node}/history", "/v1/rejected", "/v1/admin/backup"} {
 		if !slices.Contains(docPaths, want) {
 			t.Errorf("API.md route %s is missing from the document", want)
 		}

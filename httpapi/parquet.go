@@ -188,6 +188,8 @@ type sourcePq struct {
 	ProgressETASeconds  *float64 `parquet:"progress_eta_seconds,optional"`
 	Meta                string   `parquet:"meta,optional,json"`
 	Epochs              string   `parquet:"epochs,optional,json"`
+	Rejected            int64    `parquet:"rejected"`
+	Warnings            int64    `parquet:"warnings"`
 }
 
 func microsPtr(t *time.Time) int64 {
@@ -202,7 +204,8 @@ func sourceParquet(w io.Writer) rowWriter[sourceJSON] {
 		r := sourcePq{Name: o.Name, Kind: o.Kind, Endpoint: o.Endpoint, State: o.State,
 			HeadHeight: int64(o.HeadHeight), Lag: int64(o.Lag), LagThreshold: int64(o.LagThreshold),
 			EventsIndexed: int64(o.EventsIndexed), BlocksIndexed: int64(o.BlocksIndexed), RewardsIndexed: int64(o.RewardsIndexed),
-			LastError: o.LastError, Reconnects: int64(o.Reconnects), LiveSince: microsPtr(o.LiveSince), Meta: string(o.Meta)}
+			LastError: o.LastError, Reconnects: int64(o.Reconnects), LiveSince: microsPtr(o.LiveSince), Meta: string(o.Meta),
+			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings)}
 		if cp := o.Checkpoint; cp != nil {
 			h := int64(cp.Height)
 			r.CheckpointHeight, r.CheckpointBlockID = &h, cp.BlockID

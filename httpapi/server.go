@@ -58,6 +58,8 @@ type SourceStatus struct {
 	LagThreshold uint64
 	LastError    string
 	Reconnects   uint64
+	// Warnings counts per-record warnings since the process started.
+	Warnings uint64
 	// Progress is set during a backfill, else nil.
 	Progress  *Progress
 	LiveSince time.Time
@@ -198,6 +200,7 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/rewards/summary", s.handle(s.handleList(ListRewardSummary)))
 		r.Get("/v1/nodes", s.handle(s.handleList(ListNodes)))
 		r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
+		r.Get("/v1/rejected", s.handle(s.handleListRejected))
 		r.Get("/v1/admin/backup", s.handle(s.handleBackup))
 	})
 	return r

@@ -48,6 +48,8 @@ type sourceJSON struct {
 	EventsIndexed  uint64          `json:"events_indexed"`
 	BlocksIndexed  uint64          `json:"blocks_indexed"`
 	RewardsIndexed uint64          `json:"rewards_indexed"`
+	Rejected       uint64          `json:"rejected"`
+	Warnings       uint64          `json:"warnings"`
 	LastError      string          `json:"last_error"`
 	Reconnects     uint64          `json:"reconnects"`
 	LiveSince      *time.Time      `json:"live_since"`
@@ -61,7 +63,7 @@ func sourceObject(st *SourceStatus, in *store.SourceInfo) sourceJSON {
 	if st != nil {
 		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: st.State,
 			HeadHeight: st.HeadHeight, Lag: st.Lag, LagThreshold: st.LagThreshold,
-			LastError: st.LastError, Reconnects: st.Reconnects, LiveSince: jsonTime(st.LiveSince)}
+			LastError: st.LastError, Reconnects: st.Reconnects, Warnings: st.Warnings, LiveSince: jsonTime(st.LiveSince)}
 		if p := st.Progress; p != nil {
 			o.Progress = &progressJSON{Done: p.Done, Total: p.Total, Rate: p.Rate, ETASeconds: p.ETA.Seconds()}
 		}
@@ -74,7 +76,7 @@ func sourceObject(st *SourceStatus, in *store.SourceInfo) sourceJSON {
 	if o.Kind == "" {
 		o.Kind = in.Kind
 	}
-	o.EventsIndexed, o.BlocksIndexed, o.RewardsIndexed = in.Events, in.Blocks, in.Rewards
+	o.EventsIndexed, o.BlocksIndexed, o.RewardsIndexed, o.Rejected = in.Events, in.Blocks, in.Rewards, in.Rejected
 	if cp := in.Checkpoint; cp != nil {
 		o.Checkpoint = &checkpointJSON{cp.Height, cp.BlockID, jsonTime(cp.Time), jsonTime(cp.UpdatedAt)}
 	}
@@ -133,7 +135,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error
 var sourceHeader = []string{"name", "kind", "endpoint", "state", "checkpoint_height", "checkpoint_block_id", "checkpoint_time",
 	"checkpoint_updated_at", "head_height", "lag", "lag_threshold", "events_indexed", "blocks_indexed", "rewards_indexed",
 	"last_error", "reconnects", "live_since", "progress_done", "progress_total", "progress_rate", "progress_eta_seconds",
-	"meta", "epochs"}
+	"meta", "epochs", "rejected", "warnings"}
 
 func sourceRow(o *sourceJSON) []string {
 	var cpHeight, cpBlock, cpTime, cpUpdated string
@@ -152,7 +154,8 @@ func sourceRow(o *sourceJSON) []string {
 	}
 	return []string{o.Name, o.Kind, o.Endpoint, o.State, cpHeight, cpBlock, cpTime, cpUpdated,
 		u64(o.HeadHeight), u64(o.Lag), u64(o.LagThreshold), u64(o.EventsIndexed), u64(o.BlocksIndexed), u64(o.RewardsIndexed),
-		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs}
+		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs,
+		u64(o.Rejected), u64(o.Warnings)}
 }
 
 func csvTimePtr(t *time.Time) string {

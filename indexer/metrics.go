@@ -15,6 +15,10 @@ type Metrics struct {
 	Lag              *prometheus.GaugeVec
 	Reconnects       *prometheus.CounterVec
 	Up               *prometheus.GaugeVec
+	// RecordsRejected counts quarantined records by source and kind.
+	RecordsRejected *prometheus.CounterVec
+	// RecordWarnings counts per-record warnings, logged or not.
+	RecordWarnings *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -41,10 +45,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "evindex_reconnects_total", Help: "Failed source runs followed by a retry."}, src),
 		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "evindex_source_live", Help: "1 while the source is live, else 0."}, src),
+		RecordsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evindex_records_rejected_total", Help: "Upstream records quarantined by committed batches (listed at /v1/rejected), by kind."}, []string{"source", "kind"}),
+		RecordWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evindex_record_warnings_total", Help: "Per-record warnings, including those the log sample left out."}, src),
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsCommitted, m.RecordsCommitted, m.BatchesCommitted, m.CommitSeconds,
-			m.CheckpointHeight, m.HeadHeight, m.Lag, m.Reconnects, m.Up)
+			m.CheckpointHeight, m.HeadHeight, m.Lag, m.Reconnects, m.Up, m.RecordsRejected, m.RecordWarnings)
 	}
 	return m
 }

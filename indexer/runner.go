@@ -97,6 +97,9 @@ type Status struct {
 	Progress   *Progress
 	// LiveSince is when the source last became live (zero when not live).
 	LiveSince time.Time
+	// Warnings counts per-record warnings since the process started,
+	// including every quarantined record.
+	Warnings uint64
 }
 
 // Runner runs one Source: it commits the source's batches to the store,
@@ -112,6 +115,7 @@ type Runner struct {
 	status     Status
 	progressAt time.Time // when the current progress began
 	progress0  uint64
+	warnings   warnings
 }
 
 // NewRunner prepares a Runner; nothing starts until Run.
@@ -119,6 +123,7 @@ func NewRunner(st *store.Store, src Source, cfg RunnerConfig) *Runner {
 	cfg.setDefaults()
 	r := &Runner{st: st, src: src, cfg: cfg}
 	r.log = cfg.Logger.With().Str("source", src.Name()).Logger()
+	r.warnings = warnings{log: &r.log, now: cfg.Now}
 	r.status = Status{Name: src.Name(), Kind: src.Kind(), Endpoint: src.Endpoint(), State: StateStarting}
 	return r
 }
@@ -128,6 +133,7 @@ func (r *Runner) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.status
+	s.Warnings = r.warnings.count()
 	if s.Checkpoint != nil {
 		cp := *s.Checkpoint
 		s.Checkpoint = &cp
@@ -207,6 +213,24 @@ func (r *Runner) backoff(attempt int) time.Duration {
 	}
 	d = min(d, r.cfg.BackoffMax)
 	return d/2 + rand.N(d/2+1)
+}
+
+// warn counts a per-record warning and returns its line (nil once the
+// period's sample is logged).
+func (r *Runner) warn() *zerolog.Event {
+	if m := r.cfg.Metrics; m != nil {
+		m.RecordWarnings.WithLabelValues(r.src.Name()).Inc()
+	}
+	return r.warnings.next()
+}
+
+// rejected accounts for a quarantined record once it is committed.
+func (r *Runner) rejected(q *store.Rejected) {
+	if m := r.cfg.Metrics; m != nil {
+		m.RecordsRejected.WithLabelValues(r.src.Name(), q.Kind).Inc()
+	}
+	r.warn().Uint64("height", q.Height).Str("key", q.Key).Str("kind", q.Kind).Str("field", q.Field).
+		Str("reason", q.Reason).Msg("upstream record quarantined; listed at /v1/rejected")
 }
 
 func (r *Runner) setState(s State) {

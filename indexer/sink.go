@@ -68,6 +68,9 @@ func (s *sink) Emit(ctx context.Context, b store.Batch) error {
 	if b.Kind == "" {
 		b.Kind = s.r.src.Kind()
 	}
+	// Upstream records that no backend may store, or no upstream should
+	// send, are quarantined here, so one of them never stalls the source.
+	b.Quarantine(s.r.cfg.Now())
 	if err := s.failure(); err != nil {
 		return err
 	}
@@ -203,6 +206,9 @@ func (s *sink) commit(batches []store.Batch) error {
 		}
 		events += len(batches[i].Events)
 		records += batches[i].Len()
+		for j := range batches[i].Rejected {
+			s.r.rejected(&batches[i].Rejected[j])
+		}
 	}
 	if m := s.r.cfg.Metrics; m != nil {
 		name := s.r.src.Name()
@@ -221,3 +227,4 @@ func (s *sink) SetState(st State)              { s.r.setState(st) }
 func (s *sink) SetHead(h uint64)               { s.r.setHead(h) }
 func (s *sink) SetProgress(done, total uint64) { s.r.setProgress(done, total) }
 func (s *sink) Log() *zerolog.Logger           { return &s.r.log }
+func (s *sink) Warn() *zerolog.Event           { return s.r.warn() }

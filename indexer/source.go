@@ -55,6 +55,11 @@ type Sink interface {
 	SetProgress(done, total uint64)
 	// Log is the source's logger (it carries the source name).
 	Log() *zerolog.Logger
+	// Warn returns a line for a per-record warning (a bad record, a value
+	// that does not parse). Every call is counted; the lines are logged
+	// as a sample, and Warn returns nil (a line that logs nothing) once
+	// the sample is full. Record-level problems never go to Log.
+	Warn() *zerolog.Event
 }
 
 // State is a source's phase, as shown on /v1/sources.

@@ -153,3 +153,4 @@ func (s *groupSink) SetState(indexer.State)     {}
 func (s *groupSink) SetHead(uint64)             {}
 func (s *groupSink) SetProgress(uint64, uint64) {}
 func (s *groupSink) Log() *zerolog.Logger       { return &s.log }
+func (s *groupSink) Warn() *zerolog.Event       { return s.log.Warn() }

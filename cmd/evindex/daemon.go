@@ -231,7 +231,7 @@ func sourceStatuses(sources []builtSource, runners []*indexer.Runner) []httpapi.
 		out[i] = httpapi.SourceStatus{
 			Name: s.Name, Kind: s.Kind, Endpoint: s.Endpoint, State: string(s.State),
 			HeadHeight: s.HeadHeight, Lag: s.Lag, LagThreshold: sources[i].lagThreshold,
-			LastError: s.LastError, Reconnects: s.Reconnects, LiveSince: s.LiveSince,
+			LastError: s.LastError, Reconnects: s.Reconnects, Warnings: s.Warnings, LiveSince: s.LiveSince,
 		}
 		if p := s.Progress; p != nil {
 			out[i].Progress = &httpapi.Progress{Done: p.Done, Total: p.Total, Rate: p.Rate, ETA: p.ETA}
