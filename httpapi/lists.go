@@ -18,6 +18,7 @@ const (
 	ListRewards       = "rewards"
 	ListRewardSummary = "rewards-summary"
 	ListNodes         = "nodes"
+	ListRejected      = "rejected"
 )
 
 // lists reads the API's lists from one store. The list endpoints and the
@@ -37,6 +38,8 @@ func (s lists) writer(list string) func(ctx context.Context, p *params, w io.Wri
 		return s.listRewardSummary
 	case ListNodes:
 		return s.listNodes
+	case ListRejected:
+		return s.listRejected
 	}
 	return nil
 }
@@ -56,7 +59,7 @@ func WriteList(ctx context.Context, st *store.Store, list string, q url.Values, 
 	write := lists{st}.writer(list)
 	if write == nil {
 		return &NotFoundError{Message: fmt.Sprintf("no list %q (%s, %s, %s, %s or %s)", list,
-			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes)}
+			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected)}
 	}
 	p := newParams(q)
 	p.defaultFormat = format

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -12,18 +11,17 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-// handleListRejected lists the upstream records the sources quarantined
-// (see the README's "Untrusted upstreams"), with the list conventions of
-// every other list: filters, keyset cursors, formats.
-func (s *Server) handleListRejected(w http.ResponseWriter, r *http.Request) error {
-	p := newParams(r.URL.Query())
+// listRejected writes the upstream records the sources quarantined (see
+// the README's "Untrusted upstreams") for GET /v1/rejected, with the list
+// conventions of every other list: filters, keyset cursors, formats.
+func (s lists) listRejected(ctx context.Context, p *params, w io.Writer) error {
 	q := store.RejectedQuery{Source: p.str("source"), Desc: p.desc()}
 	q.FromHeight, q.ToHeight = p.heights()
-	lr := p.listRequest(r)
+	lr := p.listRequest()
 	if p.err != nil {
 		return p.err
 	}
-	return serveList(w, r, listing[store.Rejected]{
+	return writeList(ctx, w, listing[store.Rejected]{
 		name: "rejected",
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Rejected], error) {
 			q.Cursor, q.Limit = cursor, limit

@@ -200,7 +200,7 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/rewards/summary", s.handle(s.handleList(ListRewardSummary)))
 		r.Get("/v1/nodes", s.handle(s.handleList(ListNodes)))
 		r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
-		r.Get("/v1/rejected", s.handle(s.handleListRejected))
+		r.Get("/v1/rejected", s.handle(s.handleList(ListRejected)))
 		r.Get("/v1/admin/backup", s.handle(s.handleBackup))
 	})
 	return r

@@ -27,17 +27,18 @@ var exportLists = map[string]string{
 	"rewards":         "/v1/rewards",
 	"rewards-summary": "/v1/rewards/summary",
 	"nodes":           "/v1/nodes",
+	"rejected":        "/v1/rejected",
 }
 
 // exportFilters are the API parameters the export command takes as flags
 // (with dashes for underscores), each with its help text.
 var exportFilters = []struct{ param, help string }{
-	{"source", "only this source (events, blocks, rewards, rewards-summary, nodes)"},
+	{"source", "only this source (events, blocks, rewards, rewards-summary, nodes, rejected)"},
 	{"contract", "events of this contract, e.g. A.8624b52f9ddcd04a.FlowIDTableStaking"},
 	{"address", "events that name this address"},
 	{"tx_id", "events of this transaction"},
-	{"from_height", "first height, inclusive (events, blocks, rewards)"},
-	{"to_height", "last height, inclusive (events, blocks, rewards)"},
+	{"from_height", "first height, inclusive (events, blocks, rewards, rejected)"},
+	{"to_height", "last height, inclusive (events, blocks, rewards, rejected)"},
 	{"from_time", "first time, inclusive: RFC 3339 or a date such as 2026-01-02 (rewards, rewards-summary)"},
 	{"to_time", "end time, exclusive (rewards, rewards-summary)"},
 	{"order", "asc or desc (default asc)"},
