@@ -162,6 +162,13 @@ type Batch struct {
 	// Epochs and Meta, when set, replace the stored ones.
 	Epochs *Epochs
 	Meta   json.RawMessage
+
+	// Lease, when set, fences the write on a store shared by several
+	// processes: Apply checks inside its transaction that Lease.Owner
+	// still holds the source's lease at Lease.Generation, and otherwise
+	// fails with ErrLeaseLost and writes nothing. A store with one writer
+	// (the bbolt file, locked by its process) has no leases and ignores it.
+	Lease *Lease
 }
 
 // Len is the number of records in the batch, used for batch sizing.

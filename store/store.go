@@ -31,6 +31,11 @@ var (
 	ErrSchemaTooNew  = migrations.ErrTooNew
 	ErrCorrupt       = errors.New("database file is corrupt")
 	ErrInvalid       = errors.New("invalid record")
+	// ErrLeaseLost: the writer no longer holds the lease its batch carries
+	// (another process took the source over); nothing was written.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrLeaseHeld: another process holds a live lease on the source.
+	ErrLeaseHeld = errors.New("lease held by another owner")
 )
 
 // Options configure Open.

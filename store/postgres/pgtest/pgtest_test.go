@@ -13,11 +13,11 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// TestDatabasesAreFreshAndSeparate: each test's database starts empty and
-// a table made in one is not seen in another.
-func TestDatabasesAreFreshAndSeparate(t *testing.T) {
+// TestSchemasAreFreshAndSeparate: each DSN starts empty and a table made
+// through one is not seen through another.
+func TestSchemasAreFreshAndSeparate(t *testing.T) {
 	ctx := context.Background()
-	a, b := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	a, b := pgtest.DSN(t), pgtest.DSN(t)
 	ca, err := pgx.Connect(ctx, a)
 	if err != nil {
 		t.Fatal(err)
@@ -31,12 +31,15 @@ func TestDatabasesAreFreshAndSeparate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cb.Close(ctx)
-	var n int
-	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil {
+	var found bool
+	if err := cb.QueryRow(ctx, "SELECT to_regclass('x') IS NOT NULL").Scan(&found); err != nil {
 		t.Fatal(err)
 	}
-	if n != 0 {
-		t.Fatalf("database %s sees a table made in another", b)
+	if found {
+		t.Fatalf("%s sees a table made through another DSN", b)
+	}
+	if _, err := cb.Exec(ctx, "CREATE TABLE x (v text)"); err != nil {
+		t.Fatalf("the same name in another schema: %v", err)
 	}
 	var fsync string
 	if err := ca.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil || fsync != "on" {

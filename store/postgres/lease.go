@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evindex/evindex/store"
+)
+
+var _ store.Leaser = (*Store)(nil)
+
+// Leases are rows (source, owner, generation, expires_at) changed by
+// single statements whose WHERE clause is the whole rule, so two processes
+// racing for a source serialize on the row: one wins, the other sees the
+// winner. Expiry is the database's now(), never a process's clock. No
+// session-bound (advisory) lock is involved: a lease survives reconnects
+// and a failover of the connection, and dies only by expiry or release.
+
+// AcquireLease takes the source's lease for owner for ttl when it is free,
+// released or expired, bumping its generation. It returns store.ErrLeaseHeld
+// (naming the holder and expiry) while another owner's lease is live.
+func (s *Store) AcquireLease(ctx context.Context, source, owner string, ttl time.Duration) (store.Lease, error) {
+	if owner == "" {
+		return store.Lease{}, fmt.Errorf("acquire lease of %s: %w: empty owner", source, store.ErrInvalid)
+	}
+	if ttl <= 0 {
+		return store.Lease{}, fmt.Errorf("acquire lease of %s: %w: ttl %v", source, store.ErrInvalid, ttl)
+	}
+	l := store.Lease{Source: source, Owner: owner}
+	var gen int64
+	err := s.db.QueryRow(ctx, `INSERT INTO leases AS l (source, owner, generation, expires_at)
+		VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond')
+		ON CONFLICT (source) DO UPDATE SET owner = excluded.owner, generation = l.generation + 1, expires_at = excluded.expires_at
+		WHERE l.owner = '' OR l.expires_at <= now()
+		RETURNING generation, expires_at`, source, owner, ttl.Microseconds()).Scan(&gen, &l.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var holder string
+		var until time.Time
+		if err := s.db.QueryRow(ctx, `SELECT owner, expires_at FROM leases WHERE source = $1`, source).Scan(&holder, &until); err != nil {
+			return store.Lease{}, s.redact(fmt.Errorf("acquire lease of %s: %w", source, err))
+		}
+		return store.Lease{}, fmt.Errorf("acquire lease of %s: %w: %s holds it until %s", source, store.ErrLeaseHeld, holder, until.UTC().Format(time.RFC3339Nano))
+	}
+	if err != nil {
+		return store.Lease{}, s.redact(fmt.Errorf("acquire lease of %s: %w", source, err))
+	}
+	l.Generation, l.Expires = uint64(gen), l.Expires.UTC()
+	return l, nil
+}
+
+// RenewLease extends a held lease to ttl from now. It returns
+// store.ErrLeaseLost when the source's lease has another owner or
+// generation now.
+func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
+	if ttl <= 0 {
+		return store.Lease{}, fmt.Errorf("renew lease of %s: %w: ttl %v", l.Source, store.ErrInvalid, ttl)
+	}
+	err := s.db.QueryRow(ctx, `UPDATE leases SET expires_at = now() + $4 * interval '1 microsecond'
+		WHERE source = $1 AND owner = $2 AND generation = $3 RETURNING expires_at`,
+		l.Source, l.Owner, int64(l.Generation), ttl.Microseconds()).Scan(&l.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Lease{}, fmt.Errorf("renew lease of %s: %w: %s no longer holds generation %d", l.Source, store.ErrLeaseLost, l.Owner, l.Generation)
+	}
+	if err != nil {
+		return store.Lease{}, s.redact(fmt.Errorf("renew lease of %s: %w", l.Source, err))
+	}
+	l.Expires = l.Expires.UTC()
+	return l, nil
+}
+
+// ReleaseLease gives a held lease up at once; the generation stays, so
+// the next owner's is higher. Releasing a lease no longer held does nothing.
+func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
+	_, err := s.db.Exec(ctx, `UPDATE leases SET owner = '', expires_at = now()
+		WHERE source = $1 AND owner = $2 AND generation = $3`, l.Source, l.Owner, int64(l.Generation))
+	if err != nil {
+		return s.redact(fmt.Errorf("release lease of %s: %w", l.Source, err))
+	}
+	return nil
+}
+
+// Leases lists every source's lease, by source. A released lease has an
+// empty Owner.
+func (s *Store) Leases(ctx context.Context) ([]store.Lease, error) {
+	rows, err := s.db.Query(ctx, `SELECT source, owner, generation, expires_at FROM leases ORDER BY source`)
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("list leases: %w", err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Lease, error) {
+		var l store.Lease
+		var gen int64
+		err := row.Scan(&l.Source, &l.Owner, &gen, &l.Expires)
+		l.Generation, l.Expires = uint64(gen), l.Expires.UTC()
+		return l, err
+	})
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("list leases: %w", err))
+	}
+	return out, nil
+}

@@ -1,0 +1,313 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evindex/evindex/store"
+)
+
+// A list query is a keyset page: rows after the cursor's key tuple in
+// key order (before it with Desc), limit+1 of them, so the page knows
+// whether another follows. When a query can be answered from several index
+// ranges (several types, one address in every source), each range is its
+// own ordered, limited branch and the union is cut to the page: every
+// branch is an index range scan that stops after limit+1 rows, as the
+// bbolt store merges its cursors.
+
+// args collects a statement's parameters.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+func pageLimit(n int) int {
+	if n <= 0 {
+		return store.DefaultLimit
+	}
+	return min(n, store.MaxLimit)
+}
+
+// keyset is the condition "after the cursor" on the key columns.
+func keyset(a *args, cols []string, vals []any, desc bool) string {
+	op := ">"
+	if desc {
+		op = "<"
+	}
+	ps := make([]string, len(vals))
+	for i, v := range vals {
+		ps[i] = a.add(v)
+	}
+	return "(" + strings.Join(cols, ", ") + ") " + op + " (" + strings.Join(ps, ", ") + ")"
+}
+
+// orderBy is the ORDER BY list of the key columns.
+func orderBy(cols []string, desc bool) string {
+	if !desc {
+		return strings.Join(cols, ", ")
+	}
+	return strings.Join(cols, " DESC, ") + " DESC"
+}
+
+func and(conds []string) string {
+	if len(conds) == 0 {
+		return "true"
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// sourceNames lists every source, by name.
+func sourceNames(ctx context.Context, db queryer) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT name FROM sources ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const eventSelect = `e.source, e.height, e.tx_index, e.event_index, e.block_id, e.block_time_ns, e.tx_id, e.type, e.contract, e.addresses, e.payload`
+
+var eventKeys = []string{"source", "height", "tx_index", "event_index"}
+
+func prefixed(p string, cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = p + c
+	}
+	return out
+}
+
+// Events returns one page of events matching q, in identity order
+// (source, height, tx index, event index), or reversed with q.Desc. It
+// returns store.ErrCursorInvalid for a cursor that is not from this list.
+func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.Page[store.Event], error) {
+	after, err := decodeCursor(cursorEvents, q.Cursor)
+	if err != nil {
+		return store.Page[store.Event]{}, err
+	}
+	var from *eventKey
+	if after != nil {
+		k, ok := parseEventKey(after)
+		if !ok {
+			return store.Page[store.Event]{}, store.ErrCursorInvalid
+		}
+		from = &k
+	}
+	out, err := s.events(ctx, &q, from)
+	if err != nil {
+		return store.Page[store.Event]{}, s.redact(fmt.Errorf("list events: %w", err))
+	}
+	return out, nil
+}
+
+func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey) (store.Page[store.Event], error) {
+	limit := pageLimit(q.Limit)
+	var a args
+	// The filters every branch applies (the bbolt store's matches).
+	var filters []string
+	if q.Source != "" {
+		filters = append(filters, "e.source = "+a.add(q.Source))
+	}
+	types := slices.Compact(slices.Sorted(slices.Values(q.Types)))
+	if len(types) > 0 {
+		filters = append(filters, "e.type = ANY ("+a.add(types)+"::text[])")
+	}
+	if q.Contract != "" {
+		filters = append(filters, "e.contract = "+a.add(q.Contract))
+	}
+	if q.Address != "" {
+		filters = append(filters, a.add(q.Address)+" = ANY (e.addresses)")
+	}
+	if q.TxID != "" {
+		filters = append(filters, "e.tx_id = "+a.add(q.TxID))
+	}
+	if q.FromHeight != nil {
+		if *q.FromHeight > maxHeight {
+			return store.Page[store.Event]{}, nil
+		}
+		filters = append(filters, "e.height >= "+a.add(int64(*q.FromHeight)))
+	}
+	if q.ToHeight != nil && *q.ToHeight <= maxHeight {
+		filters = append(filters, "e.height <= "+a.add(int64(*q.ToHeight)))
+	}
+	// The cursor's tuple, compared with the columns of the table whose
+	// index the branch walks.
+	afterOn := func(alias string) string {
+		if after == nil {
+			return "true"
+		}
+		return keyset(&a, prefixed(alias, eventKeys), []any{after.source, after.height, after.tx, after.ev}, q.Desc)
+	}
+	// Index ranges read per source when heights bound them, as in bbolt.
+	sources := []string{q.Source}
+	if q.Source == "" && (q.FromHeight != nil || q.ToHeight != nil) {
+		var err error
+		if sources, err = sourceNames(ctx, s.read); err != nil {
+			return store.Page[store.Event]{}, err
+		}
+	}
+	perSource := func(src string) string {
+		if src == "" || q.Source != "" {
+			return ""
+		}
+		return " AND e.source = " + a.add(src)
+	}
+	order := orderBy(prefixed("e.", eventKeys), q.Desc)
+	lim := strconv.Itoa(limit + 1)
+	branch := func(from, where string) string {
+		return "(SELECT " + eventSelect + " FROM " + from + " WHERE " + where + " AND " + afterOn("e.") + " AND " + and(filters) +
+			" ORDER BY " + order + " LIMIT " + lim + ")"
+	}
+	var branches []string
+	switch {
+	case q.TxID != "", q.Contract != "" && q.Address == "" && len(types) == 0:
+		branches = append(branches, branch("events e", "true"))
+	case q.Address != "":
+		addr := a.add(q.Address)
+		for _, src := range sources {
+			// Ordered by the address table's key, which is the events'.
+			where := "a.address = " + addr + strings.ReplaceAll(perSource(src), "e.source", "a.source")
+			from := "event_addresses a JOIN events e ON (e.source, e.height, e.tx_index, e.event_index) = (a.source, a.height, a.tx_index, a.event_index)"
+			br := "(SELECT " + eventSelect + " FROM " + from + " WHERE " + where + " AND " + afterOn("a.") + " AND " + and(filters) +
+				" ORDER BY " + orderBy(prefixed("a.", eventKeys), q.Desc) + " LIMIT " + lim + ")"
+			branches = append(branches, br)
+		}
+	case len(types) > 0:
+		for _, t := range types {
+			for _, src := range sources {
+				branches = append(branches, branch("events e", "e.type = "+a.add(t)+perSource(src)))
+			}
+		}
+	default:
+		for _, src := range sources {
+			branches = append(branches, branch("events e", "true"+perSource(src)))
+		}
+	}
+	sql := branches[0]
+	if len(branches) > 1 {
+		sql = "SELECT * FROM (" + strings.Join(branches, " UNION ALL ") + ") e ORDER BY " + order + " LIMIT " + lim
+	}
+	rows, err := s.read.Query(ctx, sql, a...)
+	if err != nil {
+		return store.Page[store.Event]{}, err
+	}
+	items, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return store.Page[store.Event]{}, err
+	}
+	return pageOf(items, limit, cursorEvents, func(e *store.Event) []byte {
+		return eventKey{e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex)}.bytes()
+	}), nil
+}
+
+// maxHeight is the largest height the store holds (int8).
+const maxHeight = 1<<63 - 1
+
+// pageOf cuts the limit+1 rows of a query to a page with the cursor of
+// its last row when more follow.
+func pageOf[T any](items []T, limit int, kind byte, key func(*T) []byte) store.Page[T] {
+	var p store.Page[T]
+	if len(items) > limit {
+		items = items[:limit]
+		p.Next = encodeCursor(kind, key(&items[limit-1]))
+	}
+	p.Items = items
+	return p
+}
+
+func scanEvent(row pgx.CollectableRow) (store.Event, error) {
+	var e store.Event
+	var h, tx, ev, bt int64
+	var payload []byte
+	err := row.Scan(&e.Source, &h, &tx, &ev, &e.BlockID, &bt, &e.TxID, &e.Type, &e.Contract, &e.Addresses, &payload)
+	e.Height, e.TxIndex, e.EventIndex, e.BlockTime = uint64(h), uint32(tx), uint32(ev), fromNanos(bt)
+	if len(e.Addresses) == 0 {
+		e.Addresses = nil
+	}
+	if len(payload) > 0 {
+		e.Payload = payload
+	}
+	return e, err
+}
+
+const blockSelect = `source, height, block_id, block_time_ns, event_count, status`
+
+func scanBlock(row pgx.CollectableRow) (store.Block, error) {
+	var b store.Block
+	var h, bt, n int64
+	err := row.Scan(&b.Source, &h, &b.BlockID, &bt, &n, &b.Status)
+	b.Height, b.BlockTime, b.EventCount = uint64(h), fromNanos(bt), uint32(n)
+	return b, err
+}
+
+// Blocks returns one page of blocks in (source, height) order.
+func (s *Store) Blocks(ctx context.Context, q store.BlockQuery) (store.Page[store.Block], error) {
+	after, err := decodeCursor(cursorBlocks, q.Cursor)
+	if err != nil {
+		return store.Page[store.Block]{}, err
+	}
+	limit := pageLimit(q.Limit)
+	var a args
+	var where []string
+	if after != nil {
+		k, ok := parseBlockKey(after)
+		if !ok {
+			return store.Page[store.Block]{}, store.ErrCursorInvalid
+		}
+		where = append(where, keyset(&a, []string{"source", "height"}, []any{k.source, k.height}, q.Desc))
+	}
+	if q.Source != "" {
+		where = append(where, "source = "+a.add(q.Source))
+	}
+	if q.FromHeight != nil {
+		if *q.FromHeight > maxHeight {
+			return store.Page[store.Block]{}, nil
+		}
+		where = append(where, "height >= "+a.add(int64(*q.FromHeight)))
+	}
+	if q.ToHeight != nil && *q.ToHeight <= maxHeight {
+		where = append(where, "height <= "+a.add(int64(*q.ToHeight)))
+	}
+	sql := `SELECT ` + blockSelect + ` FROM blocks WHERE ` + and(where) +
+		` ORDER BY ` + orderBy([]string{"source", "height"}, q.Desc) + ` LIMIT ` + strconv.Itoa(limit+1)
+	rows, err := s.read.Query(ctx, sql, a...)
+	if err != nil {
+		return store.Page[store.Block]{}, s.redact(fmt.Errorf("list blocks: %w", err))
+	}
+	items, err := pgx.CollectRows(rows, scanBlock)
+	if err != nil {
+		return store.Page[store.Block]{}, s.redact(fmt.Errorf("list blocks: %w", err))
+	}
+	return pageOf(items, limit, cursorBlocks, func(b *store.Block) []byte { return blockKey{b.Source, int64(b.Height)}.bytes() }), nil
+}
+
+// Block returns one block, or store.ErrNotFound.
+func (s *Store) Block(ctx context.Context, source string, height uint64) (store.Block, error) {
+	if height > maxHeight {
+		return store.Block{}, fmt.Errorf("block %s/%d: %w", source, height, store.ErrNotFound)
+	}
+	rows, err := s.read.Query(ctx, `SELECT `+blockSelect+` FROM blocks WHERE source = $1 AND height = $2`, source, int64(height))
+	if err != nil {
+		return store.Block{}, s.redact(fmt.Errorf("block %s/%d: %w", source, height, err))
+	}
+	b, err := pgx.CollectExactlyOneRow(rows, scanBlock)
+	if err == pgx.ErrNoRows {
+		return store.Block{}, fmt.Errorf("block %s/%d: %w", source, height, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Block{}, s.redact(fmt.Errorf("block %s/%d: %w", source, height, err))
+	}
+	return b, nil
+}
