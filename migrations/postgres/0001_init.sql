@@ -20,6 +20,7 @@ CREATE TABLE sources (
 	events            bigint NOT NULL DEFAULT 0,
 	blocks            bigint NOT NULL DEFAULT 0,
 	rewards           bigint NOT NULL DEFAULT 0,
+	rejected          bigint NOT NULL DEFAULT 0,
 	-- the checkpoint: NULL checkpoint_height means none yet
 	checkpoint_height     bigint,
 	checkpoint_block_id   text,
@@ -95,7 +96,6 @@ CREATE TABLE rewards (
 	period_start_ns bigint,          -- NULL: not a period reward
 	period_end_ns   bigint,
 	amount          numeric NOT NULL, -- exact, in base units
-	amount_text     text,            -- the amount as written when that is not amount's canonical form
 	unit            text NOT NULL,
 	decimals        bigint NOT NULL,
 	aliases         text[] NOT NULL,
@@ -135,6 +135,21 @@ CREATE TABLE node_latest (
 	synced    boolean,
 	details   bytea,
 	PRIMARY KEY (source, node)
+);
+
+-- Upstream records that failed validation, quarantined with the
+-- checkpoint that passes them (Batch.Rejected).
+CREATE TABLE rejected (
+	source   text COLLATE "C" NOT NULL,
+	height   bigint NOT NULL,
+	key      text COLLATE "C" NOT NULL,
+	kind     text NOT NULL,
+	field    text NOT NULL,
+	reason   text NOT NULL,
+	raw      bytea NOT NULL,
+	raw_size bigint NOT NULL,
+	time_ns  bigint NOT NULL,
+	PRIMARY KEY (source, height, key)
 );
 
 -- Which process ingests a source. generation grows with every change of

@@ -38,11 +38,10 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	p, err := planOf(batches)
+	p, err := planOf(batches, s.now().UTC())
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	p.now = s.now().UTC()
 	if err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return p.write(ctx, tx) }); err != nil {
 		return s.redact(fmt.Errorf("apply: %w", err))
 	}
@@ -63,6 +62,8 @@ type plan struct {
 	rewards   []store.Reward // the pending writes; nil entries were dropped by a later revert
 	rewardAt  map[rewardKey]int
 	reverts   []revert
+	rejected  []store.Rejected
+	rejectAt  map[rejectedKey]int
 	history   []store.NodeStatus
 	historyAt map[nodeKey]int
 	latest    map[[2]string]store.NodeStatus
@@ -88,10 +89,10 @@ type revert struct {
 	keep     []rewardKey
 }
 
-func planOf(batches []store.Batch) (*plan, error) {
-	p := &plan{
+func planOf(batches []store.Batch, now time.Time) (*plan, error) {
+	p := &plan{now: now,
 		source: map[string]*sourcePlan{}, eventAt: map[eventKey]int{}, blockAt: map[blockKey]int{},
-		rewardAt: map[rewardKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
+		rewardAt: map[rewardKey]int{}, rejectAt: map[rejectedKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
 		state: map[stateKey][]byte{},
 	}
 	for i := range batches {
@@ -189,6 +190,18 @@ func planOf(batches []store.Batch) (*plan, error) {
 				p.latest[lk] = n // a late older snapshot does not replace the latest
 			}
 		}
+		for _, r := range b.Rejected {
+			if r.Time.IsZero() {
+				r.Time = now
+			}
+			k := rejectedKey{r.Source, int64(r.Height), r.Key}
+			if j, ok := p.rejectAt[k]; ok {
+				p.rejected[j] = r
+			} else {
+				p.rejectAt[k] = len(p.rejected)
+				p.rejected = append(p.rejected, r)
+			}
+		}
 		for k, v := range b.State {
 			if v != nil {
 				v = append([]byte{}, v...)
@@ -205,7 +218,7 @@ func keyOf(r *store.Reward) rewardKey {
 }
 
 // counts are the changes of a source's record counts in a transaction.
-type counts struct{ events, blocks, rewards int64 }
+type counts struct{ events, blocks, rewards, rejected int64 }
 
 func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 	if err := p.fence(ctx, tx); err != nil {
@@ -223,6 +236,9 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 	}
 	if err := p.writeRewards(ctx, tx, delta); err != nil {
 		return fmt.Errorf("rewards: %w", err)
+	}
+	if err := p.writeRejected(ctx, tx, delta); err != nil {
+		return fmt.Errorf("rejected: %w", err)
 	}
 	if err := p.writeNodes(ctx, tx); err != nil {
 		return fmt.Errorf("nodes: %w", err)
@@ -344,9 +360,11 @@ var (
 		cols:   []string{"block_id", "block_time_ns", "tx_id", "type", "contract", "addresses", "payload"},
 		lookup: "event_addresses", lookupCol: "address", array: "addresses"}
 	rewardTable = recordTable{name: "rewards", key: []string{"source", "account", "time_key", "id"},
-		cols: []string{"kind", "height", "time_ns", "period_start_ns", "period_end_ns", "amount", "amount_text",
+		cols: []string{"kind", "height", "time_ns", "period_start_ns", "period_end_ns", "amount",
 			"unit", "decimals", "aliases", "details"},
 		lookup: "reward_aliases", lookupCol: "alias", array: "aliases"}
+	rejectedTable = recordTable{name: "rejected", key: []string{"source", "height", "key"},
+		cols: []string{"kind", "field", "reason", "raw", "raw_size", "time_ns"}}
 )
 
 // write stages rows (key columns, then cols) and upserts them, and keeps
@@ -446,11 +464,7 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 	rows := make([][]any, len(p.rewards))
 	for i := range p.rewards {
 		r := &p.rewards[i]
-		amt, _ := new(big.Int).SetString(r.RawAmount, 10) // ValidateBatch checked it
-		var text *string
-		if amt.String() != r.RawAmount {
-			text = &r.RawAmount
-		}
+		amt, _ := new(big.Int).SetString(r.RawAmount, 10) // ValidateBatch checked it: canonical digits
 		var height, ps, pe *int64
 		if r.HasHeight {
 			h := int64(r.Height)
@@ -469,11 +483,30 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 			details = r.Details
 		}
 		rows[i] = []any{r.Source, r.Account, timeKey(r.Time), r.ID, r.Kind, height, nanos(r.Time), ps, pe,
-			pgtype.Numeric{Int: amt, Valid: true}, text, r.Unit, int64(r.Decimals), aliases, details}
+			pgtype.Numeric{Int: amt, Valid: true}, r.Unit, int64(r.Decimals), aliases, details}
 	}
 	added, err := rewardTable.write(ctx, tx, rows)
 	for src, n := range added {
 		delta[src].rewards += n
+	}
+	return err
+}
+
+func (p *plan) writeRejected(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
+	if len(p.rejected) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(p.rejected))
+	for i, r := range p.rejected {
+		raw := r.Raw
+		if raw == nil {
+			raw = []byte{}
+		}
+		rows[i] = []any{r.Source, int64(r.Height), r.Key, r.Kind, r.Field, r.Reason, raw, int64(r.RawSize), nanos(r.Time)}
+	}
+	added, err := rejectedTable.write(ctx, tx, rows)
+	for src, n := range added {
+		delta[src].rejected += n
 	}
 	return err
 }
@@ -573,8 +606,8 @@ func (p *plan) writeSource(ctx context.Context, tx pgx.Tx, name string, d *count
 		cph, cpt, cpu, cpb = &h, &t, &u, &cp.BlockID
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO sources AS s (name, kind, epoch_genesis_ns, epoch_block_ns, epoch_blocks, meta,
-			events, blocks, rewards, checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns)
-		VALUES ($1, $2, $3, $4, $5, $6, greatest($7, 0), greatest($8, 0), greatest($9, 0), $10, $11, $12, $13)
+			events, blocks, rewards, rejected, checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns)
+		VALUES ($1, $2, $3, $4, $5, $6, greatest($7, 0), greatest($8, 0), greatest($9, 0), greatest($14, 0), $10, $11, $12, $13)
 		ON CONFLICT (name) DO UPDATE SET
 			kind = CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE s.kind END,
 			epoch_genesis_ns = coalesce(excluded.epoch_genesis_ns, s.epoch_genesis_ns),
@@ -584,11 +617,12 @@ func (p *plan) writeSource(ctx context.Context, tx pgx.Tx, name string, d *count
 			events = greatest(s.events + $7, 0),
 			blocks = greatest(s.blocks + $8, 0),
 			rewards = greatest(s.rewards + $9, 0),
+			rejected = greatest(s.rejected + $14, 0),
 			checkpoint_height = coalesce(excluded.checkpoint_height, s.checkpoint_height),
 			checkpoint_block_id = CASE WHEN excluded.checkpoint_height IS NULL THEN s.checkpoint_block_id ELSE excluded.checkpoint_block_id END,
 			checkpoint_time_ns = CASE WHEN excluded.checkpoint_height IS NULL THEN s.checkpoint_time_ns ELSE excluded.checkpoint_time_ns END,
 			checkpoint_updated_ns = CASE WHEN excluded.checkpoint_height IS NULL THEN s.checkpoint_updated_ns ELSE excluded.checkpoint_updated_ns END`,
-		name, sp.kind, eg, eb, en, meta, d.events, d.blocks, d.rewards, cph, cpb, cpt, cpu)
+		name, sp.kind, eg, eb, en, meta, d.events, d.blocks, d.rewards, cph, cpb, cpt, cpu, d.rejected)
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ func history() [][]store.Batch {
 	for l := uint64(1); l <= 30; l++ {
 		rs = append(rs, smReward(l, "s1", "sm1a", fmt.Sprint(1000+l)), smReward(l, "s2", "sm1a", "7"), smReward(l, "s3", "sm1b", "18446744073709551616"))
 	}
-	rs = append(rs, smReward(31, "s1", "sm1a", "007")) // kept as written
+	rs = append(rs, smReward(31, "s1", "sm1a", "340282366920938463463374607431768211456")) // 2^128
 	steps = append(steps, []store.Batch{{Source: "sm", Kind: "spacemesh", Rewards: rs, Epochs: ep,
 		Meta: json.RawMessage(`{"hrp":"sm"}`), Checkpoint: &store.Checkpoint{Height: 31}, Coverage: &store.Range{From: 0, To: 31},
 		State: map[string][]byte{"a": []byte("1"), "b": []byte("2"), "empty": {}}}})
@@ -157,6 +157,15 @@ func history() [][]store.Batch {
 	nodes = append(nodes, store.NodeStatus{Node: "key0", Time: t0.Add(-time.Hour), Synced: flag(true)})
 	steps = append(steps, []store.Batch{{Source: "presearch", Kind: "presearch", Rewards: pre, Nodes: nodes[:10]}})
 	steps = append(steps, []store.Batch{{Source: "presearch", Nodes: nodes[10:]}})
+	// Quarantined records, one rewritten in a later batch.
+	rej := []store.Rejected{
+		store.NewRejected(store.RecordEvent, 7, "tx 0 event 1", "type", "empty", nil),
+		store.NewRejected(store.RecordReward, 3, "reward a b", "raw_amount", "not an integer", []byte("x\x00y")),
+		store.NewRejected(store.RecordNode, 1767225600, "node k", "time", "implausible", []byte(`{"t":1}`)),
+	}
+	rej[1].Time = t0
+	steps = append(steps, []store.Batch{{Source: "flow", Rejected: rej[:2]}, {Source: "presearch", Rejected: rej[2:]},
+		{Source: "flow", Rejected: []store.Rejected{store.NewRejected(store.RecordEvent, 7, "tx 0 event 1", "type", "too long", []byte("t"))}}})
 	steps = append(steps, []store.Batch{{Source: "empty"}})
 	return steps
 }
@@ -169,6 +178,7 @@ type backend interface {
 	Block(context.Context, string, uint64) (store.Block, error)
 	Rewards(context.Context, store.RewardQuery) (store.Page[store.Reward], error)
 	RewardSummary(context.Context, store.SummaryQuery) ([]store.SummaryRow, error)
+	Rejected(context.Context, store.RejectedQuery) (store.Page[store.Rejected], error)
 	Nodes(context.Context, string) ([]store.NodeStatus, error)
 	NodeHistory(context.Context, store.NodeHistoryQuery) (store.Page[store.NodeStatus], error)
 	Sources(context.Context) ([]store.SourceInfo, error)
@@ -302,6 +312,16 @@ func compare(t *testing.T, bolt, pg backend) {
 		label := fmt.Sprintf("node history %+v", q)
 		want, wc := walk(t, label, func(c string) (store.Page[store.NodeStatus], error) { q.Cursor = c; return bolt.NodeHistory(ctx, q) })
 		got, gc := walk(t, label, func(c string) (store.Page[store.NodeStatus], error) { q.Cursor = c; return pg.NodeHistory(ctx, q) })
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: first difference: %s", label, firstDiff(got, want))
+		}
+		sameCursors(t, label, gc, wc)
+	}
+	for _, q := range []store.RejectedQuery{{}, {Source: "flow"}, {Desc: true}, {FromHeight: u64(5), ToHeight: u64(1 << 40)}} {
+		q.Limit = 1
+		label := fmt.Sprintf("rejected %+v", q)
+		want, wc := walk(t, label, func(c string) (store.Page[store.Rejected], error) { q.Cursor = c; return bolt.Rejected(ctx, q) })
+		got, gc := walk(t, label, func(c string) (store.Page[store.Rejected], error) { q.Cursor = c; return pg.Rejected(ctx, q) })
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: first difference: %s", label, firstDiff(got, want))
 		}

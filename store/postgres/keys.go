@@ -20,7 +20,9 @@ import (
 //	blocks  'b'  source 0 height(8)
 //	rewards 'r'  source 0 account 0 time_key(8) id
 //	nodes   'n'  source 0 node 0 time_key(8)
+//	rejected 'q' source 0 height(8) key
 const (
+	cursorRejected = 'q'
 	cursorEvents  = 'e'
 	cursorBlocks  = 'b'
 	cursorRewards = 'r'
@@ -160,4 +162,23 @@ func fromNanos(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns).UTC()
+}
+
+// rejectedKey is a rejected record's identity and cursor key.
+type rejectedKey struct {
+	source string
+	height int64
+	key    string
+}
+
+func (k rejectedKey) bytes() []byte {
+	return append(blockKey{k.source, k.height}.bytes(), k.key...)
+}
+
+func parseRejectedKey(b []byte) (rejectedKey, bool) {
+	src, r, ok := cutText(b)
+	if !ok || len(r) < 8 || binary.BigEndian.Uint64(r) > math.MaxInt64 {
+		return rejectedKey{}, false
+	}
+	return rejectedKey{src, int64(binary.BigEndian.Uint64(r)), string(r[8:])}, true
 }

@@ -347,7 +347,7 @@ func TestSummaryEqualsRowsInEveryZone(t *testing.T) {
 	var rs []store.Reward
 	want := new(big.Int)
 	for i := 0; i < 500; i++ {
-		r := smReward(uint64(i), "s1", "sm1a", fmt.Sprintf("%d99999999999999999", i))
+		r := smReward(uint64(i), "s1", "sm1a", fmt.Sprintf("%d99999999999999999", i+1))
 		r.Time = t0.Add(time.Duration(i) * 17 * time.Hour / 3)
 		v, _ := new(big.Int).SetString(r.RawAmount, 10)
 		want.Add(want, v)

@@ -117,9 +117,7 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 	var a args
 	// The filters every branch applies (the bbolt store's matches).
 	var filters []string
-	if q.Source != "" {
-		filters = append(filters, "e.source = "+a.add(q.Source))
-	}
+	filters = heightFilters(&a, "e.", q.Source, q.FromHeight, q.ToHeight)
 	types := slices.Compact(slices.Sorted(slices.Values(q.Types)))
 	if len(types) > 0 {
 		filters = append(filters, "e.type = ANY ("+a.add(types)+"::text[])")
@@ -132,15 +130,6 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 	}
 	if q.TxID != "" {
 		filters = append(filters, "e.tx_id = "+a.add(q.TxID))
-	}
-	if q.FromHeight != nil {
-		if *q.FromHeight > maxHeight {
-			return store.Page[store.Event]{}, nil
-		}
-		filters = append(filters, "e.height >= "+a.add(int64(*q.FromHeight)))
-	}
-	if q.ToHeight != nil && *q.ToHeight <= maxHeight {
-		filters = append(filters, "e.height <= "+a.add(int64(*q.ToHeight)))
 	}
 	// The cursor's tuple, compared with the columns of the table whose
 	// index the branch walks.
@@ -212,6 +201,25 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 	}), nil
 }
 
+// heightFilters are the conditions on a source and an inclusive height
+// range, on columns of table alias p ("e." or "").
+func heightFilters(a *args, p, source string, from, to *uint64) []string {
+	var f []string
+	if source != "" {
+		f = append(f, p+"source = "+a.add(source))
+	}
+	if from != nil {
+		if *from > maxHeight {
+			return append(f, "false")
+		}
+		f = append(f, p+"height >= "+a.add(int64(*from)))
+	}
+	if to != nil && *to <= maxHeight {
+		f = append(f, p+"height <= "+a.add(int64(*to)))
+	}
+	return f
+}
+
 // maxHeight is the largest height the store holds (int8).
 const maxHeight = 1<<63 - 1
 
@@ -268,18 +276,7 @@ func (s *Store) Blocks(ctx context.Context, q store.BlockQuery) (store.Page[stor
 		}
 		where = append(where, keyset(&a, []string{"source", "height"}, []any{k.source, k.height}, q.Desc))
 	}
-	if q.Source != "" {
-		where = append(where, "source = "+a.add(q.Source))
-	}
-	if q.FromHeight != nil {
-		if *q.FromHeight > maxHeight {
-			return store.Page[store.Block]{}, nil
-		}
-		where = append(where, "height >= "+a.add(int64(*q.FromHeight)))
-	}
-	if q.ToHeight != nil && *q.ToHeight <= maxHeight {
-		where = append(where, "height <= "+a.add(int64(*q.ToHeight)))
-	}
+	where = append(where, heightFilters(&a, "", q.Source, q.FromHeight, q.ToHeight)...)
 	sql := `SELECT ` + blockSelect + ` FROM blocks WHERE ` + and(where) +
 		` ORDER BY ` + orderBy([]string{"source", "height"}, q.Desc) + ` LIMIT ` + strconv.Itoa(limit+1)
 	rows, err := s.read.Query(ctx, sql, a...)

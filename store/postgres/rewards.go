@@ -17,7 +17,7 @@ import (
 var rewardKeys = []string{"source", "account", "time_key", "id"}
 
 const rewardSelect = `r.source, r.account, r.time_key, r.id, r.kind, r.height, r.time_ns, r.period_start_ns, r.period_end_ns,
-	r.amount, r.amount_text, r.unit, r.decimals, r.aliases, r.details`
+	r.amount, r.unit, r.decimals, r.aliases, r.details`
 
 // Rewards returns one page of rewards in (source, account, time) order, or
 // reversed with q.Desc. With accounts, only those accounts' rows are read
@@ -116,9 +116,8 @@ func scanReward(row pgx.CollectableRow) (store.Reward, error) {
 	var tkey, tns, dec int64
 	var height, ps, pe *int64
 	var amount pgtype.Numeric
-	var text *string
 	var details []byte
-	err := row.Scan(&r.Source, &r.Account, &tkey, &r.ID, &r.Kind, &height, &tns, &ps, &pe, &amount, &text, &r.Unit, &dec, &r.Aliases, &details)
+	err := row.Scan(&r.Source, &r.Account, &tkey, &r.ID, &r.Kind, &height, &tns, &ps, &pe, &amount, &r.Unit, &dec, &r.Aliases, &details)
 	if err != nil {
 		return r, err
 	}
@@ -129,12 +128,7 @@ func scanReward(row pgx.CollectableRow) (store.Reward, error) {
 	if ps != nil {
 		r.PeriodStart, r.PeriodEnd = fromNanos(*ps), fromNanos(*pe)
 	}
-	switch {
-	case text != nil:
-		r.RawAmount = *text
-	default:
-		r.RawAmount, err = integerText(amount)
-	}
+	r.RawAmount, err = integerText(amount)
 	if len(r.Aliases) == 0 {
 		r.Aliases = nil
 	}

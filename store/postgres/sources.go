@@ -11,20 +11,20 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-const sourceSelect = `name, kind, epoch_genesis_ns, epoch_block_ns, epoch_blocks, meta, events, blocks, rewards,
+const sourceSelect = `name, kind, epoch_genesis_ns, epoch_block_ns, epoch_blocks, meta, events, blocks, rewards, rejected,
 	checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns`
 
 func scanSource(row pgx.CollectableRow) (store.SourceInfo, error) {
 	var in store.SourceInfo
 	var eg, eb, en, cph, cpt, cpu *int64
 	var cpb *string
-	var ev, bl, rw int64
+	var ev, bl, rw, rj int64
 	var meta []byte
-	err := row.Scan(&in.Name, &in.Kind, &eg, &eb, &en, &meta, &ev, &bl, &rw, &cph, &cpb, &cpt, &cpu)
+	err := row.Scan(&in.Name, &in.Kind, &eg, &eb, &en, &meta, &ev, &bl, &rw, &rj, &cph, &cpb, &cpt, &cpu)
 	if err != nil {
 		return in, err
 	}
-	in.Events, in.Blocks, in.Rewards = uint64(ev), uint64(bl), uint64(rw)
+	in.Events, in.Blocks, in.Rewards, in.Rejected = uint64(ev), uint64(bl), uint64(rw), uint64(rj)
 	if len(meta) > 0 {
 		in.Meta = meta
 	}
