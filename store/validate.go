@@ -88,6 +88,16 @@ func checkText(field, s string, optional bool) *FieldError {
 	return nil
 }
 
+// CheckText reports whether s can be a record's text field (an account,
+// a node key, a type): non-empty, at most MaxTextLen bytes of valid UTF-8
+// without NUL.
+func CheckText(s string) error {
+	if err := checkText("text", s, false); err != nil {
+		return err.Err
+	}
+	return nil
+}
+
 // checkTime accepts the zero time (unknown) and times a round trip keeps.
 func checkTime(field string, t time.Time) *FieldError {
 	if t.IsZero() || !t.Before(MinTime) && t.Before(MaxTime) {

@@ -1,7 +1,6 @@
 package presearch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/evindex/evindex/store"
 )
 
 // statusPath is the node status endpoint; the API key follows it.
@@ -23,11 +24,25 @@ const statusPath = "/api/nodes/status/"
 const apiDate = "2006-01-02 15:04"
 
 // maxBody bounds a response body; a key with thousands of nodes stays far
-// below it.
-const maxBody = 64 << 20
+// below it. The body is decoded as a stream, one node at a time, so what
+// is held is one node plus the nodes kept, never the whole body.
+const maxBody = 32 << 20
+
+// maxNodeBytes bounds one node's JSON object; a larger one is quarantined
+// (its first bytes kept) instead of decoded.
+const maxNodeBytes = 64 << 10
+
+// MaxNodes bounds how many nodes one answer may add: an answer of 100,000
+// nodes used to take the process past half a gigabyte. Nodes beyond it
+// are not read; one rejected record per answer says how many there were.
+const MaxNodes = 5000
 
 // defaultBlock is assumed when a 429 carries no usable Retry-After.
 const defaultBlock = 15 * time.Minute
+
+// maxBlock caps any wait the API asks for: a Retry-After of 999999999
+// seconds once made evindex wait until 2058, persisted across restarts.
+const maxBlock = time.Hour
 
 // Errors of the node status API.
 var (
@@ -62,13 +77,6 @@ type statusQuery struct {
 	start, end time.Time // only with stats
 }
 
-// apiResponse is the documented 200 body. Nodes stays raw because PHP
-// encodes an empty map as [] and a missing one as null.
-type apiResponse struct {
-	Success *bool           `json:"success"`
-	Nodes   json.RawMessage `json:"nodes"`
-}
-
 // apiNode keeps meta, status and period raw so unknown fields and nulls
 // reach the stored details unchanged.
 type apiNode struct {
@@ -86,10 +94,28 @@ type apiPeriod struct {
 	TotalPreEarned json.RawMessage `json:"total_pre_earned"`
 }
 
-// node is one entry of a response, in public-key order.
+// node is one entry of a response, in public-key order. raw is its JSON
+// object as sent, kept for the rejected record when it does not decode.
 type node struct {
 	key string
+	raw json.RawMessage
 	apiNode
+}
+
+// answer is a decoded 200 response: its nodes, the nodes that could not
+// be read (each a rejected record's material) and how many nodes past
+// MaxNodes were left unread.
+type answer struct {
+	nodes   []node
+	bad     []badNode
+	skipped int
+}
+
+// badNode is a node entry that does not decode.
+type badNode struct {
+	key    string
+	raw    []byte
+	reason string
 }
 
 // requestURL is the full URL of a request. It contains the API key and
@@ -121,80 +147,208 @@ func (s *Source) requestURL(q statusQuery) string {
 // fetch sends one request and decodes the nodes of its answer. Errors never
 // contain the API key; a 401 wraps ErrKeyRejected, a 429 is a
 // *rateLimitedError.
-func (s *Source) fetch(ctx context.Context, q statusQuery) ([]node, error) {
+func (s *Source) fetch(ctx context.Context, q statusQuery) (answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.requestURL(q), nil)
 	if err != nil {
-		return nil, s.redact(err)
+		return answer{}, s.redact(err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "evindex")
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, s.redact(err)
+		return answer{}, s.redact(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return nil, s.redact(fmt.Errorf("read body: %w", err))
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("%w (HTTP %d): check api_key", ErrKeyRejected, resp.StatusCode)
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return nil, &rateLimitedError{after: retryAfter(resp.Header.Get("Retry-After"), s.cfg.Now())}
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, s.scrub(snippet(body)))
-	}
-	if len(body) > maxBody {
-		return nil, fmt.Errorf("response larger than %d bytes", maxBody)
-	}
-	var r apiResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("decode response: %w", err)
-	}
-	if r.Success != nil && !*r.Success {
-		return nil, fmt.Errorf("API answered success=false: %s", s.scrub(snippet(body)))
-	}
-	nodes, err := decodeNodes(r.Nodes)
-	if err != nil {
-		return nil, fmt.Errorf("decode nodes: %w", err)
-	}
-	return nodes, nil
-}
-
-func decodeNodes(raw json.RawMessage) ([]node, error) {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return nil, errors.New("response has no nodes object")
-	}
-	if bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("[]")) {
-		return nil, nil
-	}
-	var m map[string]apiNode
-	if err := json.Unmarshal(t, &m); err != nil {
-		return nil, err
-	}
-	out := make([]node, 0, len(m))
-	for k, n := range m {
-		if k == "" {
-			return nil, errors.New("node with an empty public key")
+	if resp.StatusCode != http.StatusOK {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if err != nil {
+			return answer{}, s.redact(fmt.Errorf("read body: %w", err))
 		}
-		out = append(out, node{key: k, apiNode: n})
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return answer{}, fmt.Errorf("%w (HTTP %d): check api_key", ErrKeyRejected, resp.StatusCode)
+		case http.StatusTooManyRequests:
+			return answer{}, &rateLimitedError{after: retryAfter(resp.Header.Get("Retry-After"), s.cfg.Now())}
+		}
+		return answer{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, s.scrub(snippet(body)))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
-	return out, nil
+	body := &boundedReader{r: resp.Body, left: maxBody}
+	a, err := decodeAnswer(body, s.keep)
+	switch {
+	case body.over:
+		return answer{}, fmt.Errorf("response larger than %d bytes", maxBody)
+	case errors.Is(err, errUnsuccessful):
+		return answer{}, err
+	case err != nil && body.err != nil:
+		return answer{}, s.redact(fmt.Errorf("read body: %w", body.err))
+	case err != nil:
+		return answer{}, fmt.Errorf("decode response: %s", s.scrub(err.Error()))
+	}
+	return a, nil
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
+// boundedReader reads at most left bytes and says whether the body went
+// on past them.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+	err  error // a transport error, as opposed to bad JSON
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, _ := b.r.Read(one[:]); n > 0 {
+			b.over = true
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+var errUnsuccessful = errors.New("API answered success=false")
+
+// keep is the bound on nodes per answer.
+func (s *Source) keep(_ string, kept int) bool { return kept < s.maxNodes }
+
+// decodeAnswer reads a 200 body as a stream: {"success":..., "nodes":
+// {key: node, ...}, ...}. keep says whether a new node may be added (the
+// bound on nodes per key); nodes it refuses are counted, not held.
+func decodeAnswer(r io.Reader, keep func(key string, kept int) bool) (answer, error) {
+	var a answer
+	d := json.NewDecoder(r)
+	if err := expectDelim(d, '{'); err != nil {
+		return a, err
+	}
+	sawNodes := false
+	for d.More() {
+		name, err := objectKey(d)
+		if err != nil {
+			return a, err
+		}
+		switch name {
+		case "success":
+			var ok *bool
+			if err := d.Decode(&ok); err != nil {
+				return a, fmt.Errorf("success: %w", err)
+			}
+			if ok != nil && !*ok {
+				return a, errUnsuccessful
+			}
+		case "nodes":
+			sawNodes = true
+			if err := decodeNodeMap(d, &a, keep); err != nil {
+				return a, fmt.Errorf("nodes: %w", err)
+			}
+		default:
+			var skip json.RawMessage
+			if err := d.Decode(&skip); err != nil {
+				return a, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if err := expectDelim(d, '}'); err != nil {
+		return a, err
+	}
+	if !sawNodes {
+		return a, errors.New("response has no nodes object")
+	}
+	sort.Slice(a.nodes, func(i, j int) bool { return a.nodes[i].key < a.nodes[j].key })
+	return a, nil
+}
+
+// decodeNodeMap reads the nodes value: an object of nodes, or null or []
+// (PHP's empty map) for none.
+func decodeNodeMap(d *json.Decoder, a *answer, keep func(string, int) bool) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case nil:
+		return nil
+	case json.Delim('['):
+		return expectDelim(d, ']')
+	case json.Delim('{'):
+	default:
+		return fmt.Errorf("want an object, got %v", tok)
+	}
+	for d.More() {
+		key, err := objectKey(d)
+		if err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
+			return err
+		}
+		switch {
+		case store.CheckText(key) != nil:
+			a.bad = append(a.bad, badNode{key, raw[:min(len(raw), maxNodeBytes)], "public key: " + store.CheckText(key).Error()})
+		case !keep(key, len(a.nodes)):
+			a.skipped++
+		case len(raw) > maxNodeBytes:
+			a.bad = append(a.bad, badNode{key, raw[:maxNodeBytes], fmt.Sprintf("node object of %d bytes, more than %d", len(raw), maxNodeBytes)})
+		default:
+			n := node{key: key, raw: raw}
+			if err := json.Unmarshal(raw, &n.apiNode); err != nil {
+				a.bad = append(a.bad, badNode{key, raw, "decode node: " + err.Error()})
+				continue
+			}
+			a.nodes = append(a.nodes, n)
+		}
+	}
+	return expectDelim(d, '}')
+}
+
+func objectKey(d *json.Decoder) (string, error) {
+	tok, err := d.Token()
+	if err != nil {
+		return "", err
+	}
+	k, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("want an object key, got %v", tok)
+	}
+	return k, nil
+}
+
+func expectDelim(d *json.Decoder, want json.Delim) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	if tok != want {
+		return fmt.Errorf("want %v, got %v", want, tok)
+	}
+	return nil
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date, capped
+// at maxBlock. It compares before it multiplies, so no value overflows.
 func retryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
-	if secs, err := strconv.Atoi(h); err == nil && secs >= 0 {
+	if secs, err := strconv.ParseUint(h, 10, 64); err == nil {
+		if secs > uint64(maxBlock/time.Second) {
+			return maxBlock
+		}
 		return time.Duration(secs) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) {
+		return maxBlock // all digits, more than 64 bits of them
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxBlock)
 	}
 	return defaultBlock
 }

@@ -19,17 +19,20 @@ const maxExponent = 64
 // parseAmount converts the text of a JSON number (or a quoted decimal) to
 // an exact integer of 10^-decimals units. It never goes through a float:
 // the API writes amounts such as 28.69725493086953 and every digit counts
-// when windows are summed. Digits beyond the unit are rounded half away
-// from zero.
+// when windows are summed. Earnings are never negative, and an amount
+// with non-zero digits beyond the unit is refused rather than rounded
+// (0.0000000000000000001 used to become 0 without a word).
 func parseAmount(text string, decimals int) (*big.Int, error) {
 	s := strings.TrimSpace(text)
 	if s == "" {
 		return nil, errors.New("empty number")
 	}
-	neg := false
 	switch s[0] {
 	case '-':
-		neg, s = true, s[1:]
+		if !isZero(s[1:]) {
+			return nil, fmt.Errorf("%q is negative", text)
+		}
+		s = s[1:]
 	case '+':
 		s = s[1:]
 	}
@@ -58,15 +61,21 @@ func parseAmount(text string, decimals int) (*big.Int, error) {
 	} else {
 		div := new(big.Int).Exp(ten, big.NewInt(int64(-shift)), nil)
 		q, r := new(big.Int).QuoRem(n, div, new(big.Int))
-		if r.Lsh(r, 1).Cmp(div) >= 0 {
-			q.Add(q, big.NewInt(1))
+		if r.Sign() != 0 {
+			return nil, fmt.Errorf("%q has more than %d decimals; it would be rounded", text, decimals)
 		}
 		n = q
 	}
-	if neg {
-		n.Neg(n)
-	}
 	return n, nil
+}
+
+// isZero reports whether a number's text (after its sign) is zero, so
+// "-0" and "-0.0e5" are accepted as the zero they are.
+func isZero(s string) bool {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		s = s[:i]
+	}
+	return s != "" && strings.Trim(s, "0.") == "" && strings.Count(s, ".") <= 1
 }
 
 func allDigits(s string) bool {

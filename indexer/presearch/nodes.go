@@ -46,19 +46,23 @@ func loadMarks(raw []byte) (map[string]nodeMark, error) {
 
 // observe turns one status poll into snapshots (for nodes that changed or
 // were not stored for an hour) and connection events, and updates marks.
-func (s *Source) observe(now time.Time, nodes []node, marks map[string]nodeMark) ([]store.NodeStatus, []store.Event, error) {
+// Nodes whose status does not decode are returned as bad, for quarantine.
+func (s *Source) observe(now time.Time, nodes []node, marks map[string]nodeMark) ([]store.NodeStatus, []store.Event, []badNode) {
 	var snaps []store.NodeStatus
 	var events []store.Event
+	var bad []badNode
 	for _, n := range nodes {
 		var st apiStatus
 		if len(n.Status) > 0 {
 			if err := json.Unmarshal(n.Status, &st); err != nil {
-				return nil, nil, fmt.Errorf("node %s: decode status: %w", n.key, err)
+				bad = append(bad, badNode{n.key, n.raw, "decode status: " + err.Error()})
+				continue
 			}
 		}
 		digest, err := statusDigest(n.Meta, n.Status)
 		if err != nil {
-			return nil, nil, fmt.Errorf("node %s: %w", n.key, err)
+			bad = append(bad, badNode{n.key, n.raw, err.Error()})
+			continue
 		}
 		since := ""
 		if st.InCurrentStateSince != nil {
@@ -69,7 +73,8 @@ func (s *Source) observe(now time.Time, nodes []node, marks map[string]nodeMark)
 		if !seen || prev.Digest != digest || now.Unix()-prev.StoredAt >= int64(snapshotEvery/time.Second) {
 			details, err := nodeDetails(n.Meta, n.Status)
 			if err != nil {
-				return nil, nil, fmt.Errorf("node %s: %w", n.key, err)
+				bad = append(bad, badNode{n.key, n.raw, err.Error()})
+				continue
 			}
 			snaps = append(snaps, store.NodeStatus{
 				Node: n.key, Time: now, Connected: st.Connected, Details: details,
@@ -84,7 +89,7 @@ func (s *Source) observe(now time.Time, nodes []node, marks map[string]nodeMark)
 		}
 		marks[n.key] = mark
 	}
-	return snaps, events, nil
+	return snaps, events, bad
 }
 
 // sinceMoved reports whether the start of the current state moved by more

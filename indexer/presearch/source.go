@@ -33,6 +33,7 @@ type Source struct {
 	apiKey   string
 	endpoint string
 	sizes    []time.Duration
+	maxNodes int // MaxNodes; tests lower it
 }
 
 var _ indexer.Source = (*Source)(nil)
@@ -63,7 +64,7 @@ func newSource(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("api_key_file: %s is empty", cfg.APIKeyFile)
 		}
 	}
-	s := &Source{cfg: cfg, apiKey: key, sizes: windowSizes(cfg.StatsWindow)}
+	s := &Source{cfg: cfg, apiKey: key, sizes: windowSizes(cfg.StatsWindow), maxNodes: MaxNodes}
 	u, _ := url.Parse(cfg.BaseURL) // Validate checked it
 	s.endpoint = strings.TrimRight(u.Redacted(), "/") + statusPath + "<redacted>"
 	return s, nil
@@ -138,6 +139,11 @@ func (r *run) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		now := s.cfg.Now().UTC()
 		if until := r.lim.blockedUntil(); now.Before(until) {
+			if until.Sub(now) > maxBlock {
+				// Saved by an earlier build that believed any Retry-After.
+				until = now.Add(maxBlock)
+				r.lim.BlockedUntil = until.UnixNano()
+			}
 			r.log.Info().Time("until", until).Msg("waiting for the API's block to lift")
 			if err := s.cfg.Sleep(ctx, until.Sub(now)); err != nil {
 				return err
@@ -265,28 +271,45 @@ func (r *run) pollStatus(ctx context.Context, now time.Time) error {
 	if err := r.reserve(ctx, false, now); err != nil {
 		return err
 	}
-	nodes, err := r.s.fetch(ctx, statusQuery{})
+	a, err := r.s.fetch(ctx, statusQuery{})
 	if err != nil {
 		return r.failed(ctx, "status request", now, err)
 	}
 	r.contacted = true
-	snaps, events, err := r.s.observe(now.Truncate(time.Second), nodes, r.marks)
-	if err != nil {
-		return fmt.Errorf("status response: %w", err)
-	}
+	snaps, events, bad := r.s.observe(now.Truncate(time.Second), a.nodes, r.marks)
 	marks, err := json.Marshal(r.marks)
 	if err != nil {
 		return fmt.Errorf("encode node state: %w", err)
 	}
 	for _, e := range events {
-		r.log.Info().Str("node", shortKey(e.Addresses[0])).Str("event", e.Type).Time("since", e.BlockTime).Msg("node connection changed")
+		// One line per change is routine for a few nodes and a flood
+		// for a hostile answer: sampled.
+		r.sink.Warn().Str("node", shortKey(e.Addresses[0])).Str("event", e.Type).Time("since", e.BlockTime).Msg("node connection changed")
 	}
+	// Status-poll rejections sit at the checkpoint, so the same bad node
+	// in the next poll rewrites its record instead of adding one.
+	a.bad = append(a.bad, bad...)
 	return r.sink.Emit(ctx, store.Batch{
 		Nodes:      snaps,
 		Events:     events,
+		Rejected:   rejections(store.RecordNode, r.checkpoint().Height, a, r.s.maxNodes),
 		State:      map[string][]byte{stateNodes: marks},
 		Checkpoint: r.checkpoint(),
 	})
+}
+
+// rejections are the rejected records of an answer's unreadable nodes and
+// of the nodes past the bound, placed at height.
+func rejections(kind string, height uint64, a answer, bound int) []store.Rejected {
+	var out []store.Rejected
+	for _, b := range a.bad {
+		out = append(out, store.NewRejected(kind, height, "node "+b.key, "", b.reason, b.raw))
+	}
+	if a.skipped > 0 {
+		out = append(out, store.NewRejected(kind, height, "nodes beyond the bound", "nodes",
+			fmt.Sprintf("%d nodes beyond the bound of %d per answer were not read", a.skipped, bound), nil))
+	}
+	return out
 }
 
 // fetchStats reads one window's stats and stores each node's earnings with
@@ -296,16 +319,19 @@ func (r *run) fetchStats(ctx context.Context, now time.Time, w window) error {
 		return err
 	}
 	what := fmt.Sprintf("stats request %s..%s", w.start.Format(apiDate), w.end.Format(apiDate))
-	nodes, err := r.s.fetch(ctx, statusQuery{stats: true, start: w.start, end: w.end})
+	a, err := r.s.fetch(ctx, statusQuery{stats: true, start: w.start, end: w.end})
 	if err != nil {
 		return r.failed(ctx, what, now, err)
 	}
 	r.contacted = true
-	rewards := make([]store.Reward, 0, len(nodes))
-	for _, n := range nodes {
+	rewards := make([]store.Reward, 0, len(a.nodes))
+	for _, n := range a.nodes {
 		rw, ok, err := periodReward(n, w)
 		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			// One node's unreadable earnings must not hold back every
+			// node's window: that node's reward is quarantined.
+			a.bad = append(a.bad, badNode{n.key, n.raw, err.Error()})
+			continue
 		}
 		if ok {
 			rewards = append(rewards, rw)
@@ -313,6 +339,7 @@ func (r *run) fetchStats(ctx context.Context, now time.Time, w window) error {
 	}
 	if err := r.sink.Emit(ctx, store.Batch{
 		Rewards:    rewards,
+		Rejected:   rejections(store.RecordReward, uint64(w.end.Unix()), a, r.s.maxNodes),
 		Checkpoint: &store.Checkpoint{Height: uint64(w.end.Unix()), Time: w.end},
 		Coverage:   &store.Range{From: uint64(w.start.Unix()) + 1, To: uint64(w.end.Unix())},
 	}); err != nil {
@@ -359,6 +386,9 @@ func periodReward(n node, w window) (store.Reward, bool, error) {
 		}
 	}
 	raw, err := parseAmount(text, preDecimals)
+	if err == nil {
+		err = store.CheckAmount(raw.String())
+	}
 	if err != nil {
 		return store.Reward{}, false, fmt.Errorf("node %s: total_pre_earned: %w", n.key, err)
 	}

@@ -20,9 +20,12 @@ func TestParseAmount(t *testing.T) {
 		{"FloatLooking", "28.69725493086953", "28697254930869530000", false},
 		{"Exponent", "1.5e-7", "150000000000", false},
 		{"UpperExponent", "2E+3", "2000000000000000000000", false},
-		{"Negative", "-0.5", "-500000000000000000", false},
-		{"RoundsHalfUp", "0.0000000000000000005", "1", false},
-		{"RoundsDown", "0.0000000000000000004", "0", false},
+		{"Negative", "-0.5", "", true},
+		{"NegativeZero", "-0.0", "0", false},
+		{"WouldRoundUp", "0.0000000000000000005", "", true},
+		{"WouldRoundToZero", "0.0000000000000000001", "", true},
+		{"TrailingZerosBeyondUnit", "0.10000000000000000000", "100000000000000000", false},
+		{"ExponentPastTheBound", "1e400", "", true},
 		{"LeadingDot", ".25", "250000000000000000", false},
 		{"Empty", "", "", true},
 		{"Letters", "abc", "", true},
@@ -187,5 +190,21 @@ func TestErrorsNeverCarryTheKey(t *testing.T) {
 	}
 	if got := retryAfter("soon", time.Now()); got != defaultBlock {
 		t.Fatalf("Retry-After garbage = %s", got)
+	}
+}
+
+// TestRetryAfterIsCapped: an upstream-given wait is capped at maxBlock
+// and computed without overflow. 999999999 s once made evindex wait until
+// 2058; 99999999999 and 9300000000 overflowed, one to a negative wait.
+func TestRetryAfterIsCapped(t *testing.T) {
+	now := time.Now()
+	for _, h := range []string{"999999999", "99999999999", "9300000000", "99999999999999999999999", "3601",
+		now.AddDate(40, 0, 0).UTC().Format(http.TimeFormat)} {
+		if got := retryAfter(h, now); got != maxBlock {
+			t.Errorf("Retry-After %s = %s, want %s", h, got, maxBlock)
+		}
+	}
+	if got := retryAfter("-5", now); got != defaultBlock {
+		t.Errorf("Retry-After -5 = %s, want the default %s", got, defaultBlock)
 	}
 }

@@ -5,6 +5,7 @@
 package presim
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -102,7 +103,32 @@ type faults struct {
 	garbageAt       int           // which broken body comes next
 	slowN           int           // next requests wait...
 	slowDelay       time.Duration // ...this long before they are answered
+	retryAfterN     int           // next requests answered 429...
+	retryAfter      string        // ...with this Retry-After, as sent
+	tamper          Tamper        // rewrites every answer's nodes while set
 	injected        int
+}
+
+// Tamper rewrites the nodes object of a 200 answer, as a buggy or hostile
+// API would: it gets the nodes JSON the simulator built and whether the
+// request asked for stats, and returns the nodes JSON to send. The text
+// goes out as is, so it can hold what no JSON encoder writes (1e400,
+// 300-digit numbers, NUL escapes).
+type Tamper func(stats bool, nodes []byte) []byte
+
+// TamperWith rewrites every following answer with fn; nil stops.
+func (s *Sim) TamperWith(fn Tamper) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.tamper = fn
+}
+
+// RetryAfterNext answers the next n requests 429 with the Retry-After
+// header value given (which need not be a valid one).
+func (s *Sim) RetryAfterNext(n int, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.retryAfterN, s.faults.retryAfter = n, value
 }
 
 // garbageBodies are 200 answers that are not the documented JSON, as a
@@ -178,6 +204,12 @@ func (s *Sim) injectFault(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(f.failCode)
 		_, _ = fmt.Fprintf(w, "<html><body>%d %s</body></html>\n", f.failCode, http.StatusText(f.failCode))
+		return true
+	case f.retryAfterN > 0:
+		f.retryAfterN--
+		f.injected++
+		w.Header().Set("Retry-After", f.retryAfter)
+		writeJSON(w, http.StatusTooManyRequests, errorBody{Message: "rate limit exceeded; API key temporarily blocked"}, 0)
 		return true
 	case f.garbageN > 0:
 		f.garbageN--
@@ -416,7 +448,21 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Nodes[n.key] = nr
 	}
-	writeJSON(w, http.StatusOK, resp, 0)
+	s.mu.Lock()
+	tamper := s.faults.tamper
+	s.mu.Unlock()
+	if tamper == nil {
+		writeJSON(w, http.StatusOK, resp, 0)
+		return
+	}
+	nodes, _ := json.Marshal(resp.Nodes)
+	resp.Nodes = nil
+	head, _ := json.Marshal(resp)
+	// {"success":...,"nodes":null} -> the same with the rewritten nodes.
+	body := bytes.Replace(head, []byte(`"nodes":null`), append([]byte(`"nodes":`), tamper(q.stats, nodes)...), 1)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // selectNodes applies public_keys, connected, disconnected and
