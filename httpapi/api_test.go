@@ -35,12 +35,12 @@ func TestSources(t *testing.T) {
 	e := newEnv(t)
 	liveSince := testNow.Add(-time.Hour)
 	e.status.set(
-		SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "127.0.0.1:3569", State: StateLive,
+		store.SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "127.0.0.1:3569", State: store.StateLive,
 			HeadHeight: 2004, Lag: 5, LagThreshold: 10, LiveSince: liveSince},
-		SourceStatus{Name: smSource, Kind: "spacemesh", Endpoint: "127.0.0.1:9092", State: StateBackfilling,
+		store.SourceStatus{Name: smSource, Kind: "spacemesh", Endpoint: "127.0.0.1:9092", State: store.StateBackfilling,
 			HeadHeight: 90000, Lag: 9121, Reconnects: 2, LastError: "rpc error: code = Unavailable",
-			Progress: &Progress{Done: 240, Total: 1000, Rate: 12.5, ETA: 61 * time.Second}},
-		SourceStatus{Name: "flow-new", Kind: "flow", Endpoint: "access.example:9000", State: StateStarting},
+			Progress: &store.Progress{Done: 240, Total: 1000, Rate: 12.5, ETA: 61 * time.Second}},
+		store.SourceStatus{Name: "flow-new", Kind: "flow", Endpoint: "access.example:9000", State: store.StateStarting},
 	)
 	var list struct {
 		Items      []sourceJSON `json:"items"`

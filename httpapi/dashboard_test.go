@@ -76,8 +76,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	e := newEnvStore(t, st)
 	e.status.set(
-		SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "127.0.0.1:3569", State: StateLive, HeadHeight: 2000, Lag: 1},
-		SourceStatus{Name: smSource, Kind: "spacemesh", State: StateBackfilling, Progress: &Progress{Done: 30, Total: 120, Rate: 2, ETA: 45 * time.Second}},
+		store.SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "127.0.0.1:3569", State: store.StateLive, HeadHeight: 2000, Lag: 1},
+		store.SourceStatus{Name: smSource, Kind: "spacemesh", State: store.StateBackfilling, Progress: &store.Progress{Done: 30, Total: 120, Rate: 2, ETA: 45 * time.Second}},
 	)
 
 	dom := dumpDOM(t, chromium, e.srv.URL+"/")

@@ -196,16 +196,16 @@ func fill(t testing.TB, st *store.Store) {
 // statuses is a settable Config.Sources.
 type statuses struct {
 	mu  sync.Mutex
-	all []SourceStatus
+	all []store.SourceStatus
 }
 
-func (s *statuses) get() []SourceStatus {
+func (s *statuses) get() []store.SourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]SourceStatus(nil), s.all...)
+	return append([]store.SourceStatus(nil), s.all...)
 }
 
-func (s *statuses) set(all ...SourceStatus) {
+func (s *statuses) set(all ...store.SourceStatus) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all = all

@@ -8,6 +8,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/evindex/evindex/store"
 )
 
 // TestOpenAPIReadyz validates both answers of /readyz against the
@@ -21,12 +23,12 @@ func TestOpenAPIReadyz(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name   string
-		status SourceStatus
+		status store.SourceStatus
 		want   int
 	}{
-		{"Live", SourceStatus{Name: flowSource, Kind: "flow", State: StateLive, HeadHeight: 2000, Lag: 1, LagThreshold: 5}, 200},
-		{"Lagging", SourceStatus{Name: flowSource, Kind: "flow", State: StateLive, HeadHeight: 2000, Lag: 9, LagThreshold: 5}, 503},
-		{"Retrying", SourceStatus{Name: flowSource, Kind: "flow", State: StateRetrying, LastError: "connection refused"}, 503},
+		{"Live", store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive, HeadHeight: 2000, Lag: 1, LagThreshold: 5}, 200},
+		{"Lagging", store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive, HeadHeight: 2000, Lag: 9, LagThreshold: 5}, 503},
+		{"Retrying", store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateRetrying, LastError: "connection refused"}, 503},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)

@@ -15,6 +15,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/go-chi/chi/v5"
+
+	"github.com/evindex/evindex/store"
 )
 
 func init() {
@@ -46,9 +48,9 @@ func TestOpenAPIResponses(t *testing.T) {
 	const token = "doc-token"
 	e := newEnv(t, withToken(token))
 	e.status.set(
-		SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "127.0.0.1:3569", State: StateLive, HeadHeight: 2000, Lag: 1, LagThreshold: 5},
-		SourceStatus{Name: smSource, Kind: "spacemesh", Endpoint: "127.0.0.1:9092", State: StateBackfilling,
-			Progress: &Progress{Done: 1, Total: 9, Rate: 0.5, ETA: 16e9}},
+		store.SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "127.0.0.1:3569", State: store.StateLive, HeadHeight: 2000, Lag: 1, LagThreshold: 5},
+		store.SourceStatus{Name: smSource, Kind: "spacemesh", Endpoint: "127.0.0.1:9092", State: store.StateBackfilling,
+			Progress: &store.Progress{Done: 1, Total: 9, Rate: 0.5, ETA: 16e9}},
 	)
 	served := e.getOK("/openapi.json")
 	if !bytes.Equal(served.body, openapiDoc) {

@@ -1,7 +1,8 @@
 // Package httpapi serves evindex's REST API (API.md): read-only queries over
 // the store, streaming exports, the OpenAPI document, metrics and the
 // dashboard page. It never writes to the store and knows nothing of the
-// indexer: the wiring hands it the sources' live status as SourceStatus.
+// indexer: the wiring hands it the sources' live status as
+// store.SourceStatus.
 package httpapi
 
 import (
@@ -37,50 +38,11 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
-// Progress is a source's long-running work (a backfill): Done of Total
-// units at Rate units per second, finishing in about ETA.
-type Progress struct {
-	Done, Total uint64
-	Rate        float64
-	ETA         time.Duration
-}
-
-// SourceStatus is what the runner knows of one configured source.
-type SourceStatus struct {
-	Name, Kind string
-	// Endpoint is shown to users as is: it must already be redacted.
-	Endpoint string
-	// State is starting, backfilling, live, retrying or failed.
-	State           string
-	HeadHeight, Lag uint64
-	// LagThreshold is the largest lag at which a live source counts as
-	// ready on /readyz.
-	LagThreshold uint64
-	LastError    string
-	Reconnects   uint64
-	// Warnings counts per-record warnings since the process started.
-	Warnings uint64
-	// Progress is set during a backfill, else nil.
-	Progress  *Progress
-	LiveSince time.Time
-}
-
-// Source states as served on /v1/sources. A source that is in the store
-// but not configured is "stopped".
-const (
-	StateStarting    = "starting"
-	StateBackfilling = "backfilling"
-	StateLive        = "live"
-	StateRetrying    = "retrying"
-	StateFailed      = "failed"
-	StateStopped     = "stopped"
-)
-
 // Config is what a Server needs.
 type Config struct {
 	Store *store.Store
 	// Sources returns the live status of the configured sources (nil: none).
-	Sources func() []SourceStatus
+	Sources func() []store.SourceStatus
 	// Gatherer feeds /metrics (nil: prometheus.DefaultGatherer).
 	Gatherer prometheus.Gatherer
 	// Token, when set, is required as "Authorization: Bearer <token>" on
@@ -94,7 +56,7 @@ type Config struct {
 // Server is the HTTP API over one store.
 type Server struct {
 	st      *store.Store
-	sources func() []SourceStatus
+	sources func() []store.SourceStatus
 	token   []byte
 	// tokenSum is the SHA-256 of token, what requests are compared with.
 	tokenSum [sha256.Size]byte
@@ -115,7 +77,7 @@ func New(cfg Config) *Server {
 	}
 	s.tokenSum = sha256.Sum256(s.token)
 	if s.sources == nil {
-		s.sources = func() []SourceStatus { return nil }
+		s.sources = func() []store.SourceStatus { return nil }
 	}
 	if s.now == nil {
 		s.now = time.Now

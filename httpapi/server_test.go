@@ -54,22 +54,22 @@ func TestHealthzClosedStore(t *testing.T) {
 }
 
 func TestReadyz(t *testing.T) {
-	live := func(name string, lag, threshold uint64) SourceStatus {
-		return SourceStatus{Name: name, Kind: "flow", State: StateLive, Lag: lag, LagThreshold: threshold}
+	live := func(name string, lag, threshold uint64) store.SourceStatus {
+		return store.SourceStatus{Name: name, Kind: "flow", State: store.StateLive, Lag: lag, LagThreshold: threshold}
 	}
 	tests := []struct {
 		name    string
-		sources []SourceStatus
+		sources []store.SourceStatus
 		ready   bool
 		reason  string // expected in the failing source's reason
 	}{
 		{"NoSources", nil, true, ""},
-		{"AllLive", []SourceStatus{live("a", 0, 5), live("b", 5, 5)}, true, ""},
-		{"Starting", []SourceStatus{live("a", 0, 5), {Name: "b", State: StateStarting}}, false, "not live: starting"},
-		{"Backfilling", []SourceStatus{{Name: "a", State: StateBackfilling, Progress: &Progress{Done: 10, Total: 100}}}, false, "not live: backfilling (10 of 100)"},
-		{"LagOverThreshold", []SourceStatus{live("a", 6, 5)}, false, "lag 6 exceeds threshold 5"},
-		{"Retrying", []SourceStatus{{Name: "a", State: StateRetrying, LastError: "dial 10.0.0.1: refused"}}, false, "not live: retrying"},
-		{"Failed", []SourceStatus{{Name: "a", State: StateFailed}}, false, "not live: failed"},
+		{"AllLive", []store.SourceStatus{live("a", 0, 5), live("b", 5, 5)}, true, ""},
+		{"Starting", []store.SourceStatus{live("a", 0, 5), {Name: "b", State: store.StateStarting}}, false, "not live: starting"},
+		{"Backfilling", []store.SourceStatus{{Name: "a", State: store.StateBackfilling, Progress: &store.Progress{Done: 10, Total: 100}}}, false, "not live: backfilling (10 of 100)"},
+		{"LagOverThreshold", []store.SourceStatus{live("a", 6, 5)}, false, "lag 6 exceeds threshold 5"},
+		{"Retrying", []store.SourceStatus{{Name: "a", State: store.StateRetrying, LastError: "dial 10.0.0.1: refused"}}, false, "not live: retrying"},
+		{"Failed", []store.SourceStatus{{Name: "a", State: store.StateFailed}}, false, "not live: failed"},
 	}
 	e := newEnv(t, withToken("tok"))
 	e.token = ""
@@ -102,14 +102,14 @@ func TestReadyz(t *testing.T) {
 		})
 	}
 	t.Run("Transitions", func(t *testing.T) {
-		st := SourceStatus{Name: "flow-main", State: StateStarting, LagThreshold: 10}
+		st := store.SourceStatus{Name: "flow-main", State: store.StateStarting, LagThreshold: 10}
 		for _, step := range []struct {
-			state string
+			state store.SourceState
 			lag   uint64
 			want  int
 		}{
-			{StateStarting, 0, 503}, {StateBackfilling, 5000, 503}, {StateLive, 3, 200},
-			{StateLive, 50, 503}, {StateLive, 10, 200}, {StateRetrying, 0, 503}, {StateLive, 0, 200},
+			{store.StateStarting, 0, 503}, {store.StateBackfilling, 5000, 503}, {store.StateLive, 3, 200},
+			{store.StateLive, 50, 503}, {store.StateLive, 10, 200}, {store.StateRetrying, 0, 503}, {store.StateLive, 0, 200},
 		} {
 			st.State, st.Lag = step.state, step.lag
 			e.status.set(st)

@@ -34,8 +34,8 @@ type epochsJSON struct {
 	BlocksPerEpoch       uint64    `json:"blocks_per_epoch"`
 }
 
-// sourceJSON is the source object of API.md: the runner's live status
-// merged with what the store keeps.
+// sourceJSON is the source object of API.md: a store.SourceStatus (what
+// the runner reports) merged with the store.SourceInfo the store keeps.
 type sourceJSON struct {
 	Name           string          `json:"name"`
 	Kind           string          `json:"kind"`
@@ -58,17 +58,17 @@ type sourceJSON struct {
 	Epochs         *epochsJSON     `json:"epochs,omitempty"`
 }
 
-func sourceObject(st *SourceStatus, in *store.SourceInfo) sourceJSON {
+func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 	var o sourceJSON
 	if st != nil {
-		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: st.State,
+		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: string(st.State),
 			HeadHeight: st.HeadHeight, Lag: st.Lag, LagThreshold: st.LagThreshold,
 			LastError: st.LastError, Reconnects: st.Reconnects, Warnings: st.Warnings, LiveSince: jsonTime(st.LiveSince)}
 		if p := st.Progress; p != nil {
 			o.Progress = &progressJSON{Done: p.Done, Total: p.Total, Rate: p.Rate, ETASeconds: p.ETA.Seconds()}
 		}
 	} else {
-		o = sourceJSON{Name: in.Name, Kind: in.Kind, State: StateStopped}
+		o = sourceJSON{Name: in.Name, Kind: in.Kind, State: string(store.StateStopped)}
 	}
 	if in == nil {
 		return o
@@ -167,7 +167,7 @@ func csvTimePtr(t *time.Time) string {
 
 // source finds one configured or stored source, or answers 404.
 func (s *Server) source(r *http.Request, name string) (sourceJSON, error) {
-	var st *SourceStatus
+	var st *store.SourceStatus
 	for _, c := range s.sources() {
 		if c.Name == name {
 			st = &c
@@ -245,11 +245,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, readiness{Name: "store", State: "unavailable", Reason: "database not readable"})
 	}
 	for _, st := range s.sources() {
-		rd := readiness{Name: st.Name, State: st.State, Ready: true}
+		rd := readiness{Name: st.Name, State: string(st.State), Ready: true}
 		switch {
-		case st.State != StateLive:
-			rd.Ready, rd.Reason = false, "not live: "+st.State
-			if st.State == StateBackfilling && st.Progress != nil && st.Progress.Total > 0 {
+		case st.State != store.StateLive:
+			rd.Ready, rd.Reason = false, "not live: "+string(st.State)
+			if st.State == store.StateBackfilling && st.Progress != nil && st.Progress.Total > 0 {
 				rd.Reason += fmt.Sprintf(" (%d of %d)", st.Progress.Done, st.Progress.Total)
 			}
 		case st.Lag > st.LagThreshold:

@@ -308,7 +308,7 @@ func TestFaultMatrixFlow(t *testing.T) {
 				return func() (bool, string) {
 					cp, _ := checkpointOf(st, flowName)
 					s := r.r.Status()
-					return cp == sim.SealedHeight() && s.State == indexer.StateLive, fmt.Sprintf("checkpoint %d of %d, %+v", cp, sim.SealedHeight(), s)
+					return cp == sim.SealedHeight() && s.State == store.StateLive, fmt.Sprintf("checkpoint %d of %d, %+v", cp, sim.SealedHeight(), s)
 				}
 			}
 
@@ -332,7 +332,7 @@ func TestFaultMatrixFlow(t *testing.T) {
 			sim.Produce(200)
 			faulted := sim.Stats().Faulted
 			r = runInBackground(t, st, src, fastRunner(logs))
-			var hit indexer.Status
+			var hit store.SourceStatus
 			if c.seen != "" {
 				within(t, "the fault to show", func() (bool, string) {
 					hit = r.r.Status()
@@ -466,7 +466,7 @@ func TestFaultMatrixSpacemesh(t *testing.T) {
 			sim.Advance(10)
 			within(t, "the outage to show", func() (bool, string) {
 				s := r.r.Status()
-				return s.State == indexer.StateRetrying && strings.Contains(s.LastError, "Unavailable"), fmt.Sprintf("%+v", s)
+				return s.State == store.StateRetrying && strings.Contains(s.LastError, "Unavailable"), fmt.Sprintf("%+v", s)
 			})
 			sim.SetUnavailable(false)
 			return ^uint32(0)
@@ -578,11 +578,11 @@ func (c *simClock) Sleep(ctx context.Context, d time.Duration) error {
 
 // runUntil runs the source under a Runner until the clock reaches end,
 // or until the Runner gives up, and returns the status it had then.
-func (c *simClock) runUntil(st *store.Store, src indexer.Source, cfg indexer.RunnerConfig, end time.Time) (indexer.Status, error) {
+func (c *simClock) runUntil(st *store.Store, src indexer.Source, cfg indexer.RunnerConfig, end time.Time) (store.SourceStatus, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := indexer.NewRunner(st, src, cfg)
-	var status indexer.Status
+	var status store.SourceStatus
 	c.mu.Lock()
 	c.stopAt, c.stop = end, cancel
 	c.onStop = func() { status = r.Status() }
@@ -634,7 +634,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 			logs := &storetest.LogBuffer{}
 			rcfg := indexer.RunnerConfig{BatchMaxDelay: time.Second, BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 				Logger: zerolog.New(logs), Now: clk.Now, Sleep: clk.Sleep}
-			run := func(end time.Time) (indexer.Status, error) {
+			run := func(end time.Time) (store.SourceStatus, error) {
 				src, err := presearch.New(cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -653,7 +653,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 			status, err := run(end)
 			cp, _ := checkpointOf(st, preName)
 			if c.fails {
-				if err == nil || !indexer.IsPermanent(err) || status.State != indexer.StateFailed || !strings.Contains(status.LastError, c.seen) {
+				if err == nil || !indexer.IsPermanent(err) || status.State != store.StateFailed || !strings.Contains(status.LastError, c.seen) {
 					t.Fatalf("run: %v, status %+v; want failed with %q", err, status, c.seen)
 				}
 				if cp != cpBefore {
@@ -666,7 +666,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 				if !strings.Contains(logs.String(), c.seen) {
 					t.Fatalf("the fault never showed (%q):\n%s", c.seen, logs.String())
 				}
-				if want := end.Add(-presearch.DefaultStatsDelay).Truncate(time.Hour); cp != uint64(want.Unix()) || status.State != indexer.StateLive {
+				if want := end.Add(-presearch.DefaultStatsDelay).Truncate(time.Hour); cp != uint64(want.Unix()) || status.State != store.StateLive {
 					t.Fatalf("checkpoint %s, state %s; want live at %s", time.Unix(int64(cp), 0).UTC(), status.State, want)
 				}
 			}

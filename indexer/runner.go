@@ -27,9 +27,12 @@ type RunnerConfig struct {
 	BackoffMin, BackoffMax time.Duration
 	// StopTimeout bounds the final commit after ctx ends (default 3 s).
 	StopTimeout time.Duration
-	Logger      zerolog.Logger
-	Metrics     *Metrics // optional
-	Now         func() time.Time
+	// LagThreshold is reported on the source's status: the largest lag at
+	// which a live source counts as ready.
+	LagThreshold uint64
+	Logger       zerolog.Logger
+	Metrics      *Metrics // optional
+	Now          func() time.Time
 	// Sleep waits for d or until ctx ends; tests inject a fast one.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -74,34 +77,6 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Progress is the state of a source's long work, such as a backfill.
-type Progress struct {
-	Done  uint64        `json:"done"`
-	Total uint64        `json:"total"`
-	Rate  float64       `json:"rate"` // units per second since the work began
-	ETA   time.Duration `json:"eta"`
-}
-
-// Status is a snapshot of one source as the Runner sees it.
-type Status struct {
-	Name       string
-	Kind       string
-	Endpoint   string
-	State      State
-	Checkpoint *store.Checkpoint // last committed
-	HeadHeight uint64
-	Lag        uint64
-	LastError  string
-	Reconnects uint64
-	Attempt    int // consecutive failed runs
-	Progress   *Progress
-	// LiveSince is when the source last became live (zero when not live).
-	LiveSince time.Time
-	// Warnings counts per-record warnings since the process started,
-	// including every quarantined record.
-	Warnings uint64
-}
-
 // Runner runs one Source: it commits the source's batches to the store,
 // and on failure waits a jittered backoff and resumes from the stored
 // checkpoint.
@@ -112,7 +87,7 @@ type Runner struct {
 	log zerolog.Logger
 
 	mu         sync.Mutex
-	status     Status
+	status     store.SourceStatus
 	progressAt time.Time // when the current progress began
 	progress0  uint64
 	warnings   warnings
@@ -124,12 +99,13 @@ func NewRunner(st *store.Store, src Source, cfg RunnerConfig) *Runner {
 	r := &Runner{st: st, src: src, cfg: cfg}
 	r.log = cfg.Logger.With().Str("source", src.Name()).Logger()
 	r.warnings = warnings{log: &r.log, now: cfg.Now}
-	r.status = Status{Name: src.Name(), Kind: src.Kind(), Endpoint: src.Endpoint(), State: StateStarting}
+	r.status = store.SourceStatus{Name: src.Name(), Kind: src.Kind(), Endpoint: src.Endpoint(),
+		State: store.StateStarting, LagThreshold: cfg.LagThreshold}
 	return r
 }
 
 // Status returns the source's current state.
-func (r *Runner) Status() Status {
+func (r *Runner) Status() store.SourceStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.status
@@ -170,7 +146,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			if closeErr != nil {
 				r.log.Error().Err(closeErr).Msg("final commit on stop")
 			}
-			r.setState(StateStarting)
+			r.setState(store.StateStarting)
 			return nil
 		}
 		err = runErr
@@ -195,10 +171,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		if errors.As(err, &ra) && ra.After > wait {
 			wait = ra.After
 		}
-		r.retrying(err, attempt)
+		r.retrying(err)
 		r.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source failed; retrying")
 		if r.cfg.Sleep(ctx, wait) != nil {
-			r.setState(StateStarting)
+			r.setState(store.StateStarting)
 			return nil
 		}
 	}
@@ -233,40 +209,36 @@ func (r *Runner) rejected(q *store.Rejected) {
 		Str("reason", q.Reason).Msg("upstream record quarantined; listed at /v1/rejected")
 }
 
-func (r *Runner) setState(s State) {
+func (r *Runner) setState(s store.SourceState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.setStateLocked(s)
 }
 
-func (r *Runner) setStateLocked(s State) {
-	if s == StateLive && r.status.State != StateLive {
+func (r *Runner) setStateLocked(s store.SourceState) {
+	if s == store.StateLive && r.status.State != store.StateLive {
 		r.status.LiveSince = r.cfg.Now()
 		r.status.Progress = nil
 	}
-	if s != StateLive {
+	if s != store.StateLive {
 		r.status.LiveSince = time.Time{}
-	}
-	if s == StateLive || s == StateBackfilling {
-		r.status.Attempt = 0
 	}
 	r.status.State = s
 	if m := r.cfg.Metrics; m != nil {
 		v := 0.0
-		if s == StateLive {
+		if s == store.StateLive {
 			v = 1
 		}
 		m.Up.WithLabelValues(r.status.Name).Set(v)
 	}
 }
 
-func (r *Runner) retrying(err error, attempt int) {
+func (r *Runner) retrying(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.setStateLocked(StateRetrying)
+	r.setStateLocked(store.StateRetrying)
 	r.status.LastError = err.Error()
 	r.status.Reconnects++
-	r.status.Attempt = attempt
 	if m := r.cfg.Metrics; m != nil {
 		m.Reconnects.WithLabelValues(r.status.Name).Inc()
 	}
@@ -275,7 +247,7 @@ func (r *Runner) retrying(err error, attempt int) {
 func (r *Runner) fail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.setStateLocked(StateFailed)
+	r.setStateLocked(store.StateFailed)
 	r.status.LastError = err.Error()
 	r.log.Error().Err(err).Msg("source failed; not retrying")
 }
@@ -317,7 +289,7 @@ func (r *Runner) setProgress(done, total uint64) {
 	if r.status.Progress == nil || done < r.status.Progress.Done {
 		r.progressAt, r.progress0 = now, done
 	}
-	p := &Progress{Done: done, Total: total}
+	p := &store.Progress{Done: done, Total: total}
 	if el := now.Sub(r.progressAt).Seconds(); el > 0 && done > r.progress0 {
 		p.Rate = float64(done-r.progress0) / el
 		if total > done {

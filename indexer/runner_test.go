@@ -37,7 +37,7 @@ func (c *countingSource) Run(ctx context.Context, r indexer.Resume, sink indexer
 	if c.permanent != nil {
 		return indexer.Permanent(c.permanent)
 	}
-	sink.SetState(indexer.StateLive)
+	sink.SetState(store.StateLive)
 	sink.SetHead(c.last)
 	n := 0
 	for h := r.Checkpoint.Height + 1; h <= c.last; h++ {
@@ -126,7 +126,7 @@ func TestRunnerStopsOnPermanentError(t *testing.T) {
 		t.Fatalf("Run returned %v, want a permanent error", err)
 	}
 	s := r.Status()
-	if s.State != indexer.StateFailed || s.LastError == "" || len(src.starts) != 1 {
+	if s.State != store.StateFailed || s.LastError == "" || len(src.starts) != 1 {
 		t.Fatalf("state %s, last error %q, %d runs; want failed after one run", s.State, s.LastError, len(src.starts))
 	}
 }

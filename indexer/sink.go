@@ -223,7 +223,7 @@ func (s *sink) commit(batches []store.Batch) error {
 	return nil
 }
 
-func (s *sink) SetState(st State)              { s.r.setState(st) }
+func (s *sink) SetState(st store.SourceState)  { s.r.setState(st) }
 func (s *sink) SetHead(h uint64)               { s.r.setHead(h) }
 func (s *sink) SetProgress(done, total uint64) { s.r.setProgress(done, total) }
 func (s *sink) Log() *zerolog.Logger           { return &s.r.log }

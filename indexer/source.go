@@ -47,8 +47,9 @@ type Sink interface {
 	Emit(ctx context.Context, b store.Batch) error
 	// Flush commits everything emitted so far and returns once it is durable.
 	Flush(ctx context.Context) error
-	// SetState reports the source's phase (StateBackfilling, StateLive).
-	SetState(s State)
+	// SetState reports the source's phase (store.StateBackfilling,
+	// store.StateLive).
+	SetState(s store.SourceState)
 	// SetHead reports the upstream's newest height, for lag.
 	SetHead(height uint64)
 	// SetProgress reports long work (a backfill): done of total units.
@@ -61,18 +62,6 @@ type Sink interface {
 	// the sample is full. Record-level problems never go to Log.
 	Warn() *zerolog.Event
 }
-
-// State is a source's phase, as shown on /v1/sources.
-type State string
-
-// The states of a source.
-const (
-	StateStarting    State = "starting"
-	StateBackfilling State = "backfilling"
-	StateLive        State = "live"
-	StateRetrying    State = "retrying"
-	StateFailed      State = "failed"
-)
 
 // PermanentError marks a failure that retrying cannot fix (a rejected API
 // key, a start height below the node's root).

@@ -102,15 +102,15 @@ type Epochs struct {
 
 // SourceInfo is what the store keeps about one source besides its records.
 type SourceInfo struct {
-	Name       string          `json:"name"`
-	Kind       string          `json:"kind"`
-	Checkpoint *Checkpoint     `json:"checkpoint,omitempty"`
-	Epochs     *Epochs         `json:"epochs,omitempty"`
-	Meta       json.RawMessage `json:"meta,omitempty"` // source facts, e.g. a network's HRP
-	Events     uint64          `json:"events"`         // records currently stored
-	Blocks     uint64          `json:"blocks"`
-	Rewards    uint64          `json:"rewards"`
-	Rejected   uint64          `json:"rejected"` // quarantined records currently stored
+	Name       string
+	Kind       string
+	Checkpoint *Checkpoint
+	Epochs     *Epochs
+	Meta       json.RawMessage // source facts, e.g. a network's HRP
+	Events     uint64          // records currently stored
+	Blocks     uint64
+	Rewards    uint64
+	Rejected   uint64 // quarantined records currently stored
 }
 
 // Rejected is an upstream record that failed validation, quarantined

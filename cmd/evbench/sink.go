@@ -149,7 +149,7 @@ func (s *groupSink) taken() (int64, uint64) {
 	return s.events, s.last
 }
 
-func (s *groupSink) SetState(indexer.State)     {}
+func (s *groupSink) SetState(store.SourceState) {}
 func (s *groupSink) SetHead(uint64)             {}
 func (s *groupSink) SetProgress(uint64, uint64) {}
 func (s *groupSink) Log() *zerolog.Logger       { return &s.log }

@@ -166,13 +166,14 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 		runners[i] = indexer.NewRunner(st, s.src, indexer.RunnerConfig{
 			BatchMaxRecords: cfg.Store.BatchMaxRecords,
 			BatchMaxDelay:   cfg.Store.BatchMaxDelay,
+			LagThreshold:    s.lagThreshold,
 			Logger:          log,
 			Metrics:         metrics,
 		})
 	}
 	api := httpapi.New(httpapi.Config{
 		Store:    st,
-		Sources:  func() []httpapi.SourceStatus { return sourceStatuses(sources, runners) },
+		Sources:  func() []store.SourceStatus { return statuses(runners) },
 		Gatherer: reg,
 		Token:    cfg.HTTP.Token,
 		Logger:   log,
@@ -224,18 +225,11 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	return nil
 }
 
-func sourceStatuses(sources []builtSource, runners []*indexer.Runner) []httpapi.SourceStatus {
-	out := make([]httpapi.SourceStatus, len(runners))
+// statuses is the live status of every runner, for the API.
+func statuses(runners []*indexer.Runner) []store.SourceStatus {
+	out := make([]store.SourceStatus, len(runners))
 	for i, r := range runners {
-		s := r.Status()
-		out[i] = httpapi.SourceStatus{
-			Name: s.Name, Kind: s.Kind, Endpoint: s.Endpoint, State: string(s.State),
-			HeadHeight: s.HeadHeight, Lag: s.Lag, LagThreshold: sources[i].lagThreshold,
-			LastError: s.LastError, Reconnects: s.Reconnects, Warnings: s.Warnings, LiveSince: s.LiveSince,
-		}
-		if p := s.Progress; p != nil {
-			out[i].Progress = &httpapi.Progress{Done: p.Done, Total: p.Total, Rate: p.Rate, ETA: p.ETA}
-		}
+		out[i] = r.Status()
 	}
 	return out
 }

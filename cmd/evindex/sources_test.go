@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -214,7 +215,7 @@ func (s echoSource) Kind() string     { return "echo" }
 func (s echoSource) Endpoint() string { return "nowhere" }
 
 func (s echoSource) Run(ctx context.Context, _ indexer.Resume, sink indexer.Sink) error {
-	sink.SetState(indexer.StateLive)
+	sink.SetState(store.StateLive)
 	<-ctx.Done()
 	return nil
 }

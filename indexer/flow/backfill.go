@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/store"
 )
 
@@ -41,7 +40,7 @@ type chunkResult struct {
 func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
 	cfg := r.s.cfg.Backfill
 	total := to - from + 1
-	r.sink.SetState(indexer.StateBackfilling)
+	r.sink.SetState(store.StateBackfilling)
 	r.sink.SetProgress(0, total)
 	r.log.Info().Uint64("from", from).Uint64("to", to).Int("workers", cfg.Workers).
 		Int("event_types", len(r.s.cfg.EventTypes)).Msg("backfill started")

@@ -10,7 +10,6 @@ import (
 	"github.com/onflow/flow/protobuf/go/flow/entities"
 	"github.com/onflow/flow/protobuf/go/flow/executiondata"
 
-	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/store"
 )
 
@@ -65,7 +64,7 @@ func (r *run) live(ctx context.Context, next uint64) error {
 	}()
 	// Caught up: the stream may stay quiet until the next block is sealed.
 	if head := r.head.Load(); head < next || head-next+1 <= cfg.Backfill.Distance {
-		r.sink.SetState(indexer.StateLive)
+		r.sink.SetState(store.StateLive)
 	}
 
 	start := next
@@ -121,11 +120,11 @@ func (r *run) live(ctx context.Context, next uint64) error {
 func (r *run) reportPhase(start, h uint64) {
 	head := r.head.Load()
 	if head > h && head-h > r.s.cfg.Backfill.Distance {
-		r.sink.SetState(indexer.StateBackfilling)
+		r.sink.SetState(store.StateBackfilling)
 		r.sink.SetProgress(h-start+1, head-start+1)
 		return
 	}
-	r.sink.SetState(indexer.StateLive)
+	r.sink.SetState(store.StateLive)
 }
 
 // pollHead reports the sealed head now and then while the stream runs, so

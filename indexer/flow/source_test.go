@@ -329,7 +329,7 @@ func TestCleanRun(t *testing.T) {
 			// New blocks arrive on the open stream.
 			sim.Produce(45)
 			waitCheckpoint(t, st, sim.SealedHeight()-hb+1)
-			eventually(t, "live state", func() bool { return r.Status().State == indexer.StateLive })
+			eventually(t, "live state", func() bool { return r.Status().State == store.StateLive })
 			if err := r.stop(t); err != nil {
 				t.Fatalf("run: %v", err)
 			}
@@ -402,12 +402,12 @@ func TestFaults(t *testing.T) {
 	tests := []struct {
 		name   string
 		inject func(*flowsim.Sim)
-		check  func(*testing.T, flowsim.Stats, indexer.Status)
+		check  func(*testing.T, flowsim.Stats, store.SourceStatus)
 	}{
 		{
 			name:   "StreamCut",
 			inject: func(s *flowsim.Sim) { s.CutStreams(4, 90) },
-			check: func(t *testing.T, s flowsim.Stats, _ indexer.Status) {
+			check: func(t *testing.T, s flowsim.Stats, _ store.SourceStatus) {
 				if s.Streams != 5 {
 					t.Fatalf("%d streams, want 5 (4 cut, then one to the end)", s.Streams)
 				}
@@ -416,7 +416,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:   "MessageIndexGap",
 			inject: func(s *flowsim.Sim) { s.SkipMessageIndex(2, 33) },
-			check: func(t *testing.T, s flowsim.Stats, st indexer.Status) {
+			check: func(t *testing.T, s flowsim.Stats, st store.SourceStatus) {
 				// Each gap ends a stream; the next resumes at the checkpoint,
 				// which is before the lost response.
 				if s.Streams != 3 || s.StreamStarts[1] > 101+33 || s.StreamStarts[2] > s.StreamStarts[1]+33 {
@@ -430,7 +430,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:   "UnavailableCalls",
 			inject: func(s *flowsim.Sim) { s.FailCalls(6) },
-			check: func(t *testing.T, s flowsim.Stats, st indexer.Status) {
+			check: func(t *testing.T, s flowsim.Stats, st store.SourceStatus) {
 				if s.Faulted != 6 || st.Reconnects < 1 {
 					t.Fatalf("%d faulted calls, %d reconnects", s.Faulted, st.Reconnects)
 				}
@@ -439,7 +439,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:   "UnavailableForAWhile",
 			inject: func(s *flowsim.Sim) { s.FailFor(150 * time.Millisecond) },
-			check: func(t *testing.T, s flowsim.Stats, st indexer.Status) {
+			check: func(t *testing.T, s flowsim.Stats, st store.SourceStatus) {
 				if s.Faulted == 0 || st.Reconnects == 0 || !strings.Contains(st.LastError, "Unavailable") {
 					t.Fatalf("%d faulted calls, %d reconnects, last error %q", s.Faulted, st.Reconnects, st.LastError)
 				}
@@ -448,7 +448,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:   "ResourceExhausted",
 			inject: func(s *flowsim.Sim) { s.ExhaustStreams(3) },
-			check: func(t *testing.T, s flowsim.Stats, st indexer.Status) {
+			check: func(t *testing.T, s flowsim.Stats, st store.SourceStatus) {
 				if s.Streams != 1 || s.Faulted != 3 || !strings.Contains(st.LastError, "ResourceExhausted") {
 					t.Fatalf("%d streams, %d faulted, last error %q", s.Streams, s.Faulted, st.LastError)
 				}
@@ -462,7 +462,7 @@ func TestFaults(t *testing.T) {
 			st := storetest.MustOpen(t)
 			r := startRunner(t, st, newSource(t, sim, nil))
 			waitCheckpoint(t, st, sim.SealedHeight())
-			eventually(t, "live state", func() bool { return r.Status().State == indexer.StateLive })
+			eventually(t, "live state", func() bool { return r.Status().State == store.StateLive })
 			status := r.Status()
 			if err := r.stop(t); err != nil {
 				t.Fatalf("run: %v", err)
@@ -502,7 +502,7 @@ func TestStartBelowRootFails(t *testing.T) {
 			}
 			s := r.Status()
 			want := "start height 40 is below the access node's root height 100"
-			if s.State != indexer.StateFailed || !strings.Contains(s.LastError, want) || !strings.Contains(err.Error(), want) {
+			if s.State != store.StateFailed || !strings.Contains(s.LastError, want) || !strings.Contains(err.Error(), want) {
 				t.Fatalf("state %s, last error %q, want failed with %q", s.State, s.LastError, want)
 			}
 			// At most the chunks already under way when the first answer
@@ -526,14 +526,14 @@ func TestBackfillThenLive(t *testing.T) {
 	var sawBackfill bool
 	eventually(t, "backfill done", func() bool {
 		s := r.Status()
-		sawBackfill = sawBackfill || s.State == indexer.StateBackfilling
+		sawBackfill = sawBackfill || s.State == store.StateBackfilling
 		return checkpoint(t, st) >= root+history
 	})
 	// The live stream picks up new blocks after the backfilled range (fewer
 	// than Distance, so they do not start another backfill).
 	sim.Produce(60)
 	waitCheckpoint(t, st, sim.SealedHeight())
-	eventually(t, "live state", func() bool { return r.Status().State == indexer.StateLive })
+	eventually(t, "live state", func() bool { return r.Status().State == store.StateLive })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("run: %v", err)
 	}

@@ -208,9 +208,9 @@ func (r *run) report(now time.Time) {
 	if r.contacted && (!r.announced || live != r.live) {
 		r.announced, r.live = true, live
 		if live {
-			r.sink.SetState(indexer.StateLive)
+			r.sink.SetState(store.StateLive)
 		} else {
-			r.sink.SetState(indexer.StateBackfilling)
+			r.sink.SetState(store.StateBackfilling)
 		}
 	}
 	if !live && head.After(r.started) {

@@ -153,7 +153,7 @@ func newEnv(t *testing.T, simCfg presim.Config) *env {
 // run runs the source under the real Runner until the clock reaches until.
 // It returns the Runner's status at that moment (before the stop) and the
 // Runner's error.
-func (e *env) run(t *testing.T, until time.Time) (indexer.Status, error) {
+func (e *env) run(t *testing.T, until time.Time) (store.SourceStatus, error) {
 	t.Helper()
 	src, err := presearch.New(e.cfg)
 	if err != nil {
@@ -162,7 +162,7 @@ func (e *env) run(t *testing.T, until time.Time) (indexer.Status, error) {
 	ctx, cancel := e.clk.runUntil(until)
 	defer cancel()
 	r := indexer.NewRunner(e.st, src, e.rcfg)
-	var atStop indexer.Status
+	var atStop store.SourceStatus
 	e.clk.mu.Lock()
 	e.clk.onStop = func() { atStop = r.Status() }
 	e.clk.mu.Unlock()
@@ -192,7 +192,7 @@ func (e *env) rewards(t *testing.T) []store.Reward {
 	return nil
 }
 
-func (e *env) assertNoKey(t *testing.T, st indexer.Status, key string) {
+func (e *env) assertNoKey(t *testing.T, st store.SourceStatus, key string) {
 	t.Helper()
 	for what, text := range map[string]string{"logs": e.logs.String(), "last error": st.LastError, "endpoint": st.Endpoint} {
 		if strings.Contains(text, key) {
@@ -216,18 +216,18 @@ func TestWeekMatchesTruth(t *testing.T) {
 		stops = append(stops, start.Add(time.Duration(i)*7*time.Minute))
 	}
 	stops = append(stops, end)
-	var st indexer.Status
+	var st store.SourceStatus
 	for i, stop := range stops {
 		var err error
 		if st, err = e.run(t, stop); err != nil {
 			t.Fatalf("run until %s: %v", stop, err)
 		}
 		e.assertNoKey(t, st, e.sim.APIKey())
-		if i == 0 && (st.State != indexer.StateBackfilling || st.Progress == nil || st.Progress.Done >= st.Progress.Total) {
+		if i == 0 && (st.State != store.StateBackfilling || st.Progress == nil || st.Progress.Done >= st.Progress.Total) {
 			t.Fatalf("after 7 minutes: state %s progress %+v, want backfilling with progress", st.State, st.Progress)
 		}
 	}
-	if st.State != indexer.StateLive || st.Lag > uint64(time.Hour/time.Second) {
+	if st.State != store.StateLive || st.Lag > uint64(time.Hour/time.Second) {
 		t.Fatalf("after a week: state %s lag %d s, want live and at most an hour behind", st.State, st.Lag)
 	}
 	if drops.dropped == 0 {
@@ -395,7 +395,7 @@ func TestKeyRejectedFailsWithoutHammering(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "API key rejected") {
 		t.Fatalf("run error %v, want API key rejected", err)
 	}
-	if st.State != indexer.StateFailed || !strings.Contains(st.LastError, "API key rejected") {
+	if st.State != store.StateFailed || !strings.Contains(st.LastError, "API key rejected") {
 		t.Fatalf("state %s, last error %q", st.State, st.LastError)
 	}
 	if n := counter.count(); n != 1 {

@@ -172,7 +172,7 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 		defer priv.Close()
 		r.admin = smv1.NewAdminServiceClient(priv)
 	}
-	sink.SetState(indexer.StateStarting)
+	sink.SetState(store.StateStarting)
 
 	if r.net, err = r.fetchNetwork(ctx); err != nil {
 		return ctxNil(ctx, err)
@@ -278,7 +278,7 @@ func (r *run) step(ctx context.Context) error {
 	r.sink.SetHead(applied)
 
 	if r.next > applied {
-		r.sink.SetState(indexer.StateLive)
+		r.sink.SetState(store.StateLive)
 		if !r.indexed {
 			return nil
 		}
@@ -297,7 +297,7 @@ func (r *run) step(ctx context.Context) error {
 	for r.next <= applied {
 		end := min(applied, r.next+r.cfg.ChunkLayers-1)
 		if end < applied {
-			r.sink.SetState(indexer.StateBackfilling)
+			r.sink.SetState(store.StateBackfilling)
 			r.sink.SetProgress(r.next-begin, applied+1-begin)
 		}
 		from := r.next
@@ -315,7 +315,7 @@ func (r *run) step(ctx context.Context) error {
 		}
 		r.next, r.indexed = end+1, true
 	}
-	r.sink.SetState(indexer.StateLive)
+	r.sink.SetState(store.StateLive)
 	return nil
 }
 

@@ -460,7 +460,7 @@ func TestUnavailable(t *testing.T) {
 	sim.SetUnavailable(true)
 	sim.Advance(6)
 	eventually(t, "retrying while the node is down", func() string {
-		if s := r.r.Status(); s.State != indexer.StateRetrying || s.LastError == "" {
+		if s := r.r.Status(); s.State != store.StateRetrying || s.LastError == "" {
 			return fmt.Sprintf("state %s, last error %q", s.State, s.LastError)
 		}
 		return ""
@@ -468,7 +468,7 @@ func TestUnavailable(t *testing.T) {
 	sim.SetUnavailable(false)
 	caughtUp(t, st, sim, sim.Coinbases(), sim.Smeshers())
 	eventually(t, "live again", func() string {
-		if s := r.r.Status(); s.State != indexer.StateLive {
+		if s := r.r.Status(); s.State != store.StateLive {
 			return fmt.Sprintf("state %s", s.State)
 		}
 		return ""
@@ -610,7 +610,7 @@ func TestNetworkMismatchIsPermanent(t *testing.T) {
 	cfg.Smeshers = nil
 	r := startRunner(t, st, cfg)
 	eventually(t, "failed", func() string {
-		if s := r.r.Status(); s.State != indexer.StateFailed || !strings.Contains(s.LastError, "coinbases[0]") {
+		if s := r.r.Status(); s.State != store.StateFailed || !strings.Contains(s.LastError, "coinbases[0]") {
 			return fmt.Sprintf("state %s, last error %q", s.State, s.LastError)
 		}
 		return ""
