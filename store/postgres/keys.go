@@ -23,10 +23,10 @@ import (
 //	rejected 'q' source 0 height(8) key
 const (
 	cursorRejected = 'q'
-	cursorEvents  = 'e'
-	cursorBlocks  = 'b'
-	cursorRewards = 'r'
-	cursorNodes   = 'n'
+	cursorEvents   = 'e'
+	cursorBlocks   = 'b'
+	cursorRewards  = 'r'
+	cursorNodes    = 'n'
 )
 
 const sep = 0x00
