@@ -15,6 +15,10 @@ type Lease struct {
 	Owner      string // the instance name; "" when released
 	Generation uint64
 	Expires    time.Time // in the database's clock
+	// Status is the owner's last report of the source's runtime state,
+	// nil before the first. RenewLease stores it with the renewal;
+	// AcquireLease starts without one; a released lease keeps its last.
+	Status *SourceStatus
 }
 
 // Leaser is what a store shared by several processes adds: leases on
@@ -27,7 +31,8 @@ type Leaser interface {
 	// (also when that owner has the same name: a restarted process waits
 	// for its former lease to expire or be released).
 	AcquireLease(ctx context.Context, source, owner string, ttl time.Duration) (Lease, error)
-	// RenewLease extends a held lease to ttl from now and returns it. It
+	// RenewLease extends a held lease to ttl from now and returns it,
+	// storing l.Status when it is set (fenced like the renewal). It
 	// returns ErrLeaseLost when the source's lease is no longer l's owner
 	// and generation (renewing an expired lease nobody took is allowed).
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
@@ -35,6 +40,6 @@ type Leaser interface {
 	// take the source without waiting for expiry. Releasing a lease that
 	// is no longer held is a no-op.
 	ReleaseLease(ctx context.Context, l Lease) error
-	// Leases lists every source's lease, by source.
+	// Leases lists every source's lease with its last status, by source.
 	Leases(ctx context.Context) ([]Lease, error)
 }

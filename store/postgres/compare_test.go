@@ -354,6 +354,20 @@ func compare(t *testing.T, bolt, pg backend) {
 			return []any{cp, ok}, err
 		}, bolt, pg)
 	}
+	if ps, ok := pg.(interface {
+		States(context.Context, string) (map[string][]byte, error)
+	}); ok {
+		states, err := ps.States(ctx, "sm")
+		want := map[string][]byte{}
+		for _, k := range []string{"a", "b", "empty"} {
+			if v, _ := bolt.State(ctx, "sm", k); v != nil {
+				want[k] = v
+			}
+		}
+		if err != nil || !reflect.DeepEqual(states, want) {
+			t.Errorf("states: postgres %q (%v), bbolt %q", states, err, want)
+		}
+	}
 	for _, k := range []string{"a", "b", "empty", "none"} {
 		same(t, "state "+k, func(b backend) (any, error) { return b.State(ctx, "sm", k) }, bolt, pg)
 	}

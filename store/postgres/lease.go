@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -34,7 +35,8 @@ func (s *Store) AcquireLease(ctx context.Context, source, owner string, ttl time
 	var gen int64
 	err := s.db.QueryRow(ctx, `INSERT INTO leases AS l (source, owner, generation, expires_at)
 		VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond')
-		ON CONFLICT (source) DO UPDATE SET owner = excluded.owner, generation = l.generation + 1, expires_at = excluded.expires_at
+		ON CONFLICT (source) DO UPDATE SET owner = excluded.owner, generation = l.generation + 1, expires_at = excluded.expires_at,
+			status = NULL
 		WHERE l.owner = '' OR l.expires_at <= now()
 		RETURNING generation, expires_at`, source, owner, ttl.Microseconds()).Scan(&gen, &l.Expires)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -59,9 +61,17 @@ func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration
 	if ttl <= 0 {
 		return store.Lease{}, fmt.Errorf("renew lease of %s: %w: ttl %v", l.Source, store.ErrInvalid, ttl)
 	}
-	err := s.db.QueryRow(ctx, `UPDATE leases SET expires_at = now() + $4 * interval '1 microsecond'
+	var status []byte
+	if l.Status != nil {
+		var err error
+		if status, err = json.Marshal(l.Status); err != nil {
+			return store.Lease{}, fmt.Errorf("renew lease of %s: status: %w", l.Source, err)
+		}
+	}
+	err := s.db.QueryRow(ctx, `UPDATE leases SET expires_at = now() + $4 * interval '1 microsecond',
+			status = coalesce($5, status)
 		WHERE source = $1 AND owner = $2 AND generation = $3 RETURNING expires_at`,
-		l.Source, l.Owner, int64(l.Generation), ttl.Microseconds()).Scan(&l.Expires)
+		l.Source, l.Owner, int64(l.Generation), ttl.Microseconds(), status).Scan(&l.Expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Lease{}, fmt.Errorf("renew lease of %s: %w: %s no longer holds generation %d", l.Source, store.ErrLeaseLost, l.Owner, l.Generation)
 	}
@@ -83,19 +93,29 @@ func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
 	return nil
 }
 
-// Leases lists every source's lease, by source. A released lease has an
-// empty Owner.
+// Leases lists every source's lease with its owner's last status, by
+// source. A released lease has an empty Owner. It reads the replica when
+// the store has one, as the other listings do.
 func (s *Store) Leases(ctx context.Context) ([]store.Lease, error) {
-	rows, err := s.db.Query(ctx, `SELECT source, owner, generation, expires_at FROM leases ORDER BY source`)
+	rows, err := s.read.Query(ctx, `SELECT source, owner, generation, expires_at, status FROM leases ORDER BY source`)
 	if err != nil {
 		return nil, s.redact(fmt.Errorf("list leases: %w", err))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Lease, error) {
 		var l store.Lease
 		var gen int64
-		err := row.Scan(&l.Source, &l.Owner, &gen, &l.Expires)
+		var status []byte
+		if err := row.Scan(&l.Source, &l.Owner, &gen, &l.Expires, &status); err != nil {
+			return l, err
+		}
 		l.Generation, l.Expires = uint64(gen), l.Expires.UTC()
-		return l, err
+		if status != nil {
+			l.Status = new(store.SourceStatus)
+			if err := json.Unmarshal(status, l.Status); err != nil {
+				return l, fmt.Errorf("status of %s: %w: %v", l.Source, store.ErrCorrupt, err)
+			}
+		}
+		return l, nil
 	})
 	if err != nil {
 		return nil, s.redact(fmt.Errorf("list leases: %w", err))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -446,9 +447,18 @@ func TestLeases(t *testing.T) {
 	if _, err := s.AcquireLease(ctx, "sm", "host-b:2", time.Minute); err != nil {
 		t.Fatalf("another source is free: %v", err)
 	}
+	a.Status = &store.SourceStatus{Name: "flow", Kind: "flow", State: store.StateLive, HeadHeight: 120350, Lag: 5,
+		Checkpoint: &store.Checkpoint{Height: 120345, Time: t0}, LastError: "stream reset", Progress: &store.Progress{Done: 1, Total: 9, ETA: time.Second}}
 	renewed, err := s.RenewLease(ctx, a, 2*time.Minute)
 	if err != nil || !renewed.Expires.After(a.Expires) || renewed.Generation != a.Generation {
 		t.Fatalf("renew: %+v %v", renewed, err)
+	}
+	renewed.Status = nil // a renewal without a report keeps the last one
+	if renewed, err = s.RenewLease(ctx, renewed, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := s.Leases(ctx); err != nil || len(ls) != 2 || !reflect.DeepEqual(ls[0].Status, a.Status) || ls[1].Status != nil {
+		t.Fatalf("leases with status: %+v %v, want flow's status %+v", ls, err, a.Status)
 	}
 	if err := s.ReleaseLease(ctx, renewed); err != nil {
 		t.Fatal(err)
@@ -481,6 +491,9 @@ func TestLeases(t *testing.T) {
 	ls, err := s.Leases(ctx)
 	if err != nil || len(ls) != 2 || ls[0].Source != "flow" || ls[0].Owner != "host-c:3" || ls[1].Owner != "host-b:2" {
 		t.Fatalf("leases %+v %v", ls, err)
+	}
+	if ls[0].Status != nil {
+		t.Fatalf("a new owner starts without the former owner's status: %+v", ls[0].Status)
 	}
 }
 
@@ -540,4 +553,29 @@ func matches(q store.EventQuery, e *store.Event) bool {
 	return (q.Source == "" || e.Source == "flow") &&
 		(q.Address == "" || slices.Contains(e.Addresses, q.Address)) &&
 		(len(q.Types) == 0 || slices.Contains(q.Types, e.Type))
+}
+
+// TestMigratesAnOlderSchema: a database left at version 1 by an earlier
+// build is brought to the latest version at open, keeping its rows.
+func TestMigratesAnOlderSchema(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	c := connect(t, dsn)
+	_, err := c.Exec(ctx, `CREATE TABLE evindex_schema (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+		`+pgmigrations.All[0].SQL+`; INSERT INTO evindex_schema (version, name) VALUES (1, 'init');
+		INSERT INTO leases VALUES ('flow', 'old-host:1', 4, now() - interval '1 hour')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, _ := s.SchemaVersion(ctx); v != pgmigrations.Latest() {
+		t.Fatalf("version %d after open, want %d", v, pgmigrations.Latest())
+	}
+	l, err := s.AcquireLease(ctx, "flow", "new-host:2", time.Minute)
+	if err != nil || l.Generation != 5 {
+		t.Fatalf("takeover of the kept lease: %+v %v, want generation 5", l, err)
+	}
 }

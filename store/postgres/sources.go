@@ -123,3 +123,28 @@ func (s *Store) State(ctx context.Context, source, key string) ([]byte, error) {
 	}
 	return v, nil
 }
+
+// States returns every source-private value of the source (Batch.State),
+// by key; it reads the primary like State.
+func (s *Store) States(ctx context.Context, source string) (map[string][]byte, error) {
+	rows, err := s.db.Query(ctx, `SELECT key, value FROM source_state WHERE source = $1`, source)
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("state of %s: %w", source, err))
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var k, v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, s.redact(fmt.Errorf("state of %s: %w", source, err))
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		out[string(k)] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.redact(fmt.Errorf("state of %s: %w", source, err))
+	}
+	return out, nil
+}
