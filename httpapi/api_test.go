@@ -240,14 +240,14 @@ func TestRewards(t *testing.T) {
 	e.getOK("/v1/rewards?source=flow-main&account="+flowNodeB+"&limit=1").json(t, &p)
 	r := p.Items[0]
 	wantKeys(t, "reward", r, rewardKeys...)
-	if r["kind"] != store.KindFlowNodeReward || r["height"] != 1000.0 || r["unit"] != "FLOW" ||
+	if r["kind"] != "flow_node_reward" || r["height"] != 1000.0 || r["unit"] != "FLOW" ||
 		r["amount"] != "24.84567000" || r["raw_amount"] != "2484567000" || r["period_start"] != nil {
 		t.Fatalf("flow reward = %v", r)
 	}
 
 	e.getOK("/v1/rewards?account="+smSmesher+"&limit=1").json(t, &p)
 	r = p.Items[0]
-	if r["kind"] != store.KindSmesherReward || r["account"] != smCoinbase || r["unit"] != "SMH" ||
+	if r["kind"] != "smesher_reward" || r["account"] != smCoinbase || r["unit"] != "SMH" ||
 		r["amount"] != formatBig(smRaw(smFrom), 9) || r["raw_amount"] != smRaw(smFrom).String() {
 		t.Fatalf("spacemesh reward = %v", r)
 	}
@@ -258,7 +258,7 @@ func TestRewards(t *testing.T) {
 	e.getOK("/v1/rewards?source=presearch&account="+url.QueryEscape(preNodeA)+"&limit=1").json(t, &p)
 	r = p.Items[0]
 	wantKeys(t, "reward", r, rewardKeys...)
-	if r["kind"] != store.KindPresearchPeriod || r["height"] != nil || r["unit"] != "PRE" ||
+	if r["kind"] != "presearch_period" || r["height"] != nil || r["unit"] != "PRE" ||
 		r["period_start"] != preStart.Format(time.RFC3339) || r["period_end"] != preStart.Add(time.Hour).Format(time.RFC3339) ||
 		r["amount"] != "1.234567890123456789" || r["raw_amount"] != "1234567890123456789" {
 		t.Fatalf("presearch reward = %v", r)

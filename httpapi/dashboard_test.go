@@ -67,7 +67,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	b := store.Batch{Source: preSource, Kind: "presearch"}
 	for d := 1; d <= 3; d++ {
 		end := now.Add(-time.Duration(d) * 24 * time.Hour).Truncate(time.Hour)
-		b.Rewards = append(b.Rewards, store.Reward{Source: preSource, Account: preNodeA, Kind: store.KindPresearchPeriod,
+		b.Rewards = append(b.Rewards, store.Reward{Source: preSource, Account: preNodeA, Kind: "presearch_period",
 			ID: end.Format(time.RFC3339), Time: end, PeriodStart: end.Add(-time.Hour), PeriodEnd: end,
 			RawAmount: "2500000000000000000", Unit: "PRE", Decimals: 18})
 	}

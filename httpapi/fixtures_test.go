@@ -103,7 +103,7 @@ func flowBatch(from, to uint64) store.Batch {
 				node = flowNodeB
 			}
 			b.Rewards = append(b.Rewards, store.Reward{
-				Source: flowSource, Account: node, Kind: store.KindFlowNodeReward,
+				Source: flowSource, Account: node, Kind: "flow_node_reward",
 				ID: fmt.Sprintf("%d/%d/%d", h, 1, 2), Height: h, HasHeight: true,
 				// Spread rewards over several days and months for summaries.
 				Time:      flowStart.Add(time.Duration(h-flowFrom) * 97 * time.Minute),
@@ -135,7 +135,7 @@ func smBatch() store.Batch {
 		b.Blocks = append(b.Blocks, store.Block{Source: smSource, Height: l, BlockID: hexOf("1a", l), BlockTime: t, Status: "applied"})
 		if l%4 == 0 {
 			b.Rewards = append(b.Rewards, store.Reward{
-				Source: smSource, Account: smCoinbase, Kind: store.KindSmesherReward, ID: smSmesher + "/" + fmt.Sprint(l),
+				Source: smSource, Account: smCoinbase, Kind: "smesher_reward", ID: smSmesher + "/" + fmt.Sprint(l),
 				Height: l, HasHeight: true, Time: t, RawAmount: smRaw(l).String(), Unit: "SMH", Decimals: 9,
 				Aliases: []string{smSmesher},
 				Details: json.RawMessage(fmt.Sprintf(`{"smesher":%q,"layer_reward":"12000000000"}`, smSmesher)),
@@ -165,7 +165,7 @@ func preBatch() store.Batch {
 		start := preStart.Add(time.Duration(h) * time.Hour)
 		for n, node := range []string{preNodeA, preNodeB} {
 			b.Rewards = append(b.Rewards, store.Reward{
-				Source: preSource, Account: node, Kind: store.KindPresearchPeriod, ID: start.Format(time.RFC3339),
+				Source: preSource, Account: node, Kind: "presearch_period", ID: start.Format(time.RFC3339),
 				Time: start.Add(time.Hour), PeriodStart: start, PeriodEnd: start.Add(time.Hour),
 				RawAmount: preRaw(n, h).String(), Unit: "PRE", Decimals: 18,
 				Details: json.RawMessage(`{"total_pre_earned":1.23,"avg_uptime_score":100}`),

@@ -11,11 +11,11 @@ import (
 func TestRewardValueRoundTrip(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 5, time.UTC)
 	tests := map[string]Reward{
-		"FlowNode": {Source: "flow", Account: "node1", Kind: KindFlowNodeReward, ID: "5/0/0", Height: 5, HasHeight: true,
+		"FlowNode": {Source: "flow", Account: "node1", Kind: "flow_node_reward", ID: "5/0/0", Height: 5, HasHeight: true,
 			Time: t0, RawAmount: "1234500000", Unit: "FLOW", Decimals: 8, Details: json.RawMessage(`{"tx_id":"ab"}`)},
 		"HeightAndPeriod": {Source: "s", Account: "a", Kind: "k", ID: "x/y", Height: 1 << 40, HasHeight: true, Time: t0,
 			PeriodStart: t0.Add(-time.Hour), PeriodEnd: t0, RawAmount: "0", Unit: "U", Decimals: -2, Aliases: []string{"b", "c"}},
-		"HugeAmount": {Source: "pre", Account: "key", Kind: KindPresearchPeriod, ID: "w", Time: t0,
+		"HugeAmount": {Source: "pre", Account: "key", Kind: "presearch_period", ID: "w", Time: t0,
 			RawAmount: "340282366920938463463374607431768211456", Unit: "PRE", Decimals: 18},
 		"LeadingZero": {Source: "s", Account: "a", Kind: "k", ID: "i", Time: t0, RawAmount: "007", Unit: "U"},
 		"MaxUint64":   {Source: "s", Account: "a", Kind: "k", ID: "i", Time: t0, RawAmount: "18446744073709551615", Unit: "U"},

@@ -44,9 +44,9 @@ func compatBatches() []store.Batch {
 		b.Blocks = []store.Block{{Height: h, BlockID: id, BlockTime: t, EventCount: 5}}
 		if h%5 == 0 {
 			b.Rewards = append(b.Rewards,
-				store.Reward{Account: "node1", Kind: store.KindFlowNodeReward, ID: fmt.Sprintf("%d/0/0", h), Height: h, HasHeight: true,
+				store.Reward{Account: "node1", Kind: "flow_node_reward", ID: fmt.Sprintf("%d/0/0", h), Height: h, HasHeight: true,
 					Time: t, RawAmount: fmt.Sprint(h * 123456789), Unit: "FLOW", Decimals: 8, Details: json.RawMessage(`{"tx_id":"ab"}`)},
-				store.Reward{Account: "node1", Kind: store.KindFlowDelegatorReward, ID: fmt.Sprintf("%d/0/1", h), Height: h, HasHeight: true,
+				store.Reward{Account: "node1", Kind: "flow_delegator_reward", ID: fmt.Sprintf("%d/0/1", h), Height: h, HasHeight: true,
 					Time: t, RawAmount: "340282366920938463463374607431768211456", Unit: "FLOW", Decimals: 8, Aliases: []string{"node1/1"}})
 		}
 		b.Checkpoint = &store.Checkpoint{Height: h, BlockID: id, Time: t}
@@ -54,7 +54,7 @@ func compatBatches() []store.Batch {
 		out = append(out, b)
 	}
 	out = append(out, store.Batch{Source: "pre", Kind: "presearch", Rewards: []store.Reward{{
-		Account: "key1", Kind: store.KindPresearchPeriod, ID: "w1", Time: t0.Add(time.Hour),
+		Account: "key1", Kind: "presearch_period", ID: "w1", Time: t0.Add(time.Hour),
 		PeriodStart: t0, PeriodEnd: t0.Add(time.Hour), RawAmount: "1000000000000000000", Unit: "PRE", Decimals: 18,
 	}}})
 	return out

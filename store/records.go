@@ -17,52 +17,44 @@ type Event struct {
 	TxIndex    uint32
 	EventIndex uint32
 	Type       string
-	Contract   string   // indexed; e.g. "A.8624b52f9ddcd04a.FlowIDTableStaking"
+	Contract   string   // indexed; the source's grouping of types (a smart contract, a module)
 	Addresses  []string // indexed; lowercase hex without 0x (or the source's native form)
 	Payload    json.RawMessage
 }
 
-// Block is one indexed block (a Flow block, a Spacemesh layer). Its identity
-// is (Source, Height).
+// Block is one indexed block, or whatever unit of the upstream's chain a
+// height names. Its identity is (Source, Height).
 type Block struct {
 	Source     string
 	Height     uint64
 	BlockID    string
 	BlockTime  time.Time
 	EventCount uint32
-	Status     string // optional, e.g. a Spacemesh layer status
+	Status     string // optional, in the source's own words
 }
-
-// Reward kinds as served by the API.
-const (
-	KindFlowNodeReward      = "flow_node_reward"
-	KindFlowDelegatorReward = "flow_delegator_reward"
-	KindSmesherReward       = "smesher_reward"
-	KindPresearchPeriod     = "presearch_period"
-)
 
 // Reward is one payment to an account. Its identity is (Source, Account,
 // Time, ID); ID is chosen by the source and must be deterministic (for
-// example "height/tx/event" on Flow, "smesher/layer" on Spacemesh).
+// example "height/tx/event" of the event that paid it).
 type Reward struct {
 	Source  string
 	Account string
-	Kind    string
+	Kind    string // named by the source, served as it is
 	ID      string
-	// Height is meaningful only when HasHeight is set (Presearch periods
-	// have no height).
+	// Height is meaningful only when HasHeight is set (rewards for a
+	// period of time may have no height).
 	Height      uint64
 	HasHeight   bool
 	Time        time.Time
 	PeriodStart time.Time // zero when not a period reward
 	PeriodEnd   time.Time
 	// RawAmount is the amount in base units as a decimal integer string;
-	// it may exceed 64 bits (Presearch uses 10^-18 units).
+	// it may exceed 64 bits (tokens with 18 decimals do).
 	RawAmount string
-	Unit      string // FLOW, SMH, PRE
+	Unit      string // the token's symbol
 	Decimals  int    // base units per whole unit = 10^Decimals
-	// Aliases are further account ids that find this reward (for example a
-	// Spacemesh smesher id next to the coinbase in Account).
+	// Aliases are further account ids that find this reward (for example
+	// the id of the node that earned it next to the account paid).
 	Aliases []string
 	Details json.RawMessage
 }

@@ -71,7 +71,7 @@ func TestApplyRefusesWhatCannotReadBack(t *testing.T) {
 
 func rejectBatch(h uint64) store.Batch {
 	b := flowBatch(h, 2)
-	b.Rewards = []store.Reward{{Account: "node1", Kind: store.KindFlowNodeReward, ID: "7/0/0", Height: h, HasHeight: true,
+	b.Rewards = []store.Reward{{Account: "node1", Kind: "flow_node_reward", ID: "7/0/0", Height: h, HasHeight: true,
 		Time: b.Blocks[0].BlockTime, RawAmount: "100", Unit: "FLOW", Decimals: 8}}
 	b.Nodes = []store.NodeStatus{{Node: "node1", Time: b.Blocks[0].BlockTime}}
 	return b

@@ -305,7 +305,7 @@ func TestCursorInvalid(t *testing.T) {
 }
 
 func smReward(layer uint64, smesher, coinbase string, amount int64) store.Reward {
-	return store.Reward{Account: coinbase, Kind: store.KindSmesherReward, ID: fmt.Sprintf("%s/%d", smesher, layer),
+	return store.Reward{Account: coinbase, Kind: "smesher_reward", ID: fmt.Sprintf("%s/%d", smesher, layer),
 		Height: layer, HasHeight: true, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(layer) * 5 * time.Minute),
 		RawAmount: fmt.Sprint(amount), Unit: "SMH", Decimals: 9, Aliases: []string{smesher}}
 }
@@ -359,7 +359,7 @@ func TestSummaryEqualsRows(t *testing.T) {
 		Epochs: &store.Epochs{Genesis: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), BlockDuration: 5 * time.Minute, BlocksPerEpoch: 288}}); err != nil {
 		t.Fatal(err)
 	}
-	big18 := store.Reward{Account: "node1", Kind: store.KindPresearchPeriod, ID: "p1", Time: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC),
+	big18 := store.Reward{Account: "node1", Kind: "presearch_period", ID: "p1", Time: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC),
 		PeriodStart: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 1, 3, 1, 0, 0, 0, time.UTC),
 		RawAmount: "123456789012345678901234", Unit: "PRE", Decimals: 18}
 	if err := s.Apply(ctx, store.Batch{Source: "pre", Rewards: []store.Reward{big18}}); err != nil {

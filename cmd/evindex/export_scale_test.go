@@ -171,13 +171,13 @@ func scaleReward(i int) store.Reward {
 	case 0:
 		height := uint64(80_000_000 + round*600 + acct)
 		node := fmt.Sprintf("%064x", 0xf10_0000+acct)
-		r := store.Reward{Source: "flow-scale", Account: node, Kind: store.KindFlowNodeReward,
+		r := store.Reward{Source: "flow-scale", Account: node, Kind: "flow_node_reward",
 			ID: fmt.Sprintf("%d/0/%d", height, acct), Height: height, HasHeight: true,
 			Time: base.Add(time.Duration(round) * 7 * 24 * time.Hour / 100), Unit: "FLOW", Decimals: 8,
 			RawAmount: strconv.FormatUint(uint64(1_234_567_890+i*7919), 10)}
 		r.Details = fmt.Appendf(nil, `{"tx_id":"%064x","event_type":"A.8624b52f9ddcd04a.FlowIDTableStaking.RewardsPaid"}`, i)
 		if acct%4 == 3 {
-			r.Kind = store.KindFlowDelegatorReward
+			r.Kind = "flow_delegator_reward"
 			r.Aliases = []string{node + "/" + strconv.Itoa(acct)}
 		}
 		return r
@@ -186,7 +186,7 @@ func scaleReward(i int) store.Reward {
 		coinbase := fmt.Sprintf("sm1qqqqqq%032x", acct)
 		smesher := fmt.Sprintf("%064x", 0x5e5_0000+acct)
 		total := uint64(3_000_000_000 + i*104_729)
-		return store.Reward{Source: "sm-scale", Account: coinbase, Kind: store.KindSmesherReward,
+		return store.Reward{Source: "sm-scale", Account: coinbase, Kind: "smesher_reward",
 			ID: smesher + "/" + strconv.FormatUint(layer, 10), Height: layer, HasHeight: true,
 			Time: base.Add(time.Duration(round) * 5 * time.Minute), Unit: "SMH", Decimals: 9,
 			RawAmount: strconv.FormatUint(total, 10), Aliases: []string{smesher},
@@ -195,7 +195,7 @@ func scaleReward(i int) store.Reward {
 	default:
 		start := base.Add(time.Duration(round) * time.Hour)
 		raw := new(big.Int).Mul(big.NewInt(int64(12_345_678+i)), big.NewInt(1_000_000_000_000))
-		return store.Reward{Source: "presearch-scale", Account: fmt.Sprintf("pk%030x", 0x9e_0000+acct), Kind: store.KindPresearchPeriod,
+		return store.Reward{Source: "presearch-scale", Account: fmt.Sprintf("pk%030x", 0x9e_0000+acct), Kind: "presearch_period",
 			ID: start.Format(time.RFC3339), Time: start, PeriodStart: start, PeriodEnd: start.Add(time.Hour),
 			Unit: "PRE", Decimals: 18, RawAmount: raw.String(),
 			Details: fmt.Appendf(nil, `{"avg_uptime_score":100,"total_pre_earned":%s,"avg_latency_ms":41.5}`, raw)}

@@ -37,7 +37,7 @@ func sampleDB(t *testing.T, dir string) []byte {
 					Payload: json.RawMessage(fmt.Sprintf(`{"type":"Event","value":{"n":%d,"pad":%q}}`, i, strings.Repeat("x", 64)))})
 			}
 			b.Blocks = append(b.Blocks, store.Block{Height: i, BlockID: fmt.Sprintf("%064x", i), BlockTime: bt, EventCount: 6})
-			b.Rewards = append(b.Rewards, store.Reward{Account: fmt.Sprintf("node%d", i%3), Kind: store.KindFlowNodeReward,
+			b.Rewards = append(b.Rewards, store.Reward{Account: fmt.Sprintf("node%d", i%3), Kind: "flow_node_reward",
 				ID: fmt.Sprint(i), Height: i, HasHeight: true, Time: bt, RawAmount: fmt.Sprint(i * 1000), Unit: "FLOW", Decimals: 8})
 		}
 		b.Checkpoint = &store.Checkpoint{Height: h + 49}

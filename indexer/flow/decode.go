@@ -125,7 +125,7 @@ func (d *decoder) reward(ev *entities.Event, bd blockData, txID string) (store.R
 	r := store.Reward{
 		Source:    d.source,
 		Account:   node,
-		Kind:      store.KindFlowNodeReward,
+		Kind:      KindNodeReward,
 		ID:        fmt.Sprintf("%d/%d/%d", bd.height, ev.TransactionIndex, ev.EventIndex),
 		Height:    bd.height,
 		HasHeight: true,
@@ -144,7 +144,7 @@ func (d *decoder) reward(ev *entities.Event, bd blockData, txID string) (store.R
 		if err != nil {
 			return store.Reward{}, fmt.Errorf("delegatorID: %q is not a UInt32", text)
 		}
-		r.Kind = store.KindFlowDelegatorReward
+		r.Kind = KindDelegatorReward
 		r.Aliases = []string{node + "/" + strconv.FormatUint(id, 10)}
 		details["delegator_id"] = id
 	}

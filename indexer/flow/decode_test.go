@@ -164,11 +164,11 @@ func TestDecoderRewards(t *testing.T) {
 		t.Fatalf("got %d rewards, want 2: %+v", len(b.Rewards), b.Rewards)
 	}
 	nr, dr := b.Rewards[0], b.Rewards[1]
-	if nr.Account != node || nr.Kind != store.KindFlowNodeReward || nr.RawAmount != "123456789012" ||
+	if nr.Account != node || nr.Kind != KindNodeReward || nr.RawAmount != "123456789012" ||
 		nr.ID != "42/0/0" || !nr.HasHeight || nr.Height != 42 || !nr.Time.Equal(blockTime) || nr.Unit != "FLOW" || nr.Decimals != 8 {
 		t.Fatalf("node reward: %+v", nr)
 	}
-	if dr.Account != node || dr.Kind != store.KindFlowDelegatorReward || dr.RawAmount != "1" || dr.ID != "42/0/1" ||
+	if dr.Account != node || dr.Kind != KindDelegatorReward || dr.RawAmount != "1" || dr.ID != "42/0/1" ||
 		!slices.Equal(dr.Aliases, []string{node + "/7"}) || !strings.Contains(string(dr.Details), `"delegator_id":7`) {
 		t.Fatalf("delegator reward: %+v details %s", dr, dr.Details)
 	}

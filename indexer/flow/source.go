@@ -29,6 +29,12 @@ import (
 // Kind is the source kind stored with the records and shown by the API.
 const Kind = "flow"
 
+// Reward kinds of the Flow source, as the API serves them.
+const (
+	KindNodeReward      = "flow_node_reward"
+	KindDelegatorReward = "flow_delegator_reward"
+)
+
 // maxMessageBytes bounds one response from the access node.
 const maxMessageBytes = 64 << 20
 

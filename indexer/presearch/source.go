@@ -24,6 +24,10 @@ import (
 // Kind is the source kind in configs and on /v1/sources.
 const Kind = "presearch"
 
+// KindPeriod is the kind of the source's rewards (one per node and
+// window), as the API serves it.
+const KindPeriod = "presearch_period"
+
 // Reward unit of Presearch periods.
 const Unit = "PRE"
 
@@ -398,7 +402,7 @@ func periodReward(n node, w window) (store.Reward, bool, error) {
 	}
 	return store.Reward{
 		Account:     n.key,
-		Kind:        store.KindPresearchPeriod,
+		Kind:        KindPeriod,
 		ID:          w.start.UTC().Format(time.RFC3339),
 		Time:        w.start,
 		PeriodStart: w.start,

@@ -259,7 +259,7 @@ func TestWeekMatchesTruth(t *testing.T) {
 	perNode := map[string]*big.Int{}
 	covered := map[string]time.Duration{}
 	for _, r := range rewards {
-		if r.Kind != store.KindPresearchPeriod || r.Unit != "PRE" || r.Decimals != 18 || r.HasHeight {
+		if r.Kind != presearch.KindPeriod || r.Unit != "PRE" || r.Decimals != 18 || r.HasHeight {
 			t.Fatalf("reward %+v has the wrong kind, unit or height", r)
 		}
 		if !r.Time.Equal(r.PeriodStart) || r.ID != r.PeriodStart.Format(time.RFC3339) {

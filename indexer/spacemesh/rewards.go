@@ -275,7 +275,7 @@ func (r *run) record(nr nodeReward, who string) store.Reward {
 	})
 	rec := store.Reward{
 		Account:   nr.coinbase,
-		Kind:      store.KindSmesherReward,
+		Kind:      KindSmesherReward,
 		ID:        who + "/" + strconv.FormatUint(nr.layer, 10),
 		Height:    nr.layer,
 		HasHeight: true,

@@ -33,6 +33,10 @@ import (
 // Kind is the source kind stored with the records and shown by the API.
 const Kind = "spacemesh"
 
+// KindSmesherReward is the kind of the source's rewards, as the API
+// serves it.
+const KindSmesherReward = "smesher_reward"
+
 // maxMessageBytes bounds one response: a range of layers with their blocks
 // easily exceeds gRPC's 4 MiB default.
 const maxMessageBytes = 64 << 20

@@ -314,7 +314,7 @@ func TestRewardRecord(t *testing.T) {
 	if got == nil {
 		t.Fatalf("reward of %s in layer %d not stored", want.Smesher, twice)
 	}
-	if got.Account != want.Coinbase || got.Kind != store.KindSmesherReward || got.Unit != "SMH" || got.Decimals != 9 ||
+	if got.Account != want.Coinbase || got.Kind != spacemesh.KindSmesherReward || got.Unit != "SMH" || got.Decimals != 9 ||
 		got.ID != fmt.Sprintf("%s/%d", want.Smesher, twice) || !got.HasHeight ||
 		got.RawAmount != strconv.FormatUint(want.Total, 10) ||
 		len(got.Aliases) != 1 || got.Aliases[0] != want.Smesher ||
