@@ -146,11 +146,12 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// contractInType reports whether the contract is the type's prefix up to
-// a dot ("A.x.Token" of "A.x.Token.Deposited"); such events need no
+// contractInType reports whether the contract is a proper prefix of the
+// type, as sources that name an event after its contract write them
+// ("Token" of "Token.Deposited"); such events need no
 // by_contract entry, their by_type entries find them.
 func contractInType(typ, contract string) bool {
-	return contract != "" && len(typ) > len(contract) && typ[len(contract)] == '.' && typ[:len(contract)] == contract
+	return contract != "" && len(typ) > len(contract) && typ[:len(contract)] == contract
 }
 
 // encodeEvent encodes e as a version 2 value; joined says the block

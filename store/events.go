@@ -115,10 +115,12 @@ func (q *EventQuery) matches(e *Event) bool {
 	return true
 }
 
-// typesOf lists the event types in by_type that belong to a contract
-// (contract + "." + name), seeking past each type's entries.
+// typesOf lists the event types in by_type that the contract is a proper
+// prefix of (see contractInType), seeking past each type's entries. A
+// type that only starts with the contract's text ("TokenB.E" for
+// "Token") is listed too; its events fail the contract match.
 func typesOf(tx *bolt.Tx, contract string) []string {
-	prefix := []byte(contract + ".")
+	prefix := []byte(contract)
 	var out []string
 	c := tx.Bucket(migrations.BucketEventsByType).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {

@@ -148,3 +148,37 @@ func TestOneApplyManyBatchesMarks(t *testing.T) {
 		}
 	}
 }
+
+// A contract is found however a source spells its types: those that
+// start with the contract's name and those that do not, and never the
+// events of a contract whose name only starts the same way.
+func TestContractWhateverTheTypeSpelling(t *testing.T) {
+	s := storetest.MustOpen(t)
+	b := store.Batch{Source: "chain"}
+	for i, ev := range []struct{ typ, contract string }{
+		{"balances::Transfer", "balances"},
+		{"balances::Deposit", "balances"},
+		{"balancesx::Transfer", "balancesx"},
+		{"Transfer", "balances"},
+		{"balances", "balances"},
+	} {
+		b.Events = append(b.Events, store.Event{Height: 1, EventIndex: uint32(i), Type: ev.typ, Contract: ev.contract})
+	}
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []store.EventQuery{{Contract: "balances"}, {Contract: "balances", Desc: true}, {Contract: "balances", Limit: 1}} {
+		got := allEvents(t, s, q)
+		var idx []uint32
+		for _, e := range got {
+			idx = append(idx, e.EventIndex)
+		}
+		want := []uint32{0, 1, 3, 4}
+		if q.Desc {
+			want = []uint32{4, 3, 1, 0}
+		}
+		if fmt.Sprint(idx) != fmt.Sprint(want) {
+			t.Errorf("%+v: events %v, want %v", q, idx, want)
+		}
+	}
+}
