@@ -37,6 +37,9 @@ var (
 	BucketNodes         = []byte("nodes")
 	BucketNodesLatest   = []byte("nodes_latest")
 	BucketRejected      = []byte("rejected")
+	// BucketPayloadDicts maps a payload dictionary's id (8 bytes, big
+	// endian) to its fragments, a JSON array of strings.
+	BucketPayloadDicts = []byte("payload_dictionaries")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -55,6 +58,7 @@ var All = []Migration{
 		BucketNodes, BucketNodesLatest, BucketRewardsAlias,
 	)},
 	{Version: 3, Name: "quarantined records", Up: createBuckets(BucketRejected)},
+	{Version: 4, Name: "payload dictionaries", Up: recordPayloadDictionaries},
 }
 
 // Latest is the schema version this build writes.

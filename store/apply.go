@@ -28,7 +28,10 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	var sizeBefore int64
+	var (
+		sizeBefore int64
+		added      map[uint64]*payloadCodec
+	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		sizeBefore = tx.Size()
 		// Events and blocks arrive in key order per source, and type and
@@ -40,6 +43,7 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 			tx.Bucket(name).FillPercent = 0.9
 		}
 		w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
+		defer func() { added = w.addedCodecs }()
 		for i := range batches {
 			if err := w.apply(&batches[i]); err != nil {
 				return fmt.Errorf("batch %d of %s: %w", i, batches[i].Source, err)
@@ -53,6 +57,7 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	s.codecs.add(added)
 	s.releaseAfterGrowth(sizeBefore)
 	return nil
 }
@@ -89,6 +94,8 @@ type sourceRecord struct {
 	Rewards uint64          `json:"rewards"`
 	// Rejected counts the source's quarantined records.
 	Rejected uint64 `json:"rejected,omitempty"`
+	// PayloadDictionary is the id its events' payloads are packed with.
+	PayloadDictionary uint64 `json:"payload_dictionary,omitempty"`
 }
 
 type writer struct {
@@ -102,6 +109,8 @@ type writer struct {
 	lastTxGroup []byte
 	// pkBuf and keyBuf are scratch space for keys (see putEvent).
 	pkBuf, keyBuf []byte
+	// addedCodecs are the payload dictionaries this transaction wrote.
+	addedCodecs map[uint64]*payloadCodec
 }
 
 // blockCache remembers the last block record looked up, since a batch's
@@ -182,6 +191,11 @@ func (w *writer) apply(b *Batch) error {
 	if len(b.Meta) > 0 {
 		info.Meta = append(json.RawMessage(nil), b.Meta...)
 	}
+	if b.PayloadDictionary != nil {
+		if err := w.useDictionary(info, b.PayloadDictionary); err != nil {
+			return err
+		}
+	}
 	// Blocks first: an event whose block record is already written with
 	// the same id and time refers to it instead of repeating them.
 	for i := range b.Blocks {
@@ -189,8 +203,12 @@ func (w *writer) apply(b *Batch) error {
 			return fmt.Errorf("block %d: %w", b.Blocks[i].Height, err)
 		}
 	}
+	pc, err := w.sourceCodec(info)
+	if err != nil {
+		return err
+	}
 	for i := range b.Events {
-		if err := w.putEvent(info, &b.Events[i]); err != nil {
+		if err := w.putEvent(info, pc, &b.Events[i]); err != nil {
 			return fmt.Errorf("event %d/%d/%d: %w", b.Events[i].Height, b.Events[i].TxIndex, b.Events[i].EventIndex, err)
 		}
 	}
@@ -345,14 +363,14 @@ func containsBefore(list []string, i int, s string) bool {
 	return false
 }
 
-func (w *writer) putEvent(info *sourceRecord, e *Event) error {
+func (w *writer) putEvent(info *sourceRecord, pc *payloadCodec, e *Event) error {
 	// Keys are built in the writer's scratch buffers: bbolt copies the
 	// keys it stores, and these were a good share of Apply's garbage.
 	w.pkBuf = appendEventKey(w.pkBuf[:0], e.Source, e.Height, e.TxIndex, e.EventIndex)
 	pk := w.pkBuf
 	id, t, found := w.block.lookup(w.tx, e.Source, e.Height)
 	joined := found && id == e.BlockID && t.Equal(e.BlockTime)
-	v := encodeEvent(e, joined)
+	v := encodeEvent(e, joined, pc)
 	eb := w.tx.Bucket(migrations.BucketEvents)
 	var prevTx string
 	if old := eb.Get(pk); old != nil {
@@ -360,7 +378,7 @@ func (w *writer) putEvent(info *sourceRecord, e *Event) error {
 			return nil // a replay: nothing changes
 		}
 		var prev Event
-		if err := decodeEvent(pk, old, &prev, anyBlock); err != nil {
+		if err := decodeEvent(pk, old, &prev, anyBlock, w.codec); err != nil {
 			return err
 		}
 		prevTx = prev.TxID
@@ -397,7 +415,7 @@ func (w *writer) dropTxGroup(txID, source string, height uint64, txIndex uint32)
 	c := w.tx.Bucket(migrations.BucketEvents).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var e Event
-		if err := decodeEvent(k, v, &e, anyBlock); err != nil {
+		if err := decodeEvent(k, v, &e, anyBlock, w.codec); err != nil {
 			return err
 		}
 		if e.TxID == txID {
@@ -428,7 +446,7 @@ func (w *writer) putBlock(info *sourceRecord, b *Block) error {
 			return err
 		}
 		if prev.BlockID != b.BlockID || !prev.BlockTime.Equal(b.BlockTime) {
-			if err := w.unjoinEvents(prev); err != nil {
+			if err := w.unjoinEvents(info, prev); err != nil {
 				return err
 			}
 		}
@@ -451,7 +469,11 @@ func decodedTime(t time.Time) time.Time {
 // unjoinEvents rewrites the events at a block's height that take their
 // block id and time from its record with them spelled out, before the
 // record changes: a replaced block does not change stored events.
-func (w *writer) unjoinEvents(prev Block) error {
+func (w *writer) unjoinEvents(info *sourceRecord, prev Block) error {
+	pc, err := w.sourceCodec(info)
+	if err != nil {
+		return err
+	}
 	eb := w.tx.Bucket(migrations.BucketEvents)
 	prefix := appendU64(appendText(nil, prev.Source), prev.Height)
 	type rewrite struct{ k, v []byte }
@@ -462,11 +484,11 @@ func (w *writer) unjoinEvents(prev Block) error {
 			continue
 		}
 		var e Event
-		err := decodeEvent(k, v, &e, func(string, uint64) (string, time.Time, bool) { return prev.BlockID, prev.BlockTime, true })
+		err := decodeEvent(k, v, &e, func(string, uint64) (string, time.Time, bool) { return prev.BlockID, prev.BlockTime, true }, w.codec)
 		if err != nil {
 			return err
 		}
-		redo = append(redo, rewrite{bytes.Clone(k), encodeEvent(&e, false)})
+		redo = append(redo, rewrite{bytes.Clone(k), encodeEvent(&e, false, pc)})
 	}
 	for _, r := range redo {
 		if err := eb.Put(r.k, r.v); err != nil {

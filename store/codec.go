@@ -87,13 +87,17 @@ func (d *dec) time() time.Time {
 // Version 2 of the event value packs what version 1 spelled out:
 //
 //	codecV2 flags
+//	[payload dictionary id]          when evPayloadDict
 //	[block id (hexStr), block time]  unless evBlockJoined
 //	tx id (hexStr), type
 //	contract: its length when evContractInType, else the text
 //	address count, addresses (hexStr each)
 //	payload: the rest of the value, packed when evPayloadPacked
 //
-// Version 1 values (codecV1, every field spelled out) are still read.
+// A packed payload of a value without evPayloadDict was packed with
+// dictionary 1: values of earlier files name no dictionary, and the file
+// holds theirs under that id. Version 1 values (codecV1, every field
+// spelled out) are still read.
 const codecV2 = 2
 
 // Event value flags.
@@ -103,9 +107,14 @@ const (
 	evBlockJoined = 1 << iota
 	// evContractInType: the contract is the first n bytes of the type.
 	evContractInType
-	// evPayloadPacked: the payload went through packPayload.
+	// evPayloadPacked: the payload is packed (see payloadCodec).
 	evPayloadPacked
+	// evPayloadDict: the id of the payload's dictionary follows the flags.
+	evPayloadDict
 )
+
+// legacyDictionary is the dictionary of packed values that name none.
+const legacyDictionary = 1
 
 // hexStr writes a string of lowercase hex digits as its bytes, anything
 // else as text; the low bit of the length says which.
@@ -154,9 +163,9 @@ func contractInType(typ, contract string) bool {
 	return contract != "" && len(typ) > len(contract) && typ[:len(contract)] == contract
 }
 
-// encodeEvent encodes e as a version 2 value; joined says the block
-// record at e's height has e's block id and time.
-func encodeEvent(e *Event, joined bool) []byte {
+// encodeEvent encodes e as a version 2 value, its payload packed with pc;
+// joined says the block record at e's height has e's block id and time.
+func encodeEvent(e *Event, joined bool, pc *payloadCodec) []byte {
 	x := enc{b: make([]byte, 0, 64+len(e.Payload))}
 	var flags byte
 	if joined {
@@ -167,6 +176,9 @@ func encodeEvent(e *Event, joined bool) []byte {
 		flags |= evContractInType
 	}
 	x.b = append(x.b, codecV2, flags)
+	if pc.id != legacyDictionary {
+		x.uvarint(pc.id)
+	}
 	if !joined {
 		x.hexStr(e.BlockID)
 		x.time(e.BlockTime)
@@ -183,14 +195,30 @@ func encodeEvent(e *Event, joined bool) []byte {
 		x.hexStr(a)
 	}
 	at := len(x.b)
-	x.b = packPayload(x.b, e.Payload, e.Type)
+	x.b = pc.pack(x.b, e.Payload, e.Type)
 	if len(x.b)-at < len(e.Payload) {
 		x.b[1] |= evPayloadPacked
-	} else {
-		x.b = append(x.b[:at], e.Payload...)
+		if pc.id != legacyDictionary {
+			x.b[1] |= evPayloadDict
+		}
+		return x.b
+	}
+	x.b = append(x.b[:at], e.Payload...)
+	if pc.id != legacyDictionary {
+		// The id is only needed by a packed payload: drop it.
+		n := uvarintLen(pc.id)
+		x.b = append(x.b[:2], x.b[2+n:]...)
 	}
 	return x.b
 }
+
+func uvarintLen(v uint64) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(buf[:], v)
+}
+
+// codecLookup returns the payload codec of a dictionary id the file holds.
+type codecLookup func(id uint64) (*payloadCodec, bool)
 
 // blockLookup returns the id and time of a source's block record at a
 // height, for events stored with evBlockJoined.
@@ -198,7 +226,7 @@ type blockLookup func(source string, height uint64) (id string, t time.Time, ok 
 
 // decodeEvent fills e from a key and value; it copies everything, so the
 // result outlives the transaction.
-func decodeEvent(k, v []byte, e *Event, blocks blockLookup) error {
+func decodeEvent(k, v []byte, e *Event, blocks blockLookup, codecs codecLookup) error {
 	src, h, tx, ev, ok := parseEventKey(k)
 	if !ok || len(v) == 0 {
 		return ErrCorrupt
@@ -216,6 +244,10 @@ func decodeEvent(k, v []byte, e *Event, blocks blockLookup) error {
 	}
 	flags := v[1]
 	d := dec{b: v[2:]}
+	dict := uint64(legacyDictionary)
+	if flags&evPayloadDict != 0 {
+		dict = d.uvarint()
+	}
 	if flags&evBlockJoined != 0 {
 		id, t, ok := blocks(src, h)
 		if !ok {
@@ -248,7 +280,11 @@ func decodeEvent(k, v []byte, e *Event, blocks blockLookup) error {
 	}
 	switch {
 	case flags&evPayloadPacked != 0:
-		p, err := unpackPayload(d.b, e.Type)
+		pc, ok := codecs(dict)
+		if !ok {
+			return fmt.Errorf("%w: the payload names dictionary %d, which the file does not hold", ErrCorrupt, dict)
+		}
+		p, err := pc.unpack(d.b, e.Type)
 		if err != nil {
 			return err
 		}

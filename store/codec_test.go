@@ -39,21 +39,38 @@ func TestRewardValueRoundTrip(t *testing.T) {
 	}
 }
 
+// legacyCodec is the codec of dictionary 1, as a new file holds it.
+func legacyCodec(tb testing.TB) *payloadCodec {
+	tb.Helper()
+	s, err := Open(tb.TempDir(), Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	pc, ok := s.codecs.lookup(legacyDictionary)
+	if !ok {
+		tb.Fatal("a new file holds no dictionary 1")
+	}
+	return pc
+}
+
 func TestPayloadPacking(t *testing.T) {
 	typ := "A.1654653399040a61.FlowToken.TokensDeposited"
-	for _, p := range []string{
-		`{"type":"Event","value":{"id":"A.1654653399040a61.FlowToken.TokensDeposited","fields":[{"name":"amount","value":{"type":"UFix64","value":"1.87456326"}},{"name":"to","value":{"type":"Optional","value":{"type":"Address","value":"0xcb46ce589ee8f4f8"}}}]}}`,
-		"", "{}", "a\x00b\x01\x1f\xff\xc0", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-		"abcdefa", "abcdefab", typ + typ, `"\u00e9\n"`,
-	} {
-		packed := packPayload(nil, []byte(p), typ)
-		back, err := unpackPayload(packed, typ)
-		if err != nil || string(back) != p {
-			t.Fatalf("%q packs to %q and back to %q, %v", p, packed, back, err)
+	for _, pc := range []*payloadCodec{legacyCodec(t), noFragments} {
+		for _, p := range []string{
+			`{"type":"Event","value":{"id":"A.1654653399040a61.FlowToken.TokensDeposited","fields":[{"name":"amount","value":{"type":"UFix64","value":"1.87456326"}},{"name":"to","value":{"type":"Optional","value":{"type":"Address","value":"0xcb46ce589ee8f4f8"}}}]}}`,
+			"", "{}", "a\x00b\x01\x1f\xff\xc0", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			"abcdefa", "abcdefab", typ + typ, `"\u00e9\n"`,
+		} {
+			packed := pc.pack(nil, []byte(p), typ)
+			back, err := pc.unpack(packed, typ)
+			if err != nil || string(back) != p {
+				t.Fatalf("dictionary %d: %q packs to %q and back to %q, %v", pc.id, p, packed, back, err)
+			}
 		}
 	}
 	p := `{"type":"Event","value":{"id":"A.1654653399040a61.FlowToken.TokensDeposited","fields":[{"name":"amount","value":{"type":"UFix64","value":"1.87456326"}},{"name":"to","value":{"type":"Optional","value":{"type":"Address","value":"0xcb46ce589ee8f4f8"}}}]}}`
-	if n := len(packPayload(nil, []byte(p), typ)); n > len(p)/4 {
+	if n := len(legacyCodec(t).pack(nil, []byte(p), typ)); n > len(p)/4 {
 		t.Errorf("a deposit packs to %d of %d bytes", n, len(p))
 	}
 }
@@ -61,12 +78,13 @@ func TestPayloadPacking(t *testing.T) {
 func FuzzPayloadPacking(f *testing.F) {
 	f.Add([]byte(`{"type":"Event","value":{"id":"A.1.C.E","fields":[]}}`), "A.1.C.E")
 	f.Add([]byte("\x00\x1f\xc5abcdef0123"), "")
+	pc := legacyCodec(f)
 	f.Fuzz(func(t *testing.T, p []byte, typ string) {
-		back, err := unpackPayload(packPayload(nil, p, typ), typ)
+		back, err := pc.unpack(pc.pack(nil, p, typ), typ)
 		if err != nil || string(back) != string(p) {
 			t.Fatalf("%q came back as %q, %v", p, back, err)
 		}
-		unpackPayload(p, typ) // arbitrary bytes: an error at worst
+		pc.unpack(p, typ) // arbitrary bytes: an error at worst
 	})
 }
 

@@ -14,10 +14,12 @@ import (
 	"github.com/evindex/evindex/store/storetest"
 )
 
-// compatBatches is the content of testdata/v1.db, a file written by the
-// store before event values were packed (codec version 1, JSON rewards,
-// a by_contract entry for every event). Do not change it: the file was
-// made from exactly these batches.
+// compatBatches is the content of the files in testdata: v1.db, written
+// by the store before event values were packed (codec version 1, JSON
+// rewards, a by_contract entry for every event), and v2.db, written by
+// schema version 2 (packed values whose payloads name no dictionary, a
+// tx entry per transaction; schema 3 writes values the same way). Do not change it: the files were made from
+// exactly these batches.
 func compatBatches() []store.Batch {
 	var out []store.Batch
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -60,11 +62,18 @@ func compatBatches() []store.Batch {
 	return out
 }
 
-// TestReadsVersion1File opens a file written by the earlier format and
+// TestReadsVersion1File opens a file written by the first format and
 // checks that every query answers as it does on a file written now.
-func TestReadsVersion1File(t *testing.T) {
+func TestReadsVersion1File(t *testing.T) { testReadsOldFile(t, "v1.db") }
+
+// TestReadsVersion2File does the same for a file of schema version 2,
+// whose payloads were packed with the dictionary the migration to
+// version 4 records in the file.
+func TestReadsVersion2File(t *testing.T) { testReadsOldFile(t, "v2.db") }
+
+func testReadsOldFile(t *testing.T, name string) {
 	oldDir := t.TempDir()
-	src, err := os.Open(filepath.Join("testdata", "v1.db"))
+	src, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 				}
 			}
 			var e Event
-			if err := decodeEvent(pk, val, &e, blocks); err != nil {
+			if err := decodeEvent(pk, val, &e, blocks, s.codecs.lookup); err != nil {
 				return e, false, fmt.Errorf("event %x: %w", pk, err)
 			}
 			return e, q.matches(&e), nil

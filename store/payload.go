@@ -2,24 +2,59 @@ package store
 
 import (
 	"encoding/hex"
+	"fmt"
 	"slices"
 )
 
-// Event payloads are compact JSON, and most of their bytes are the same
-// few fragments (JSON-CDC's {"type":…,"value":…} nesting, type and field
-// names) plus the event's own type again. packPayload replaces them with
-// one- or two-byte codes. Compact JSON holds no byte below 0x20, so those
-// bytes are free for codes:
+// PayloadDictionary lists text fragments that a source's event payloads
+// repeat (the nesting and field names of its encoding), so that a backend
+// that packs payloads can store each occurrence as a short code. The
+// source owns its dictionary and hands it to the store in a batch; the
+// store keeps it with the data, so a file decodes without the source.
+type PayloadDictionary struct {
+	// ID names this list of fragments for good. A store that holds a
+	// dictionary refuses the same ID with other fragments (ErrInvalid):
+	// a changed list takes a new ID. 0 is reserved for "no fragments".
+	ID uint64
+	// Fragments, most frequent first: the bbolt backend writes the first
+	// MaxShortFragments in one byte and the rest in two. Each is at least
+	// two bytes long (shorter ones save nothing); at most MaxFragments.
+	Fragments []string
+}
+
+// Limits of a PayloadDictionary, set by the packed format's codes.
+const (
+	MaxShortFragments = codeLong - codeShort
+	MaxFragments      = MaxShortFragments + hexRunBase
+)
+
+// Validate reports what makes d unusable, naming the fragment.
+func (d *PayloadDictionary) Validate() error {
+	if d.ID == 0 {
+		return fmt.Errorf("%w: payload dictionary: id 0 is reserved", ErrInvalid)
+	}
+	if len(d.Fragments) > MaxFragments {
+		return fmt.Errorf("%w: payload dictionary %d: %d fragments, at most %d", ErrInvalid, d.ID, len(d.Fragments), MaxFragments)
+	}
+	for i, f := range d.Fragments {
+		if len(f) < 2 {
+			return fmt.Errorf("%w: payload dictionary %d: fragments[%d]: %q is shorter than 2 bytes", ErrInvalid, d.ID, i, f)
+		}
+	}
+	return nil
+}
+
+// A packed payload replaces the event's own type, the fragments of its
+// dictionary and runs of lowercase hex digits (ids, addresses) with
+// codes. Compact JSON holds no byte below 0x20, so those bytes are free
+// for codes:
 //
 //	0x00 b      the literal byte b (a control byte of a payload that is not compact)
 //	0x01        the event's type
-//	0x02..0x1e  shortTokens[code-2]
-//	0x1f b      longTokens[b] for b < 0xc0; for b >= 0xc0, the next
-//	            b-0xbf bytes, written as lowercase hex digits
+//	0x02..0x1e  fragment code-2 (the first MaxShortFragments)
+//	0x1f b      fragment MaxShortFragments+b for b < 0xc0; for b >= 0xc0,
+//	            the next b-0xbf bytes, written as lowercase hex digits
 //	other       the byte itself
-//
-// The tables are part of the file format: never reorder or remove an
-// entry; new fragments may only be appended to longTokens.
 const (
 	codeLiteral = 0x00
 	codeType    = 0x01
@@ -29,128 +64,44 @@ const (
 	minHexRun   = 8 // hex digits; shorter runs save nothing
 )
 
-var shortTokens = [...]string{
-	`{"type":"Event","value":{"id":"`,
-	`","fields":[{"name":"`,
-	`","value":{"type":"`,
-	`UFix64","value":"`,
-	`Optional","value":{"type":"`,
-	`Address","value":"0x`,
-	`"}},{"name":"`,
-	`"}}}]}}`,
-	`"}}]}}`,
-	`"}}},{"name":"`,
-	`Optional","value":null}`,
-	`String","value":"`,
-	`UInt64","value":"`,
-	`","value":"`,
-	`{"type":"`,
-	`"},{"type":"`,
-	`amount`,
-	`UInt32","value":"`,
-	`UInt8","value":"`,
-	`Bool","value":`,
-	`Array","value":[`,
-	`Dictionary","value":[{"key":{"type":"`,
-	`"}},{"key":{"type":"`,
-	`Struct","value":{"id":"`,
-	`Int","value":"`,
-	`"value":`,
-	`"type":"`,
-	`{"name":"`,
-	`.00000000`,
+// payloadCodec is a dictionary ready for packing and unpacking.
+type payloadCodec struct {
+	id        uint64
+	fragments []string
+	// byFirst lists, per first byte, the fragments that start with it,
+	// longest first (the one-byte code first among equals).
+	byFirst [256][]token
 }
 
-var longTokens = [...]string{
-	`Resource","value":{"id":"`,
-	`Event","value":{"id":"`,
-	`Path","value":{"domain":"`,
-	`","identifier":"`,
-	`Type","value":{"staticType":`,
-	`Fix64","value":"`,
-	`Int8","value":"`,
-	`Int16","value":"`,
-	`Int32","value":"`,
-	`Int64","value":"`,
-	`Int128","value":"`,
-	`Int256","value":"`,
-	`UInt16","value":"`,
-	`UInt128","value":"`,
-	`UInt256","value":"`,
-	`Word8","value":"`,
-	`Word16","value":"`,
-	`Word32","value":"`,
-	`Word64","value":"`,
-	`Character","value":"`,
-	`Void"}`,
-	`Capability","value":{`,
-	`Enum","value":{"id":"`,
-	`Contract","value":{"id":"`,
-	`"kind":"`,
-	`"typeID":"`,
-	`"fields":[`,
-	`"id":"`,
-	`"key":`,
-	`"address":"0x`,
-	`"borrowType":`,
-	`"staticType":`,
-	`"initializers":[]`,
-	`from`,
-	`nodeID`,
-	`delegatorID`,
-	`uuid`,
-	`address`,
-	`inclusionEffort`,
-	`executionEffort`,
-	`fromFees`,
-	`minted`,
-	`feesBurned`,
-	`total`,
-	`storage`,
-	`public`,
-	`private`,
-	`true`,
-	`false`,
-	`null`,
-	`"},{"`,
-	`":{"`,
-	`":"`,
-	`","`,
-	`":[`,
-	`"}]`,
-	`"}}`,
-}
-
-// token is a table entry as the packer tries it.
+// token is a fragment as the packer tries it.
 type token struct {
 	text string
 	code []byte
 }
 
-// tokensByFirst lists, per first byte, the entries that start with it,
-// longest first (the one-byte code first among equals).
-var tokensByFirst = func() (idx [256][]token) {
-	for i, s := range shortTokens {
-		idx[s[0]] = append(idx[s[0]], token{s, []byte{byte(codeShort + i)}})
-	}
-	for i, s := range longTokens {
-		idx[s[0]] = append(idx[s[0]], token{s, []byte{codeLong, byte(i)}})
-	}
-	for i := range idx {
-		slices.SortStableFunc(idx[i], func(a, b token) int { return len(b.text) - len(a.text) })
-	}
-	return idx
-}()
+// noFragments packs only the type and hex runs: the codec of sources
+// that hand no dictionary.
+var noFragments = &payloadCodec{}
 
-func init() {
-	if codeShort+len(shortTokens) > codeLong || len(longTokens) > hexRunBase {
-		panic("store: payload token tables overflow their codes")
+// newPayloadCodec builds the codec of a validated dictionary.
+func newPayloadCodec(id uint64, fragments []string) *payloadCodec {
+	c := &payloadCodec{id: id, fragments: slices.Clone(fragments)}
+	for i, s := range c.fragments {
+		code := []byte{byte(codeShort + i)}
+		if i >= MaxShortFragments {
+			code = []byte{codeLong, byte(i - MaxShortFragments)}
+		}
+		c.byFirst[s[0]] = append(c.byFirst[s[0]], token{s, code})
 	}
+	for i := range c.byFirst {
+		slices.SortStableFunc(c.byFirst[i], func(a, b token) int { return len(b.text) - len(a.text) })
+	}
+	return c
 }
 
-// packPayload appends p packed to dst. typ is the event's type, which
-// payloads usually repeat.
-func packPayload(dst []byte, p []byte, typ string) []byte {
+// pack appends p packed to dst. typ is the event's type, which payloads
+// usually repeat.
+func (pc *payloadCodec) pack(dst []byte, p []byte, typ string) []byte {
 	for i := 0; i < len(p); {
 		c := p[i]
 		rest := p[i:]
@@ -158,7 +109,7 @@ func packPayload(dst []byte, p []byte, typ string) []byte {
 		if len(typ) > 1 && c == typ[0] && hasPrefix(rest, typ) {
 			best, bestLen = []byte{codeType}, len(typ)
 		}
-		for _, t := range tokensByFirst[c] {
+		for _, t := range pc.byFirst[c] {
 			if len(t.text) <= bestLen {
 				break
 			}
@@ -203,9 +154,9 @@ func hexRun(b []byte) int {
 	return n
 }
 
-// unpackPayload reverses packPayload; it returns ErrCorrupt for codes
-// packPayload does not write.
-func unpackPayload(p []byte, typ string) ([]byte, error) {
+// unpack reverses pack; it returns ErrCorrupt for codes pack does not
+// write.
+func (pc *payloadCodec) unpack(p []byte, typ string) ([]byte, error) {
 	out := make([]byte, 0, 3*len(p))
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -221,10 +172,11 @@ func unpackPayload(p []byte, typ string) ([]byte, error) {
 		case c == codeType:
 			out = append(out, typ...)
 		case c < codeLong:
-			if int(c-codeShort) >= len(shortTokens) {
+			f, ok := pc.fragment(int(c - codeShort))
+			if !ok {
 				return nil, ErrCorrupt
 			}
-			out = append(out, shortTokens[c-codeShort]...)
+			out = append(out, f...)
 		default:
 			if i+1 >= len(p) {
 				return nil, ErrCorrupt
@@ -232,10 +184,11 @@ func unpackPayload(p []byte, typ string) ([]byte, error) {
 			i++
 			b := int(p[i])
 			if b < hexRunBase {
-				if b >= len(longTokens) {
+				f, ok := pc.fragment(MaxShortFragments + b)
+				if !ok {
 					return nil, ErrCorrupt
 				}
-				out = append(out, longTokens[b]...)
+				out = append(out, f...)
 				continue
 			}
 			n := b - hexRunBase + 1
@@ -247,4 +200,11 @@ func unpackPayload(p []byte, typ string) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+func (pc *payloadCodec) fragment(i int) (string, bool) {
+	if i >= len(pc.fragments) {
+		return "", false
+	}
+	return pc.fragments[i], true
 }

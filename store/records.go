@@ -161,6 +161,10 @@ type Batch struct {
 	// fails with ErrLeaseLost and writes nothing. A store with one writer
 	// (the bbolt file, locked by its process) has no leases and ignores it.
 	Lease *Lease
+	// PayloadDictionary, when set, becomes the source's: its events'
+	// payloads from this batch on are packed with it by a backend that
+	// packs them. A source hands it once per run, not with every batch.
+	PayloadDictionary *PayloadDictionary
 }
 
 // Len is the number of records in the batch, used for batch sizing.

@@ -54,9 +54,10 @@ type Options struct {
 
 // Store is an open evindex database.
 type Store struct {
-	db   *bolt.DB
-	path string
-	now  func() time.Time
+	db     *bolt.DB
+	path   string
+	now    func() time.Time
+	codecs codecSet
 }
 
 // Open opens (creating if needed) dir/evindex.db, with the directory at mode
@@ -105,6 +106,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("open %s: schema version %d is older than %d: run evindex migrate", path, v, migrations.Latest())
 		}
+		if err := s.loadCodecs(); err != nil {
+			db.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	err = guard("open "+path, func() error {
@@ -118,7 +123,22 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := s.loadCodecs(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// loadCodecs reads the file's payload dictionaries, under guard: they are
+// the first pages past the schema version that Open reads.
+func (s *Store) loadCodecs() error {
+	return guard("open "+s.path, func() error {
+		if err := s.db.View(s.codecs.load); err != nil {
+			return fmt.Errorf("open %s: %w", s.path, err)
+		}
+		return nil
+	})
 }
 
 // guard runs fn under trapFaults and turns a panic into ErrCorrupt.

@@ -146,6 +146,9 @@ type run struct {
 	dec     *decoder
 	head    atomic.Uint64
 	badOnce atomic.Bool
+	// dictSent is set once the run's first batch carried the payload
+	// dictionary; the store keeps it for the source from then on.
+	dictSent atomic.Bool
 }
 
 // Run indexes from the resume point until ctx ends (it returns nil) or the
@@ -288,6 +291,9 @@ func (r *run) rootHeight(ctx context.Context) (uint64, bool) {
 // emit queues one complete unit of work.
 func (r *run) emit(ctx context.Context, b store.Batch) error {
 	b.Source, b.Kind = r.s.cfg.Name, Kind
+	if r.dictSent.CompareAndSwap(false, true) {
+		b.PayloadDictionary = &PayloadDictionary
+	}
 	if err := r.sink.Emit(ctx, b); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
