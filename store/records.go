@@ -112,15 +112,15 @@ type SourceInfo struct {
 // rewrites the same rejected records.
 type Rejected struct {
 	Source string
-	// Height is the record's position: its block height or layer, or for
-	// records without one (Presearch) the Unix second of its time.
+	// Height is the record's position: its block height, or for records
+	// without one (a node's status) the Unix second of its time.
 	Height uint64
 	Key    string // the record within the height, e.g. "tx 3 event 1"
 	Kind   string // RecordEvent, RecordBlock, RecordReward or RecordNode
 	Field  string // the field that failed, when one did
 	Reason string
 	// Raw is the upstream bytes that failed: the whole record when the
-	// source has it in one piece (a Presearch node's JSON), else the
+	// source has it in one piece (a node's JSON from an API), else the
 	// failing field's value; at most MaxRejectedRaw bytes of RawSize.
 	Raw     []byte
 	RawSize int
@@ -161,6 +161,7 @@ type Batch struct {
 	// fails with ErrLeaseLost and writes nothing. A store with one writer
 	// (the bbolt file, locked by its process) has no leases and ignores it.
 	Lease *Lease
+
 	// PayloadDictionary, when set, becomes the source's: its events'
 	// payloads from this batch on are packed with it by a backend that
 	// packs them. A source hands it once per run, not with every batch.

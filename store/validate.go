@@ -48,8 +48,8 @@ var (
 	MinTime = time.Unix(0, 0).UTC()
 	MaxTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
 	// PlausibleSince is the earliest upstream time Quarantine accepts: no
-	// chain or network evindex reads is older (Flow's mainnet began in
-	// 2020, Spacemesh's in 2023).
+	// chain or network evindex reads is older (the oldest mainnet among
+	// its sources began in 2020).
 	PlausibleSince = time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
