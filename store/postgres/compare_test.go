@@ -81,7 +81,7 @@ func flowHeight(h uint64) store.Batch {
 		b.Events = append(b.Events, store.Event{Height: h, BlockID: fmt.Sprintf("%064x", h), BlockTime: t,
 			TxID: fmt.Sprintf("%064x", h*10+9), TxIndex: 9, EventIndex: 0, Type: "A.8624b52f9ddcd04a.FlowIDTableStaking.RewardsPaid",
 			Contract: "A.8624b52f9ddcd04a.FlowIDTableStaking", Addresses: nil, Payload: nil})
-		b.Rewards = append(b.Rewards, store.Reward{Account: fmt.Sprintf("node%d", h%2), Kind: store.KindFlowNodeReward,
+		b.Rewards = append(b.Rewards, store.Reward{Account: fmt.Sprintf("node%d", h%2), Kind: "flow_node_reward",
 			ID: fmt.Sprintf("%d/9/0", h), Height: h, HasHeight: true, Time: t, RawAmount: fmt.Sprint(100000000 * h), Unit: "FLOW", Decimals: 8,
 			Details: json.RawMessage(`{"node_id": "x"}`)})
 	}
@@ -89,7 +89,7 @@ func flowHeight(h uint64) store.Batch {
 }
 
 func smReward(layer uint64, smesher, coinbase string, amount string) store.Reward {
-	return store.Reward{Account: coinbase, Kind: store.KindSmesherReward, ID: fmt.Sprintf("%s/%d", smesher, layer),
+	return store.Reward{Account: coinbase, Kind: "smesher_reward", ID: fmt.Sprintf("%s/%d", smesher, layer),
 		Height: layer, HasHeight: true, Time: t0.Add(time.Duration(layer) * 5 * time.Minute),
 		RawAmount: amount, Unit: "SMH", Decimals: 9, Aliases: []string{smesher}}
 }
@@ -147,7 +147,7 @@ func history() [][]store.Batch {
 	var nodes []store.NodeStatus
 	for d := 0; d < 20; d++ {
 		start := t0.Add(time.Duration(d) * 7 * time.Hour)
-		pre = append(pre, store.Reward{Account: fmt.Sprintf("key%d", d%3), Kind: store.KindPresearchPeriod, ID: start.Format(time.RFC3339),
+		pre = append(pre, store.Reward{Account: fmt.Sprintf("key%d", d%3), Kind: "presearch_period", ID: start.Format(time.RFC3339),
 			Time: start.Add(time.Hour), PeriodStart: start, PeriodEnd: start.Add(time.Hour),
 			RawAmount: fmt.Sprintf("1234567890123456789%02d", d), Unit: "PRE", Decimals: 18})
 		nodes = append(nodes, store.NodeStatus{Node: fmt.Sprintf("key%d", d%3), Time: start, Connected: flag(d%2 == 0),
