@@ -85,6 +85,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := probeFile(path, opts); err != nil {
 		return nil, err
 	}
+	if !opts.ReadOnly {
+		if err := createFile(path, opts); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openBolt(path, opts)
 	if err != nil {
 		return nil, err
@@ -207,6 +212,52 @@ func probeFile(path string, opts Options) error {
 		return fmt.Errorf("open %s: %w: the file is truncated: %d bytes, its pages need %d", path, ErrCorrupt, fi.Size(), need)
 	}
 	return nil
+}
+
+// createFile makes a new database file with every migration applied under
+// a temporary name and renames it into place, so a process killed while
+// creating it leaves no file at path, never one without a schema (which a
+// read-only open, `evindex check`, would refuse as older than this build).
+// An existing, non-empty file is left alone.
+func createFile(path string, opts Options) error {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		return nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	tmp := path + ".new"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create %s: remove an unfinished earlier attempt: %w", path, err)
+	}
+	db, err := openBolt(tmp, opts)
+	if err != nil {
+		return err
+	}
+	_, _, err = migrations.Up(db, migrations.All)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func openBolt(path string, opts Options) (db *bolt.DB, err error) {
