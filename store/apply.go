@@ -34,6 +34,8 @@ func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		sizeBefore = tx.Size()
+		// Under the writer's lock: bbolt reads it when this commit grows the file.
+		tx.DB().AllocSize = growStep(sizeBefore)
 		// Events and blocks arrive in key order per source, and type and
 		// contract index entries append at the tail of a few prefixes, and
 		// an address's entries at the tail of its own: fuller pages on

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -260,24 +263,72 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// mmapReserve is the least address space a writing store maps for its
+// file: 64 GiB on 64-bit platforms, 1 GiB elsewhere. bbolt remaps the file
+// when a commit outgrows the mapping, and a remap waits until every read
+// transaction has ended while every new read waits behind it: one slow
+// reader (a backup to a slow client) then stalls ingestion and every
+// query. Mapping far ahead of the file means a growing file is not
+// remapped at all until it passes the reserve. It costs address space
+// only: pages past the end of the file are never touched, and RSS counts
+// only pages read.
+const mmapReserve = 1 << (30 + 6*(strconv.IntSize/64))
+
+// mmapSize is the mapping to ask for a file of size bytes: the reserve, or
+// twice the file once it has outgrown that.
+func mmapSize(size int64) int {
+	return int(max(int64(mmapReserve), min(2*size, int64(math.MaxInt/2))))
+}
+
+// growStep is how far ahead of its data a file of size bytes is grown
+// (bbolt's AllocSize). bbolt grows a file that fits its mapping to the
+// whole mapping, and one past it by AllocSize: with the mapping reserved
+// far ahead, every file would be grown by bbolt's 16 MiB default, a tiny
+// one included. A sixteenth of the data, between 1 and 16 MiB, keeps
+// small files small and large ones growing in large steps.
+func growStep(size int64) int {
+	return int(min(max(size/16, 1<<20), 16<<20))
+}
+
 func openBolt(path string, opts Options) (db *bolt.DB, err error) {
-	// bbolt panics on some malformed files instead of returning an error;
-	// a corrupt file must be a one-line error, never a crash.
-	err = guard("open "+path, func() error {
+	mapSize := 0
+	if !opts.ReadOnly {
+		var size int64
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+		mapSize = mmapSize(size)
+	}
+	open := func() error {
 		var err error
 		db, err = bolt.Open(path, 0o600, &bolt.Options{
-			Timeout:      opts.LockTimeout,
-			FreelistType: bolt.FreelistMapType,
-			ReadOnly:     opts.ReadOnly,
-			NoSync:       opts.NoSync,
+			Timeout:         opts.LockTimeout,
+			FreelistType:    bolt.FreelistMapType,
+			ReadOnly:        opts.ReadOnly,
+			NoSync:          opts.NoSync,
+			InitialMmapSize: mapSize,
 			// Read the free list now, under guard, rather than in the
 			// goroutine of a later Check where a bad page would crash.
 			PreLoadFreelist: true,
 		})
 		return err
-	})
+	}
+	// bbolt panics on some malformed files instead of returning an error;
+	// a corrupt file must be a one-line error, never a crash.
+	err = guard("open "+path, open)
+	if errors.Is(err, syscall.ENOMEM) && mapSize > 0 {
+		// An address-space limit (ulimit -v) refused the reserve: map
+		// as bbolt would on its own, and remap as the file grows.
+		mapSize = 0
+		err = guard("open "+path, open)
+	}
 	switch {
 	case err == nil:
+		if !opts.ReadOnly {
+			if fi, err := os.Stat(path); err == nil {
+				db.AllocSize = growStep(fi.Size())
+			}
+		}
 		return db, nil
 	case errors.Is(err, ErrCorrupt):
 		return nil, err
@@ -327,13 +378,39 @@ func (s *Store) SchemaVersion() uint64 {
 
 // Backup writes a consistent copy of the whole file to w while writers
 // continue, and returns the bytes written.
+//
+// The copy is first taken into an unnamed temporary file next to the
+// database, in one read transaction whose length depends only on the
+// local disk; w (a client on a slow link) is then fed from that file with
+// no transaction open. A read transaction held at the client's pace would
+// keep every page it sees from being reused, so the file would grow for as
+// long as the slowest client took.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".evindex-backup-*")
+	if err != nil {
+		return 0, fmt.Errorf("backup: temporary copy: %w", err)
+	}
+	defer tmp.Close()
+	// Unlinked at once: the copy needs no name, and a crash leaves nothing.
+	if err := os.Remove(tmp.Name()); err != nil {
+		return 0, fmt.Errorf("backup: temporary copy: %w", err)
+	}
+	var size int64
+	err = s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		size, err = tx.WriteTo(ctxWriter{ctx, tmp})
 		return err
 	})
+	if err != nil {
+		return 0, fmt.Errorf("backup: temporary copy in %s: %w", filepath.Dir(s.path), err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	n, err := io.Copy(ctxWriter{ctx, w}, tmp)
+	if err == nil && n != size {
+		err = fmt.Errorf("copied %d of %d bytes", n, size)
+	}
 	if err != nil {
 		return n, fmt.Errorf("backup: %w", err)
 	}
