@@ -12,6 +12,12 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
 	h.Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		// The headers are the whole answer: copying the file to learn
+		// nothing would cost a full backup.
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	rc := http.NewResponseController(w)
 	n, err := s.st.Backup(r.Context(), &deadlineWriter{w: w, rc: rc})
 	if err != nil {

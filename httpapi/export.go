@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -124,8 +125,8 @@ func serveList[T any](w http.ResponseWriter, r *http.Request, l listing[T], lr l
 // serveStream runs write over a responseStream of w. A list with no rows
 // writes no byte, so the headers go out at the end.
 func serveStream(w http.ResponseWriter, r *http.Request, write func(io.Writer) error) error {
-	rs := &responseStream{w: w, rc: http.NewResponseController(w)}
-	if err := write(rs); err != nil {
+	rs := &responseStream{w: w, rc: http.NewResponseController(w), head: r.Method == http.MethodHead}
+	if err := write(rs); err != nil && !errors.Is(err, errHeadAnswered) {
 		return err
 	}
 	rs.start()
@@ -245,7 +246,14 @@ type responseStream struct {
 	rc           *http.ResponseController
 	name, format string
 	started      bool
+	// head is set for a HEAD request: the headers are the whole answer,
+	// so the first write ends the listing instead of reading every row
+	// for nothing.
+	head bool
 }
+
+// errHeadAnswered stops a listing written for a HEAD request.
+var errHeadAnswered = errors.New("head request answered")
 
 func (rs *responseStream) nameContent(name, format string) { rs.name, rs.format = name, format }
 
@@ -266,6 +274,9 @@ func (rs *responseStream) start() {
 
 func (rs *responseStream) Write(p []byte) (int, error) {
 	rs.start()
+	if rs.head {
+		return 0, errHeadAnswered
+	}
 	_ = rs.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return rs.w.Write(p)
 }

@@ -47,8 +47,16 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// every route but /healthz, /readyz and the dashboard's static page.
-	Token  string
-	Logger zerolog.Logger
+	Token string
+	// AllowedHosts are Host names, besides loopback ones, that a request
+	// arriving on a loopback address may carry (a reverse proxy's public
+	// name); see checkHost. Entries are compared as NormalizeHost gives them.
+	AllowedHosts []string
+	// MaxStreams caps concurrent streamed exports (ndjson, csv, parquet)
+	// and MaxBackups concurrent backups; past the cap a request gets 429
+	// too_many_requests. 0: DefaultMaxStreams, DefaultMaxBackups.
+	MaxStreams, MaxBackups int
+	Logger                 zerolog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }
@@ -59,11 +67,14 @@ type Server struct {
 	sources func() []store.SourceStatus
 	token   []byte
 	// tokenSum is the SHA-256 of token, what requests are compared with.
-	tokenSum [sha256.Size]byte
-	log      zerolog.Logger
-	now      func() time.Time
-	router   chi.Router
-	metrics  http.Handler
+	tokenSum     [sha256.Size]byte
+	allowedHosts []string
+	streams      slots
+	backups      slots
+	log          zerolog.Logger
+	now          func() time.Time
+	router       chi.Router
+	metrics      http.Handler
 }
 
 // New builds a Server; nothing listens until Serve.
@@ -74,6 +85,13 @@ func New(cfg Config) *Server {
 		token:   []byte(cfg.Token),
 		log:     cfg.Logger,
 		now:     cfg.Now,
+		streams: newSlots(cfg.MaxStreams, DefaultMaxStreams),
+		backups: newSlots(cfg.MaxBackups, DefaultMaxBackups),
+	}
+	for _, h := range cfg.AllowedHosts {
+		if h = NormalizeHost(h); h != "" {
+			s.allowedHosts = append(s.allowedHosts, h)
+		}
 	}
 	s.tokenSum = sha256.Sum256(s.token)
 	if s.sources == nil {
@@ -133,7 +151,7 @@ func (s *Server) httpServer() *http.Server {
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.limitBody, middleware.GetHead)
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.checkHost, s.limitBody, middleware.GetHead)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route %s", r.URL.Path)
 	}))
@@ -155,15 +173,20 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/sources", s.handle(s.handleListSources))
 		r.Get("/v1/sources/{name}", s.handle(s.handleGetSource))
 		r.Get("/v1/sources/{name}/coverage", s.handle(s.handleCoverage))
-		r.Get("/v1/events", s.handle(s.handleList(ListEvents)))
-		r.Get("/v1/blocks", s.handle(s.handleList(ListBlocks)))
 		r.Get("/v1/blocks/{source}/{height}", s.handle(s.handleGetBlock))
-		r.Get("/v1/rewards", s.handle(s.handleList(ListRewards)))
-		r.Get("/v1/rewards/summary", s.handle(s.handleList(ListRewardSummary)))
-		r.Get("/v1/nodes", s.handle(s.handleList(ListNodes)))
-		r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
-		r.Get("/v1/rejected", s.handle(s.handleList(ListRejected)))
-		r.Get("/v1/admin/backup", s.handle(s.handleBackup))
+		r.With(s.limit(s.backups, "backups", nil)).Get("/v1/admin/backup", s.handle(s.handleBackup))
+		// The list endpoints: their exports stream for as long as the
+		// client reads, so they share a cap.
+		r.Group(func(r chi.Router) {
+			r.Use(s.limit(s.streams, "streamed exports", isStream))
+			r.Get("/v1/events", s.handle(s.handleList(ListEvents)))
+			r.Get("/v1/blocks", s.handle(s.handleList(ListBlocks)))
+			r.Get("/v1/rewards", s.handle(s.handleList(ListRewards)))
+			r.Get("/v1/rewards/summary", s.handle(s.handleList(ListRewardSummary)))
+			r.Get("/v1/nodes", s.handle(s.handleList(ListNodes)))
+			r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
+			r.Get("/v1/rejected", s.handle(s.handleList(ListRejected)))
+		})
 	})
 	return r
 }

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer"
 )
 
@@ -39,6 +40,15 @@ type HTTPConfig struct {
 	// Anyone who can reach the address can then read everything and
 	// download the whole database.
 	Insecure bool `yaml:"insecure"`
+	// AllowedHosts are Host names, besides localhost, 127.0.0.1 and
+	// [::1], that a request reaching a loopback address may carry: a
+	// reverse proxy's public name. Others are refused (421), which stops
+	// a web page from rebinding its name to 127.0.0.1 to read the API.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// MaxStreams caps concurrent streamed exports (ndjson, csv, parquet)
+	// and MaxBackups concurrent backups; past them a request gets 429.
+	MaxStreams int `yaml:"max_streams"`
+	MaxBackups int `yaml:"max_backups"`
 }
 
 // StoreConfig sizes write transactions.
@@ -52,7 +62,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data",
 		Log:     LogConfig{Level: "info", Format: "auto"},
-		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080"},
+		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080", MaxStreams: httpapi.DefaultMaxStreams, MaxBackups: httpapi.DefaultMaxBackups},
 		Store:   StoreConfig{BatchMaxRecords: 5000, BatchMaxDelay: 100 * time.Millisecond},
 	}
 }
@@ -328,6 +338,17 @@ func (c *Config) Validate() error {
 	}
 	if !isLoopback(host) && c.HTTP.Token == "" && !c.HTTP.Insecure {
 		return &ConfigError{"http.token", fmt.Sprintf("required when http.listen (%s) is not a loopback address (or set http.insecure: true)", c.HTTP.Listen)}
+	}
+	for i, h := range c.HTTP.AllowedHosts {
+		if httpapi.NormalizeHost(h) == "" {
+			return &ConfigError{fmt.Sprintf("http.allowed_hosts[%d]", i), fmt.Sprintf("%q: want a host name or IP address without scheme, port or path", h)}
+		}
+	}
+	if c.HTTP.MaxStreams < 1 {
+		return &ConfigError{"http.max_streams", "must be at least 1"}
+	}
+	if c.HTTP.MaxBackups < 1 {
+		return &ConfigError{"http.max_backups", "must be at least 1"}
 	}
 	if c.Store.BatchMaxRecords < 1 {
 		return &ConfigError{"store.batch_max_records", "must be at least 1"}

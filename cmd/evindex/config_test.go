@@ -69,6 +69,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"NoKind", "sources:\n  - {name: a}\n", "sources[0].kind"},
 		{"BadKind", "sources:\n  - {name: a, kind: ethereum}\n", "sources[0].kind"},
 		{"ZeroBatch", "store: {batch_max_records: 0}\n", "store.batch_max_records"},
+		{"AllowedHostWithPort", "http: {allowed_hosts: [evindex.example, \"proxy.example:443\"]}\n", "http.allowed_hosts[1]"},
+		{"AllowedHostURL", "http: {allowed_hosts: [\"https://proxy.example\"]}\n", "http.allowed_hosts[0]"},
+		{"ZeroStreams", "http: {max_streams: 0}\n", "http.max_streams"},
+		{"ZeroBackups", "http: {max_backups: 0}\n", "http.max_backups"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -84,6 +88,21 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 				t.Fatalf("field %q (%v), want %q", ce.Field, err, c.field)
 			}
 		})
+	}
+}
+
+// TestHTTPLimitsAndHosts reads the Host allowlist and the caps on long
+// responses, and their defaults.
+func TestHTTPLimitsAndHosts(t *testing.T) {
+	cfg, err := ParseConfig([]byte("http: {allowed_hosts: [evindex.example.org], max_streams: 4}\n"), noEnv)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.HTTP.AllowedHosts) != 1 || cfg.HTTP.AllowedHosts[0] != "evindex.example.org" || cfg.HTTP.MaxStreams != 4 || cfg.HTTP.MaxBackups != 2 {
+		t.Fatalf("http %+v", cfg.HTTP)
 	}
 }
 

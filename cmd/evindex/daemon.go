@@ -172,11 +172,14 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 		})
 	}
 	api := httpapi.New(httpapi.Config{
-		Store:    st,
-		Sources:  func() []store.SourceStatus { return statuses(runners) },
-		Gatherer: reg,
-		Token:    cfg.HTTP.Token,
-		Logger:   log,
+		Store:        st,
+		Sources:      func() []store.SourceStatus { return statuses(runners) },
+		Gatherer:     reg,
+		Token:        cfg.HTTP.Token,
+		AllowedHosts: cfg.HTTP.AllowedHosts,
+		MaxStreams:   cfg.HTTP.MaxStreams,
+		MaxBackups:   cfg.HTTP.MaxBackups,
+		Logger:       log,
 	})
 
 	ln := hooks.listener
