@@ -29,6 +29,9 @@ func (r *run) eventRecord(e *smv1.Event) (store.Event, error) {
 	if e.GetTimestamp() == nil {
 		return store.Event{}, fmt.Errorf("admin event without a timestamp")
 	}
+	if err := e.GetTimestamp().CheckValid(); err != nil {
+		return store.Event{}, fmt.Errorf("admin event timestamp: %w", err)
+	}
 	bin, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("encode admin event: %w", err)

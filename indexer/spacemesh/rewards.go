@@ -14,8 +14,8 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-// maxPages bounds one paged read; a node that never returns a short page
-// is broken, and the run fails instead of looping.
+// maxPages bounds one paged v1 read; a node that never returns a short
+// page is broken, and the run fails instead of looping.
 const maxPages = 1 << 20
 
 // nodeReward is one reward as either API reports it.
@@ -67,9 +67,16 @@ func (r *run) readRewards(ctx context.Context, from, to uint64) ([]store.Reward,
 // v2Rewards pages RewardService.List over the fixed range [from, to].
 // go-spacemesh: a zero start or end layer means unbounded, and the limit
 // must be 1..100.
+//
+// A node whose pages never end (every page full, the same rewards again)
+// is not followed forever: paging stops at the first page that brings
+// nothing new, or past maxRewardsPerLayer rewards per layer of the range,
+// and a rejected record says so; what was read is kept.
 func (r *run) v2Rewards(ctx context.Context, from, to uint64, filter any, what string) ([]nodeReward, error) {
 	var out []nodeReward
-	for page, off := 0, uint64(0); page < maxPages; page++ {
+	seen := map[string]bool{}
+	bound := (to - from + 1) * maxRewardsPerLayer
+	for off := uint64(0); ; {
 		req := &smv2.RewardRequest{
 			StartLayer: uint32(from), EndLayer: uint32(to),
 			Offset: off, Limit: r.cfg.PageLimit, SortOrder: smv2.SortOrder_ASC,
@@ -86,18 +93,47 @@ func (r *run) v2Rewards(ctx context.Context, from, to uint64, filter any, what s
 		if err != nil {
 			return nil, fmt.Errorf("rewards of %s in layers %d..%d: %w", what, from, to, err)
 		}
+		fresh := 0
 		for _, rw := range res.GetRewards() {
-			out = append(out, nodeReward{
+			nr := nodeReward{
 				layer: uint64(rw.GetLayer()), smesher: hex.EncodeToString(rw.GetSmesher()),
 				coinbase: normalizeAddress(rw.GetCoinbase()), total: rw.GetTotal(), layerReward: rw.GetLayerReward(),
-			})
+			}
+			id := nr.smesher + "/" + strconv.FormatUint(nr.layer, 10)
+			if seen[id] {
+				continue
+			}
+			seen[id], fresh = true, fresh+1
+			if r.acceptCoinbase(nr, rw.GetCoinbase()) {
+				out = append(out, nr)
+			}
 		}
-		if uint64(len(res.GetRewards())) < r.cfg.PageLimit {
+		n := uint64(len(res.GetRewards()))
+		if n < r.cfg.PageLimit {
 			return out, nil
 		}
-		off += uint64(len(res.GetRewards()))
+		off += n
+		if fresh == 0 || off > bound {
+			r.rejected = append(r.rejected, store.NewRejected(store.RecordReward, from, "reward list of "+what, "offset",
+				fmt.Sprintf("the node's reward list for layers %d..%d did not end: paging stopped at offset %d (a page without new rewards or more than %d per layer)", from, to, off, maxRewardsPerLayer), nil))
+			return out, nil
+		}
 	}
-	return nil, fmt.Errorf("rewards of %s in layers %d..%d: more than %d pages", what, from, to, maxPages)
+}
+
+// acceptCoinbase reports whether a reward's coinbase is an address of the
+// node's network, and quarantines the reward when it is not.
+func (r *run) acceptCoinbase(nr nodeReward, sent string) bool {
+	hrp, err := parseAddress(sent)
+	if err == nil && hrp != r.net.hrp {
+		err = fmt.Errorf("network prefix %q, not %q", hrp, r.net.hrp)
+	}
+	if err == nil {
+		return true
+	}
+	r.rejected = append(r.rejected, store.NewRejected(store.RecordReward, nr.layer, "reward "+nr.smesher+"/"+strconv.FormatUint(nr.layer, 10),
+		"coinbase", "not an address of this network: "+err.Error(), []byte(sent)))
+	return false
 }
 
 // v1Hint remembers that count rewards of a coinbase lie below layer, so
@@ -194,14 +230,17 @@ func (r *run) v1Read(ctx context.Context, cb string, from, to uint64, hint v1Hin
 			if layer < from || layer > to {
 				continue
 			}
-			cbAddr := cb
+			cbAddr, sent := cb, cb
 			if a := rw.GetCoinbase().GetAddress(); a != "" {
-				cbAddr = normalizeAddress(a)
+				cbAddr, sent = normalizeAddress(a), a
 			}
-			out = append(out, nodeReward{
+			nr := nodeReward{
 				layer: layer, smesher: hex.EncodeToString(rw.GetSmesher().GetId()), coinbase: cbAddr,
 				total: rw.GetTotal().GetValue(), layerReward: rw.GetLayerReward().GetValue(),
-			})
+			}
+			if r.acceptCoinbase(nr, sent) {
+				out = append(out, nr)
+			}
 		}
 		off += uint32(len(items))
 		if len(items) == 0 || off >= total || (!r.unsortedV1 && prevLayer > to) {

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -144,8 +145,26 @@ type run struct {
 	status     statusTracker
 
 	poke   chan struct{}    // capacity 1: something changed upstream
-	events chan store.Event // admin events, in arrival order
+	events chan store.Batch // admin events (or their rejected records), in arrival order
+
+	head     uint64                  // the last verified layer believed
+	rejected []store.Rejected        // quarantined while reading a range; go with its batch
+	flood    map[uint64]*layerEvents // admin events seen per recent layer, for the bound
 }
+
+// Bounds on what a node may claim or send.
+const (
+	// headSlack is how far beyond the current layer (by genesis and layer
+	// duration) a claimed verified layer may lie and still be believed;
+	// a node that said 2^32-1 would have made the checkpoint leap there.
+	headSlack = 1000
+	// maxRewardsPerLayer bounds the rewards one filter can have in a
+	// layer: a layer's block pays about 50 proposals in all.
+	maxRewardsPerLayer = 200
+	// maxEventsPerLayer bounds the admin events stored per layer; a node
+	// emits a handful.
+	maxEventsPerLayer = 1000
+)
 
 // Run indexes from the resume point until ctx ends (it returns nil) or the
 // node fails (it returns the error; the Runner retries from the stored
@@ -165,7 +184,8 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 		network: smv2.NewNetworkServiceClient(pub),
 		hints:   map[string]v1Hint{},
 		poke:    make(chan struct{}, 1),
-		events:  make(chan store.Event),
+		events:  make(chan store.Batch),
+		flood:   map[uint64]*layerEvents{},
 		status:  statusTracker{every: s.cfg.StatusEvery},
 	}
 	if s.cfg.PrivateEndpoint != "" {
@@ -205,9 +225,15 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 	}
 	r.next = s.cfg.StartLayer
 	if resume.Found {
+		// Layers are 32-bit: a checkpoint past the last one was never a
+		// node's, and must not wrap into a resume from 0.
+		if resume.Checkpoint.Height >= 1<<32-1 {
+			return indexer.Permanent(fmt.Errorf("stored checkpoint %d is beyond the last layer a node can have", resume.Checkpoint.Height))
+		}
 		r.next = resume.Checkpoint.Height + 1
 		r.indexed = true
 	}
+	r.head = r.next - min(r.next, 1)
 
 	fctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -244,8 +270,8 @@ func (r *run) loop(ctx context.Context) error {
 				waiting = false
 			case <-tick.C:
 				waiting = false
-			case ev := <-r.events:
-				if err := r.sink.Emit(ctx, store.Batch{Events: []store.Event{ev}}); err != nil {
+			case b := <-r.events:
+				if err := r.sink.Emit(ctx, r.boundEvents(b)); err != nil {
 					return err
 				}
 			}
@@ -278,7 +304,7 @@ func (r *run) step(ctx context.Context) error {
 	if err := r.observeStatus(ctx, st.GetStatus()); err != nil {
 		return err
 	}
-	applied := uint64(st.GetStatus().GetVerifiedLayer().GetNumber())
+	applied := r.believedHead(uint64(st.GetStatus().GetVerifiedLayer().GetNumber()))
 	r.sink.SetHead(applied)
 
 	if r.next > applied {
@@ -323,6 +349,58 @@ func (r *run) step(ctx context.Context) error {
 	return nil
 }
 
+// believedHead is the node's verified layer when it is plausible: at most
+// headSlack layers past the layer the clock is in. An implausible claim is
+// not believed; the last believed head stands.
+func (r *run) believedHead(claimed uint64) uint64 {
+	if limit := r.net.layerAt(r.cfg.Now()) + headSlack; claimed > limit {
+		r.sink.Warn().Uint64("claimed", claimed).Uint64("current_layer", limit-headSlack).
+			Msg("the node claims a verified layer far beyond the current one; not believed")
+		return r.head
+	}
+	r.head = claimed
+	return claimed
+}
+
+// layerEvents are the distinct admin events of one layer seen in this run
+// (a replay after a reconnect is the same event) and how many past the
+// bound were not stored.
+type layerEvents struct {
+	seen map[uint64]bool
+	over uint64
+}
+
+// boundEvents keeps at most maxEventsPerLayer distinct admin events per
+// layer; past that, one rejected record per layer says how many more
+// there were.
+func (r *run) boundEvents(b store.Batch) store.Batch {
+	if len(b.Events) == 0 {
+		return b
+	}
+	e := &b.Events[0]
+	if len(r.flood) > 64 { // only the last few layers get events
+		clear(r.flood)
+	}
+	le := r.flood[e.Height]
+	if le == nil {
+		le = &layerEvents{seen: map[uint64]bool{}}
+		r.flood[e.Height] = le
+	}
+	id := uint64(e.TxIndex)<<32 | uint64(e.EventIndex)
+	if le.seen[id] || len(le.seen) < maxEventsPerLayer {
+		le.seen[id] = true
+		return b
+	}
+	h := e.Height
+	le.over++
+	b.Events = nil
+	if over := le.over; over == 1 || over%1000 == 0 {
+		b.Rejected = append(b.Rejected, store.NewRejected(store.RecordEvent, h, "admin events beyond the bound", "",
+			fmt.Sprintf("at least %d admin events in layer %d beyond the bound of %d were not stored", over, h, maxEventsPerLayer), nil))
+	}
+	return b
+}
+
 // window is the first layer a reconcile re-reads: Hdist layers below the
 // next one, not below the start layer unless the checkpoint already is.
 func (r *run) window() uint64 {
@@ -352,11 +430,12 @@ func (r *run) readRange(ctx context.Context, from, to uint64) (store.Batch, erro
 	if err != nil {
 		return store.Batch{}, err
 	}
+	r.rejected = nil
 	rewards, err := r.readRewards(ctx, from, to)
 	if err != nil {
 		return store.Batch{}, err
 	}
-	return store.Batch{Blocks: blocks, Rewards: rewards, ReplaceRewards: &store.Range{From: from, To: to}}, nil
+	return store.Batch{Blocks: blocks, Rewards: rewards, Rejected: r.rejected, ReplaceRewards: &store.Range{From: from, To: to}}, nil
 }
 
 // network holds the facts the node reports about its network.
@@ -370,7 +449,13 @@ type network struct {
 	api              string // the API the facts came from
 }
 
+// layerTime is when a layer starts. Layers are 32-bit, and genesis plus
+// 2^32 five-minute layers overflows a Duration; such a layer gets the zero
+// time (unknown) rather than one that wrapped.
 func (n *network) layerTime(layer uint64) time.Time {
+	if n.layerDuration > 0 && layer > uint64(math.MaxInt64/int64(n.layerDuration)) {
+		return time.Time{}
+	}
 	return n.genesis.Add(time.Duration(layer) * n.layerDuration)
 }
 

@@ -2,6 +2,8 @@ package spacemesh
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 
@@ -9,6 +11,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/evindex/evindex/store"
 )
 
 // startFollowers opens the live streams. They only tell the loop that
@@ -47,13 +52,17 @@ func (r *run) startFollowers(ctx context.Context, wg *sync.WaitGroup) {
 				return r.admin.EventsStream(ctx, &smv1.EventStreamRequest{})
 			},
 			func(e *smv1.Event) error {
-				ev, err := r.eventRecord(e)
-				if err != nil {
-					r.log.Warn().Err(err).Msg("admin event skipped")
-					return nil
+				var b store.Batch
+				if ev, err := r.eventRecord(e); err != nil {
+					raw, _ := proto.Marshal(e)
+					sum := sha256.Sum256(raw)
+					b.Rejected = []store.Rejected{store.NewRejected(store.RecordEvent, r.net.layerAt(r.cfg.Now()),
+						"admin event "+hex.EncodeToString(sum[:8]), "", err.Error(), raw)}
+				} else {
+					b.Events = []store.Event{ev}
 				}
 				select {
-				case r.events <- ev:
+				case r.events <- b:
 					return nil
 				case <-ctx.Done():
 					return ctx.Err()

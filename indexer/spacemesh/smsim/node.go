@@ -36,7 +36,12 @@ func (n *nodeService) Build(context.Context, *emptypb.Empty) (*smv1.BuildRespons
 func (n *nodeService) Status(context.Context, *smv1.StatusRequest) (*smv1.StatusResponse, error) {
 	n.s.mu.Lock()
 	defer n.s.mu.Unlock()
-	return &smv1.StatusResponse{Status: n.s.nodeStatus(n.s.appliedLocked())}, nil
+	st := n.s.nodeStatus(n.s.appliedLocked())
+	if v := n.s.hostile.VerifiedLayer; v != 0 {
+		st.VerifiedLayer = &smv1.LayerNumber{Number: v}
+		st.TopLayer = &smv1.LayerNumber{Number: v}
+	}
+	return &smv1.StatusResponse{Status: st}, nil
 }
 
 func (n *nodeService) NodeInfo(context.Context, *emptypb.Empty) (*smv1.NodeInfoResponse, error) {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"net"
 	"sync"
 	"time"
@@ -132,6 +133,41 @@ type Sim struct {
 	subs        map[*subscriber]struct{}
 	unavailable bool
 	downUntil   time.Time
+	hostile     Hostile
+}
+
+// Hostile makes the node lie the way a buggy or malicious node would.
+// The zero value is an honest node.
+type Hostile struct {
+	// VerifiedLayer, when set, is the verified layer Status claims
+	// (e.g. 2^32-1); the node still serves only the layers it has.
+	VerifiedLayer uint32
+	// BadCoinbaseEvery, when set, replaces the coinbase of about one
+	// reward in n (the same ones in every answer) with text that is not a
+	// bech32 address.
+	BadCoinbaseEvery int
+	// EndlessPages makes RewardService.List answer every page full: past
+	// the real rewards it repeats the first page.
+	EndlessPages bool
+	// EventFlood is how many extra admin events each new layer emits.
+	EventFlood int
+}
+
+// SetHostile switches the node's lies on (or off, with the zero value).
+func (s *Sim) SetHostile(h Hostile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hostile = h
+}
+
+// badCoinbaseLocked is what a hostile node puts in place of a reward's
+// coinbase: not bech32 (a wrong checksum, and an injection attempt for
+// spreadsheets).
+func (s *Sim) badCoinbaseLocked(r *reward) string {
+	if n := s.hostile.BadCoinbaseEvery; n > 0 && (uint64(r.Layer)*31+r.Total)%uint64(n) == 0 {
+		return "=HYPERLINK(\"http://x\")" + r.Coinbase[:len(r.Coinbase)-1] + "q"
+	}
+	return r.Coinbase
 }
 
 // Start opens the public and private listeners (an empty address means
@@ -368,6 +404,10 @@ func (s *Sim) applyLocked(n uint32) {
 	l := s.buildLayer(n, 0)
 	s.layers = append(s.layers, l)
 	evs := s.layerEvents(n)
+	for i := 0; i < s.hostile.EventFlood; i++ {
+		evs = append(evs, &smv1.Event{Timestamp: timestamppb.New(s.layerTime(n)), Help: fmt.Sprintf("flood %d/%d", n, i),
+			Details: &smv1.Event_Beacon{Beacon: &smv1.EventBeacon{Epoch: n, Beacon: []byte{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24)}}}})
+	}
 	s.events = append(s.events, evs...)
 	s.publishLayerLocked(&s.layers[n])
 	for _, e := range evs {

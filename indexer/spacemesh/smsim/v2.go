@@ -109,7 +109,12 @@ func (rs *rewardService) List(_ context.Context, in *smv2.RewardRequest) (*smv2.
 	}
 	out := &smv2.RewardList{}
 	for i := in.Offset; i < uint64(len(all)) && i < in.Offset+in.Limit; i++ {
-		out.Rewards = append(out.Rewards, v2Reward(all[i]))
+		r := v2Reward(all[i])
+		r.Coinbase = rs.s.badCoinbaseLocked(all[i])
+		out.Rewards = append(out.Rewards, r)
+	}
+	for i := 0; rs.s.hostile.EndlessPages && len(all) > 0 && uint64(len(out.Rewards)) < in.Limit; i++ {
+		out.Rewards = append(out.Rewards, v2Reward(all[i%len(all)]))
 	}
 	return out, nil
 }
