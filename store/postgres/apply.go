@@ -369,7 +369,24 @@ var (
 
 // write stages rows (key columns, then cols) and upserts them, and keeps
 // the lookup table in step. It returns how many rows per source were new.
-func (t recordTable) write(ctx context.Context, tx pgx.Tx, rows [][]any) (map[string]int64, error) {
+//
+// When lowest is set (a source's lowest height among the rows) and every
+// source's rows lie above what the table holds, the rows are new: they
+// are copied straight into the table and lookupRows() into the lookup
+// table, which is most of ingestion and about twice as fast as the
+// upsert. (Were another writer to add the same rows meanwhile, against
+// the lease, the copy fails on the primary key and the transaction with
+// it; nothing is written twice.)
+func (t recordTable) write(ctx context.Context, tx pgx.Tx, rows [][]any, lowest map[string]int64, lookupRows func() [][]any) (map[string]int64, error) {
+	if lowest != nil {
+		fresh, err := beyond(ctx, tx, t.name, lowest)
+		if err != nil {
+			return nil, err
+		}
+		if fresh {
+			return t.insertNew(ctx, tx, rows, lookupRows)
+		}
+	}
 	if err := stage(ctx, tx, t.name, append(slices.Clone(t.key), t.cols...), rows); err != nil {
 		return nil, err
 	}
@@ -403,11 +420,37 @@ func (p *plan) writeBlocks(ctx context.Context, tx pgx.Tx, delta map[string]*cou
 	for i, b := range p.blocks {
 		rows[i] = []any{b.Source, int64(b.Height), b.BlockID, nanos(b.BlockTime), int64(b.EventCount), b.Status}
 	}
-	added, err := blockTable.write(ctx, tx, rows)
+	added, err := blockTable.write(ctx, tx, rows, heightsOf(p.blocks, func(b *store.Block) (string, uint64) { return b.Source, b.Height }), nil)
 	for src, n := range added {
 		delta[src].blocks += n
 	}
 	return err
+}
+
+// heightsOf returns each source's lowest height among recs.
+func heightsOf[T any](recs []T, at func(*T) (string, uint64)) map[string]int64 {
+	lo := map[string]int64{}
+	for i := range recs {
+		src, h := at(&recs[i])
+		if v, ok := lo[src]; !ok || int64(h) < v {
+			lo[src] = int64(h)
+		}
+	}
+	return lo
+}
+
+// beyond reports whether every source's records in lowest start above
+// the highest height table holds of that source: then none of them can
+// be stored already, which is how ingestion appends.
+func beyond(ctx context.Context, tx pgx.Tx, table string, lowest map[string]int64) (bool, error) {
+	srcs, los := make([]string, 0, len(lowest)), make([]int64, 0, len(lowest))
+	for src, lo := range lowest {
+		srcs, los = append(srcs, src), append(los, lo)
+	}
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT bool_and(coalesce((SELECT max(t.height) FROM `+table+` t WHERE t.source = s.src), -1) < s.lo)
+		FROM unnest($1::text[], $2::bigint[]) s(src, lo)`, srcs, los).Scan(&ok)
+	return ok, err
 }
 
 func (p *plan) writeEvents(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
@@ -428,7 +471,21 @@ func (p *plan) writeEvents(ctx context.Context, tx pgx.Tx, delta map[string]*cou
 		rows[i] = []any{e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex),
 			e.BlockID, nanos(e.BlockTime), e.TxID, e.Type, e.Contract, addrs, payload}
 	}
-	added, err := eventTable.write(ctx, tx, rows)
+	// The addresses' rows, for when the events are all new (one per
+	// distinct non-empty address of an event).
+	lookup := func() [][]any {
+		var out [][]any
+		for i := range p.events {
+			e := &p.events[i]
+			for j, a := range e.Addresses {
+				if a != "" && !slices.Contains(e.Addresses[:j], a) {
+					out = append(out, []any{a, e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex)})
+				}
+			}
+		}
+		return out
+	}
+	added, err := eventTable.write(ctx, tx, rows, heightsOf(p.events, func(e *store.Event) (string, uint64) { return e.Source, e.Height }), lookup)
 	for src, n := range added {
 		delta[src].events += n
 	}
@@ -485,7 +542,7 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 		rows[i] = []any{r.Source, r.Account, timeKey(r.Time), r.ID, r.Kind, height, nanos(r.Time), ps, pe,
 			pgtype.Numeric{Int: amt, Valid: true}, r.Unit, int64(r.Decimals), aliases, details}
 	}
-	added, err := rewardTable.write(ctx, tx, rows)
+	added, err := rewardTable.write(ctx, tx, rows, nil, nil)
 	for src, n := range added {
 		delta[src].rewards += n
 	}
@@ -504,11 +561,30 @@ func (p *plan) writeRejected(ctx context.Context, tx pgx.Tx, delta map[string]*c
 		}
 		rows[i] = []any{r.Source, int64(r.Height), r.Key, r.Kind, r.Field, r.Reason, raw, int64(r.RawSize), nanos(r.Time)}
 	}
-	added, err := rejectedTable.write(ctx, tx, rows)
+	added, err := rejectedTable.write(ctx, tx, rows, nil, nil)
 	for src, n := range added {
 		delta[src].rejected += n
 	}
 	return err
+}
+
+// insertNew copies rows none of which the table holds.
+func (t recordTable) insertNew(ctx context.Context, tx pgx.Tx, rows [][]any, lookupRows func() [][]any) (map[string]int64, error) {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, append(slices.Clone(t.key), t.cols...), pgx.CopyFromRows(rows)); err != nil {
+		return nil, err
+	}
+	added := map[string]int64{}
+	for _, r := range rows {
+		added[r[0].(string)]++
+	}
+	if t.lookup != "" {
+		if lr := lookupRows(); len(lr) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.lookup}, append([]string{t.lookupCol}, t.key...), pgx.CopyFromRows(lr)); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.lookup, err)
+			}
+		}
+	}
+	return added, nil
 }
 
 // nodeDetails is a snapshot's details as the bbolt store keeps them: JSON

@@ -129,7 +129,9 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 		filters = append(filters, a.add(q.Address)+" = ANY (e.addresses)")
 	}
 	if q.TxID != "" {
-		filters = append(filters, "e.tx_id = "+a.add(q.TxID))
+		// The hash finds the rows through events_by_tx_hash.
+		p := a.add(q.TxID)
+		filters = append(filters, "e.tx_id = "+p, "e.tx_id <> ''", "hashtext(e.tx_id) = hashtext("+p+")")
 	}
 	// The cursor's tuple, compared with the columns of the table whose
 	// index the branch walks.

@@ -1,0 +1,57 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/postgres"
+	"github.com/evindex/evindex/store/postgres/pgtest"
+)
+
+const perTx = 1000
+
+// BenchmarkApply writes transactions of 100 Flow heights (about 430
+// events, 100 blocks, 33 rewards): one op is one transaction.
+func BenchmarkApply(b *testing.B) {
+	s, err := postgres.Open(ctx, pgtest.DSN(b), postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	h := uint64(1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bs := make([]store.Batch, perTx)
+		for j := range bs {
+			bs[j] = flowHeight(h)
+			h++
+		}
+		if err := s.Apply(ctx, bs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*perTx)/b.Elapsed().Seconds(), "heights/s")
+}
+
+// BenchmarkApplyBolt is BenchmarkApply on a bbolt file, for comparison
+// in the same run.
+func BenchmarkApplyBolt(b *testing.B) {
+	s, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	h := uint64(1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bs := make([]store.Batch, perTx)
+		for j := range bs {
+			bs[j] = flowHeight(h)
+			h++
+		}
+		if err := s.Apply(ctx, bs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*perTx)/b.Elapsed().Seconds(), "heights/s")
+}
