@@ -56,7 +56,7 @@ func TestRequestLogOmitsQuery(t *testing.T) {
 		t.Fatalf("query string logged:\n%s", logs)
 	}
 	if !strings.Contains(logs, `"route":"/v1/events"`) || !strings.Contains(logs, `"route":"/v1/blocks/{source}/{height}"`) ||
-		!strings.Contains(logs, `"status":404`) || !strings.Contains(logs, `"request_id"`) {
+		!strings.Contains(logs, `"status":400`) || !strings.Contains(logs, `"request_id"`) {
 		t.Fatalf("request log lacks route, status or request id:\n%s", logs)
 	}
 }

@@ -15,11 +15,15 @@ func (s lists) listBlocks(ctx context.Context, p *params, w io.Writer) error {
 	q := store.BlockQuery{Source: p.str("source"), Desc: p.desc()}
 	q.FromHeight, q.ToHeight = p.heights()
 	lr := p.listRequest()
-	if p.err != nil {
-		return p.err
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := s.sourceExists(ctx, q.Source); err != nil {
+		return err
 	}
 	return writeList(ctx, w, listing[store.Block]{
-		name: "blocks",
+		name:  "blocks",
+		query: q,
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Block], error) {
 			q.Cursor, q.Limit = cursor, limit
 			return s.st.Blocks(ctx, q)
@@ -32,10 +36,16 @@ func (s lists) listBlocks(ctx context.Context, p *params, w io.Writer) error {
 }
 
 func (s *Server) handleGetBlock(w http.ResponseWriter, r *http.Request) error {
+	if err := noParams(r, "a block"); err != nil {
+		return err
+	}
 	source := pathParam(r, "source")
 	height, err := strconv.ParseUint(pathParam(r, "height"), 10, 64)
 	if err != nil {
 		return invalidParam("height", "must be a non-negative integer")
+	}
+	if err := s.lists().pathSourceExists(r.Context(), source); err != nil {
+		return err
 	}
 	b, err := s.st.Block(r.Context(), source, height)
 	if errors.Is(err, store.ErrNotFound) {

@@ -21,18 +21,26 @@ type ParamError struct {
 	Message string
 }
 
-func (e *ParamError) Error() string {
-	if e.Param == "" {
-		return e.Message
+func (e *ParamError) Error() string { return withParam(e.Param, e.Message) }
+
+// withParam puts the parameter an error is about first, when it has one.
+func withParam(param, msg string) string {
+	if param == "" {
+		return msg
 	}
-	return e.Param + ": " + e.Message
+	return param + ": " + msg
 }
 
 // NotFoundError is a named thing that does not exist: a source, a node, a
 // block (404 not_found).
-type NotFoundError struct{ Message string }
+type NotFoundError struct {
+	// Param is the query parameter that named it (source), or empty when
+	// the path did.
+	Param   string
+	Message string
+}
 
-func (e *NotFoundError) Error() string { return e.Message }
+func (e *NotFoundError) Error() string { return withParam(e.Param, e.Message) }
 
 // InternalError is a failure that is not the caller's doing: a damaged
 // file, a failed write. Err is the cause; the API logs it and shows the
@@ -83,8 +91,8 @@ func typed(err error) error {
 		return err
 	case errors.Is(err, store.ErrLocked), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
-	case errors.Is(err, store.ErrCursorInvalid):
-		return &ParamError{Param: "cursor", Message: "not a cursor of this list (pass next_cursor unchanged, with the same filters)"}
+	case errors.Is(err, store.ErrCursorInvalid), errors.Is(err, errCursorInvalid):
+		return &ParamError{Param: "cursor", Message: "not a cursor of this list with these filters and this order (pass next_cursor unchanged, with the same filters and order)"}
 	case errors.Is(err, store.ErrInvalid):
 		return &ParamError{Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
@@ -121,7 +129,7 @@ func classify(err error) (status int, d errorDetail, internal bool) {
 	case errors.As(err, &pe):
 		return http.StatusBadRequest, errorDetail{Code: "invalid_argument", Message: pe.Error(), Param: pe.Param}, false
 	case errors.As(err, &nf):
-		return http.StatusNotFound, errorDetail{Code: "not_found", Message: nf.Message}, false
+		return http.StatusNotFound, errorDetail{Code: "not_found", Message: nf.Error(), Param: nf.Param}, false
 	case errors.As(err, &ae):
 		return ae.status, errorDetail{Code: ae.code, Message: ae.msg}, false
 	case errors.As(err, &mbe):

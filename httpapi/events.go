@@ -11,19 +11,23 @@ import (
 func (s lists) listEvents(ctx context.Context, p *params, w io.Writer) error {
 	q := store.EventQuery{
 		Source:   p.str("source"),
-		Types:    p.list("type"),
-		Contract: p.str("contract"),
-		Address:  p.str("address"),
+		Types:    p.eventTypes("type"),
+		Contract: normalType(p.str("contract")),
+		Address:  p.id("address"),
 		TxID:     p.hexID("tx_id"),
 		Desc:     p.desc(),
 	}
 	q.FromHeight, q.ToHeight = p.heights()
 	lr := p.listRequest()
-	if p.err != nil {
-		return p.err
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := s.sourceExists(ctx, q.Source); err != nil {
+		return err
 	}
 	return writeList(ctx, w, listing[store.Event]{
-		name: "events",
+		name:  "events",
+		query: q,
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Event], error) {
 			q.Cursor, q.Limit = cursor, limit
 			return s.st.Events(ctx, q)

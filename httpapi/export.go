@@ -90,6 +90,10 @@ type listing[T any] struct {
 	parquet func(w io.Writer) rowWriter[T]
 	// unpaged lists answer JSON without next_cursor.
 	unpaged bool
+	// query is the store query the list pages (Cursor and Limit unset);
+	// next_cursor is sealed to it, so a cursor only resumes the query
+	// that handed it out.
+	query any
 }
 
 // rowWriter writes rows of an export format that needs more than one line
@@ -140,6 +144,18 @@ func serveStream(w http.ResponseWriter, r *http.Request, write func(io.Writer) e
 // flushes w. Nothing is written before the first page has been read, so a
 // bad cursor or filter is still an error and not a cut stream.
 func writeList[T any](ctx context.Context, w io.Writer, l listing[T], lr listRequest) error {
+	if !l.unpaged {
+		seal, fetch := sealFor(l.name, l.query), l.fetch
+		l.fetch = func(ctx context.Context, cursor string, limit int) (store.Page[T], error) {
+			inner, err := seal.open(cursor)
+			if err != nil {
+				return store.Page[T]{}, err
+			}
+			p, err := fetch(ctx, inner, limit)
+			p.Next = seal.seal(p.Next)
+			return p, err
+		}
+	}
 	named := func() {
 		if cn, ok := w.(contentNamer); ok {
 			cn.nameContent(l.name, lr.format)

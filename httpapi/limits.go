@@ -67,5 +67,5 @@ func (s *Server) limit(sl slots, what string, streaming func(*http.Request) bool
 // (ndjson, csv, parquet) rather than a JSON page. A bad format parameter
 // counts as not streaming: the handler answers it with a 400.
 func isStream(r *http.Request) bool {
-	return requestParams(r).format() != formatJSON
+	return requestParams(r, "").format() != formatJSON
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,9 +19,14 @@ type params struct {
 	// the Accept header asked for); empty means JSON.
 	defaultFormat string
 	err           error
+	// read are the parameters the handler asked for: what it supports.
+	// check refuses every other parameter q holds.
+	read map[string]bool
+	// name is what the parameters select ("events"), for messages.
+	name string
 }
 
-func newParams(q url.Values) *params { return &params{q: q} }
+func newParams(q url.Values) *params { return &params{q: q, read: map[string]bool{}} }
 
 func (p *params) fail(err error) {
 	if p.err == nil {
@@ -28,8 +34,13 @@ func (p *params) fail(err error) {
 	}
 }
 
-// str returns a single-valued parameter, trimmed.
+// str returns a single-valued parameter, trimmed. Given twice, it is an
+// error: which of the two the client meant is a guess.
 func (p *params) str(name string) string {
+	p.read[name] = true
+	if n := len(p.q[name]); n > 1 {
+		p.fail(invalidParam(name, "given %d times; it takes one value (repeat only type and account)", n))
+	}
 	return strings.TrimSpace(p.q.Get(name))
 }
 
@@ -41,6 +52,7 @@ const maxListValues = 100
 // list returns a repeatable parameter; each value may also hold several
 // comma-separated items. More than maxListValues items is a 400.
 func (p *params) list(name string) []string {
+	p.read[name] = true
 	var out []string
 	for _, v := range p.q[name] {
 		for item := range strings.SplitSeq(v, ",") {
@@ -61,6 +73,53 @@ func (p *params) list(name string) []string {
 func (p *params) hexID(name string) string {
 	v := strings.ToLower(p.str(name))
 	return strings.TrimPrefix(v, "0x")
+}
+
+// id reads a single-valued id (an address) in its stored form; see
+// normalID.
+func (p *params) id(name string) string {
+	p.str(name) // marks it read and refuses a repeat
+	return normalID(p.q.Get(name))
+}
+
+// ids reads a repeatable id (an account) as every form it may be stored
+// in; see idForms.
+func (p *params) ids(name string) []string {
+	if p.list(name); p.err != nil { // marks it read and caps the values
+		return nil
+	}
+	var out []string
+	for _, v := range p.q[name] {
+		for item := range strings.SplitSeq(v, ",") {
+			for _, f := range idForms(item) {
+				if !slices.Contains(out, f) {
+					out = append(out, f)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// eventTypes reads a repeatable event type or contract ("A.<address>.Name"),
+// with the address in its stored form.
+func (p *params) eventTypes(name string) []string {
+	out := p.list(name)
+	for i, v := range out {
+		out[i] = normalType(v)
+	}
+	return out
+}
+
+// oneOf reads a repeatable parameter whose values must come from allowed.
+func (p *params) oneOf(name string, allowed []string) []string {
+	out := p.list(name)
+	for _, v := range out {
+		if !slices.Contains(allowed, v) {
+			p.fail(invalidParam(name, "%q is not one of %s%s", v, strings.Join(allowed, ", "), suggest(v, allowed)))
+		}
+	}
+	return out
 }
 
 func (p *params) uint64(name string) *uint64 {

@@ -18,11 +18,15 @@ func (s lists) listRejected(ctx context.Context, p *params, w io.Writer) error {
 	q := store.RejectedQuery{Source: p.str("source"), Desc: p.desc()}
 	q.FromHeight, q.ToHeight = p.heights()
 	lr := p.listRequest()
-	if p.err != nil {
-		return p.err
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := s.sourceExists(ctx, q.Source); err != nil {
+		return err
 	}
 	return writeList(ctx, w, listing[store.Rejected]{
-		name: "rejected",
+		name:  "rejected",
+		query: q,
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.Rejected], error) {
 			q.Cursor, q.Limit = cursor, limit
 			return s.st.Rejected(ctx, q)

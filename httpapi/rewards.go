@@ -9,17 +9,24 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
+// rewardKinds are the reward kinds of API.md, what the kind filter takes.
+var rewardKinds = []string{"flow_node_reward", "flow_delegator_reward", "smesher_reward", "presearch_period"}
+
 // listRewards writes the rewards of GET /v1/rewards.
 func (s lists) listRewards(ctx context.Context, p *params, w io.Writer) error {
-	q := store.RewardQuery{Source: p.str("source"), Accounts: p.list("account"), Desc: p.desc()}
+	q := store.RewardQuery{Source: p.str("source"), Accounts: p.ids("account"), Kinds: p.oneOf("kind", rewardKinds), Desc: p.desc()}
 	q.FromTime, q.ToTime = p.times()
 	q.FromHeight, q.ToHeight = p.heights()
 	lr := p.listRequest()
-	if p.err != nil {
-		return p.err
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := s.sourceExists(ctx, q.Source); err != nil {
+		return err
 	}
 	return writeList(ctx, w, listing[reward]{
-		name: "rewards",
+		name:  "rewards",
+		query: q,
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[reward], error) {
 			q.Cursor, q.Limit = cursor, limit
 			page, err := s.st.Rewards(ctx, q)
@@ -37,7 +44,7 @@ func (s lists) listRewards(ctx context.Context, p *params, w io.Writer) error {
 
 // listRewardSummary writes the buckets of GET /v1/rewards/summary.
 func (s lists) listRewardSummary(ctx context.Context, p *params, w io.Writer) error {
-	q := store.SummaryQuery{RewardQuery: store.RewardQuery{Source: p.str("source"), Accounts: p.list("account")}}
+	q := store.SummaryQuery{RewardQuery: store.RewardQuery{Source: p.str("source"), Accounts: p.ids("account"), Kinds: p.oneOf("kind", rewardKinds)}}
 	q.FromTime, q.ToTime = p.times()
 	q.Location = p.location()
 	switch q.GroupBy = strings.ToLower(p.str("group_by")); q.GroupBy {
@@ -48,8 +55,11 @@ func (s lists) listRewardSummary(ctx context.Context, p *params, w io.Writer) er
 		p.fail(invalidParam("group_by", "must be one of day, week, month, epoch"))
 	}
 	format := p.format()
-	if p.err != nil {
-		return p.err
+	if err := p.check(); err != nil {
+		return err
+	}
+	if err := s.sourceExists(ctx, q.Source); err != nil {
+		return err
 	}
 	if q.GroupBy == store.GroupEpoch && q.Source != "" {
 		in, err := s.st.Source(ctx, q.Source)

@@ -113,10 +113,10 @@ func (s *Server) allSources(ctx context.Context) ([]sourceJSON, error) {
 }
 
 func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error {
-	p := requestParams(r)
+	p := requestParams(r, "sources")
 	format := p.format()
-	if p.err != nil {
-		return p.err
+	if err := p.check(); err != nil {
+		return err
 	}
 	// A handful of sources: one read, no cursor.
 	return serveList(w, r, listing[sourceJSON]{
@@ -183,11 +183,19 @@ func (s *Server) source(r *http.Request, name string) (sourceJSON, error) {
 	case st != nil:
 		return sourceObject(st, nil), nil
 	default:
-		return sourceJSON{}, notFound("no source named %q", name)
+		return sourceJSON{}, s.lists().pathSourceExists(r.Context(), name)
 	}
 }
 
+// noParams refuses every query parameter of an endpoint that takes none.
+func noParams(r *http.Request, name string) error {
+	return requestParams(r, name).check()
+}
+
 func (s *Server) handleGetSource(w http.ResponseWriter, r *http.Request) error {
+	if err := noParams(r, "a source"); err != nil {
+		return err
+	}
 	o, err := s.source(r, pathParam(r, "name"))
 	if err != nil {
 		return err
@@ -197,6 +205,9 @@ func (s *Server) handleGetSource(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleCoverage(w http.ResponseWriter, r *http.Request) error {
+	if err := noParams(r, "coverage"); err != nil {
+		return err
+	}
 	name := pathParam(r, "name")
 	if _, err := s.source(r, name); err != nil {
 		return err

@@ -445,6 +445,7 @@ func parseRewardKey(k []byte) (source, account, id string, ok bool) {
 // rewardHead is the part of a reward value a summary needs.
 type rewardHead struct {
 	flags     byte
+	kind      []byte // points into the value
 	time      time.Time
 	height    uint64
 	amount    uint64 // when flags has rwAmountUint
@@ -463,7 +464,7 @@ func decodeRewardHead(v []byte, h *rewardHead) error {
 	}
 	h.flags = v[1]
 	d := dec{b: v[2:]}
-	d.bytes() // kind
+	h.kind = d.bytes()
 	h.time = d.time()
 	if h.flags&rwHeight != 0 {
 		h.height = d.uvarint()

@@ -43,11 +43,12 @@ type BlockQuery struct {
 }
 
 // RewardQuery selects rewards. Accounts are OR-ed and match a reward's
-// Account or one of its Aliases. Times are [FromTime, ToTime); zero means
-// unbounded.
+// Account or one of its Aliases; Kinds are OR-ed too. Times are
+// [FromTime, ToTime); zero means unbounded.
 type RewardQuery struct {
 	Source     string
 	Accounts   []string
+	Kinds      []string
 	FromTime   time.Time
 	ToTime     time.Time
 	FromHeight *uint64

@@ -93,6 +93,9 @@ func (q *RewardQuery) matches(r *Reward) bool {
 	if q.Source != "" && r.Source != q.Source {
 		return false
 	}
+	if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, r.Kind) {
+		return false
+	}
 	if len(q.Accounts) > 0 && !slices.Contains(q.Accounts, r.Account) &&
 		!slices.ContainsFunc(r.Aliases, func(a string) bool { return slices.Contains(q.Accounts, a) }) {
 		return false

@@ -252,6 +252,9 @@ func amountMatcher(tx *bolt.Tx, q *RewardQuery) func(pk, val []byte) (rewardAmou
 			a.text = string(h.rawAmount)
 		}
 		r := Reward{Source: a.source, Account: a.account, Time: a.time, Height: a.height, HasHeight: a.hasHeight}
+		if len(q.Kinds) > 0 {
+			r.Kind = string(h.kind)
+		}
 		if len(q.Accounts) > 0 && !slices.Contains(q.Accounts, a.account) {
 			r.Aliases = make([]string, h.aliases)
 			for k := range r.Aliases {

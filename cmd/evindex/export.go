@@ -37,6 +37,7 @@ var exportFilters = []struct{ param, help string }{
 	{"contract", "events of this contract, e.g. A.8624b52f9ddcd04a.FlowIDTableStaking"},
 	{"address", "events that name this address"},
 	{"tx_id", "events of this transaction"},
+	{"kind", "rewards of these kinds, comma-separated: flow_node_reward, flow_delegator_reward, smesher_reward, presearch_period (rewards, rewards-summary)"},
 	{"from_height", "first height, inclusive (events, blocks, rewards, rejected)"},
 	{"to_height", "last height, inclusive (events, blocks, rewards, rejected)"},
 	{"from_time", "first time, inclusive: RFC 3339 or a date such as 2026-01-02 (rewards, rewards-summary)"},
@@ -206,12 +207,17 @@ func exportFromData(ctx context.Context, dir, list string, q url.Values, format 
 	// keeps the resident set at about one page of rows however big the
 	// file is.
 	err = httpapi.WriteList(ctx, st, list, q, format, pageReleaser{w, st.ReleaseMapped})
-	var pe *httpapi.ParamError
+	var (
+		pe *httpapi.ParamError
+		nf *httpapi.NotFoundError
+	)
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &pe):
 		return pe
+	case errors.As(err, &nf) && nf.Param != "":
+		return nf
 	case ctx.Err() != nil:
 		return fmt.Errorf("export: interrupted: %w", ctx.Err())
 	}
@@ -297,13 +303,24 @@ func apiError(status int, body []byte) error {
 		}
 		return usagef("export: %s", msg)
 	}
+	if answer.Error.Code == "not_found" && answer.Error.Param != "" {
+		return &httpapi.NotFoundError{Param: answer.Error.Param, Message: strings.TrimPrefix(msg, answer.Error.Param+": ")}
+	}
 	return fmt.Errorf("export: %s (%d %s)", msg, status, http.StatusText(status))
 }
 
 // flagError makes a rejected list parameter a usage error (exit 2) naming
-// the flag that set it: --from-time, not from_time.
+// the flag that set it: --from-time, not from_time. A source that does not
+// exist is a runtime failure (exit 1) naming --source, from --data and
+// --url alike.
 func (r *exportRequest) flagError(err error) error {
-	var pe *httpapi.ParamError
+	var (
+		pe *httpapi.ParamError
+		nf *httpapi.NotFoundError
+	)
+	if errors.As(err, &nf) && nf.Param != "" {
+		return fmt.Errorf("export: --%s: %s", strings.ReplaceAll(nf.Param, "_", "-"), nf.Message)
+	}
 	if !errors.As(err, &pe) {
 		return err
 	}

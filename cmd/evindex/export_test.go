@@ -49,6 +49,17 @@ func TestExportFromDataAndURL(t *testing.T) {
 		t.Fatalf("csv to stdout with --limit 3: exit %d, stderr %q:\n%s", code, stderr, stdout)
 	}
 
+	// A misspelt source is a failure naming the sources, not an empty file.
+	const noSource = `export: --source: no source named "sm-scal" (did you mean sm-scale?); the sources are flow-scale, presearch-scale, sm-scale` + "\n"
+	code, stdout, stderr = exportRun(t, noEnv, "--data", data, "--source", "sm-scal", "rewards")
+	if code != 1 || stdout != "" || stderr != "evindex: "+noSource {
+		t.Fatalf("--data with an unknown source: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, _ = exportRun(t, noEnv, "--data", data, "--format", "csv", "--kind", "smesher_reward", "rewards")
+	if rows := strings.Split(strings.TrimSpace(stdout), "\n")[1:]; code != 0 || len(rows) == 0 || strings.Count(stdout, ",smesher_reward,") != len(rows) {
+		t.Fatalf("--kind smesher_reward: exit %d:\n%.500s", code, stdout)
+	}
+
 	d := startDaemon(t, writeConfig(t, dir, "data_dir: "+data+"\nhttp: {token: export-secret}\n"))
 	defer d.stop()
 	token := func(k string) string {
@@ -77,6 +88,10 @@ func TestExportFromDataAndURL(t *testing.T) {
 	code, _, stderr = exportRun(t, noEnv, "--url", "http://"+d.addr, "rewards")
 	if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "EVINDEX_TOKEN") || strings.Contains(stderr, "export-secret") {
 		t.Fatalf("--url without the token: exit %d, %q", code, stderr)
+	}
+	code, stdout, stderr = exportRun(t, token, "--url", "http://"+d.addr, "--source", "sm-scal", "rewards")
+	if code != 1 || stdout != "" || stderr != "evindex: "+noSource {
+		t.Fatalf("--url with an unknown source: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	code, _, stderr = exportRun(t, token, "--url", "http://"+d.addr, "--to-height", "-1", "rewards")
 	if code != 2 || !strings.Contains(stderr, "--to-height:") {
