@@ -210,7 +210,7 @@ func writeList[T any](ctx context.Context, w io.Writer, l listing[T], lr listReq
 	case formatNDJSON:
 		enc = &ndjsonEncoder[T]{enc: json.NewEncoder(bw), item: l.item}
 	case formatCSV:
-		enc = &csvEncoder[T]{w: csv.NewWriter(bw), header: l.header, row: l.row}
+		enc = &csvEncoder[T]{w: csv.NewWriter(bw), header: l.header, row: l.row, text: textColumns(l.header)}
 	case formatParquet:
 		enc = &parquetEncoder[T]{rw: l.parquet(bw)}
 	}
@@ -329,6 +329,7 @@ type csvEncoder[T any] struct {
 	w         *csv.Writer
 	header    []string
 	row       func(*T) []string
+	text      []bool // per column: the injection rule applies (csvcell.go)
 	wroteHead bool
 }
 
@@ -340,7 +341,13 @@ func (e *csvEncoder[T]) encode(items []T) error {
 		}
 	}
 	for i := range items {
-		if err := e.w.Write(e.row(&items[i])); err != nil {
+		row := e.row(&items[i])
+		for c := range row {
+			if c < len(e.text) && e.text[c] {
+				row[c] = neutralizeCell(row[c])
+			}
+		}
+		if err := e.w.Write(row); err != nil {
 			return err
 		}
 	}
