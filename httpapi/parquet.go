@@ -190,6 +190,7 @@ type sourcePq struct {
 	Epochs              string   `parquet:"epochs,optional,json"`
 	Rejected            int64    `parquet:"rejected"`
 	Warnings            int64    `parquet:"warnings"`
+	LastErrorAt         int64    `parquet:"last_error_at,optional,timestamp(microsecond)"`
 }
 
 func microsPtr(t *time.Time) int64 {
@@ -205,7 +206,7 @@ func sourceParquet(w io.Writer) rowWriter[sourceJSON] {
 			HeadHeight: int64(o.HeadHeight), Lag: int64(o.Lag), LagThreshold: int64(o.LagThreshold),
 			EventsIndexed: int64(o.EventsIndexed), BlocksIndexed: int64(o.BlocksIndexed), RewardsIndexed: int64(o.RewardsIndexed),
 			LastError: o.LastError, Reconnects: int64(o.Reconnects), LiveSince: microsPtr(o.LiveSince), Meta: string(o.Meta),
-			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings)}
+			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings), LastErrorAt: microsPtr(o.LastErrorAt)}
 		if cp := o.Checkpoint; cp != nil {
 			h := int64(cp.Height)
 			r.CheckpointHeight, r.CheckpointBlockID = &h, cp.BlockID

@@ -50,6 +50,7 @@ type sourceJSON struct {
 	RewardsIndexed uint64          `json:"rewards_indexed"`
 	Rejected       uint64          `json:"rejected"`
 	Warnings       uint64          `json:"warnings"`
+	LastErrorAt    *time.Time      `json:"last_error_at"`
 	LastError      string          `json:"last_error"`
 	Reconnects     uint64          `json:"reconnects"`
 	LiveSince      *time.Time      `json:"live_since"`
@@ -63,7 +64,8 @@ func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 	if st != nil {
 		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: string(st.State),
 			HeadHeight: st.HeadHeight, Lag: st.Lag, LagThreshold: st.LagThreshold,
-			LastError: st.LastError, Reconnects: st.Reconnects, Warnings: st.Warnings, LiveSince: jsonTime(st.LiveSince)}
+			LastError: st.LastError, Reconnects: st.Reconnects, Warnings: st.Warnings, LiveSince: jsonTime(st.LiveSince),
+			LastErrorAt: jsonTime(st.LastErrorAt)}
 		if p := st.Progress; p != nil {
 			o.Progress = &progressJSON{Done: p.Done, Total: p.Total, Rate: p.Rate, ETASeconds: p.ETA.Seconds()}
 		}
@@ -135,7 +137,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error
 var sourceHeader = []string{"name", "kind", "endpoint", "state", "checkpoint_height", "checkpoint_block_id", "checkpoint_time",
 	"checkpoint_updated_at", "head_height", "lag", "lag_threshold", "events_indexed", "blocks_indexed", "rewards_indexed",
 	"last_error", "reconnects", "live_since", "progress_done", "progress_total", "progress_rate", "progress_eta_seconds",
-	"meta", "epochs", "rejected", "warnings"}
+	"meta", "epochs", "rejected", "warnings", "last_error_at"}
 
 func sourceRow(o *sourceJSON) []string {
 	var cpHeight, cpBlock, cpTime, cpUpdated string
@@ -155,7 +157,7 @@ func sourceRow(o *sourceJSON) []string {
 	return []string{o.Name, o.Kind, o.Endpoint, o.State, cpHeight, cpBlock, cpTime, cpUpdated,
 		u64(o.HeadHeight), u64(o.Lag), u64(o.LagThreshold), u64(o.EventsIndexed), u64(o.BlocksIndexed), u64(o.RewardsIndexed),
 		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs,
-		u64(o.Rejected), u64(o.Warnings)}
+		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt)}
 }
 
 func csvTimePtr(t *time.Time) string {

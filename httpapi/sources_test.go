@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/evindex/evindex/store"
@@ -53,4 +54,28 @@ func snakeCase(s string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
+}
+
+// TestLastErrorHasItsTime: a source that failed and is live again still
+// shows its last error, with the time it happened, so a reader can tell it
+// from a current one; JSON and CSV carry the same time.
+func TestLastErrorHasItsTime(t *testing.T) {
+	e := newEnv(t)
+	failedAt, liveSince := testNow.Add(-time.Hour), testNow.Add(-50*time.Minute)
+	e.status.set(store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive,
+		LastError: "apply: no space left on device", LastErrorAt: failedAt, LiveSince: liveSince})
+	var src map[string]any
+	e.getOK("/v1/sources/" + flowSource).json(t, &src)
+	if src["last_error"] != "apply: no space left on device" || src["last_error_at"] != failedAt.Format(time.RFC3339) {
+		t.Fatalf("last_error %v at %v", src["last_error"], src["last_error_at"])
+	}
+	csv := string(e.getOK("/v1/sources?format=csv").body)
+	if !strings.Contains(strings.SplitN(csv, "\n", 2)[0], "last_error_at") || !strings.Contains(csv, failedAt.Format(time.RFC3339)) {
+		t.Fatalf("csv lacks last_error_at:\n%s", csv)
+	}
+	e.status.set(store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive})
+	e.getOK("/v1/sources/" + flowSource).json(t, &src)
+	if src["last_error_at"] != nil {
+		t.Fatalf("last_error_at %v without an error", src["last_error_at"])
+	}
 }

@@ -171,8 +171,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		if errors.As(err, &ra) && ra.After > wait {
 			wait = ra.After
 		}
-		r.retrying(err)
-		r.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source failed; retrying")
+		if ra != nil && ra.Failed {
+			r.failedUntilRetry(err)
+			r.log.Error().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("source failed; trying again later")
+		} else {
+			r.retrying(err)
+			r.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source failed; retrying")
+		}
 		if r.cfg.Sleep(ctx, wait) != nil {
 			r.setState(store.StateStarting)
 			return nil
@@ -237,7 +242,19 @@ func (r *Runner) retrying(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.setStateLocked(store.StateRetrying)
-	r.status.LastError = err.Error()
+	r.status.LastError, r.status.LastErrorAt = err.Error(), r.cfg.Now()
+	r.status.Reconnects++
+	if m := r.cfg.Metrics; m != nil {
+		m.Reconnects.WithLabelValues(r.status.Name).Inc()
+	}
+}
+
+// failedUntilRetry shows the source failed while it waits for a rare retry.
+func (r *Runner) failedUntilRetry(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setStateLocked(store.StateFailed)
+	r.status.LastError, r.status.LastErrorAt = err.Error(), r.cfg.Now()
 	r.status.Reconnects++
 	if m := r.cfg.Metrics; m != nil {
 		m.Reconnects.WithLabelValues(r.status.Name).Inc()
@@ -248,7 +265,7 @@ func (r *Runner) fail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.setStateLocked(store.StateFailed)
-	r.status.LastError = err.Error()
+	r.status.LastError, r.status.LastErrorAt = err.Error(), r.cfg.Now()
 	r.log.Error().Err(err).Msg("source failed; not retrying")
 }
 

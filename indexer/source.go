@@ -89,6 +89,11 @@ func IsPermanent(err error) bool {
 type RetryAfterError struct {
 	Err   error
 	After time.Duration
+	// Failed shows the source as failed while it waits: it cannot work
+	// until someone mends something outside evindex (a revoked API key
+	// enabled again), yet it tries again after After, rarely, so it
+	// recovers on its own without a restart or hammering the upstream.
+	Failed bool
 }
 
 func (e *RetryAfterError) Error() string { return e.Err.Error() }

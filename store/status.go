@@ -45,8 +45,12 @@ type SourceStatus struct {
 	// LagThreshold is the largest lag at which a live source counts as
 	// ready on /readyz.
 	LagThreshold uint64
-	// LastError is the error of the last failed run ("" when none).
-	LastError string
+	// LastError is the error of the last failed run ("" when none), and
+	// LastErrorAt when it happened. The error stays after the source
+	// recovers, so a user can still see what went wrong; its time, against
+	// LiveSince, says whether it is still the matter.
+	LastError   string
+	LastErrorAt time.Time
 	// Reconnects counts failed runs since the process started.
 	Reconnects uint64
 	// Warnings counts per-record warnings since the process started,

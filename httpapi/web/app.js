@@ -130,7 +130,17 @@ function sourceRow(s) {
     progress,
     el("td", { class: "events num" }, numberFmt.format(s.events_indexed)),
     el("td", { class: "rewards num" }, numberFmt.format(s.rewards_indexed)),
-    el("td", { class: "error" }, s.last_error || ""));
+    lastError(s));
+}
+
+// lastError shows a source's last error with its time; one from before the
+// source last became live is dimmed, since it is no longer the matter.
+function lastError(s) {
+  if (!s.last_error) return el("td", { class: "error" }, "");
+  const at = s.last_error_at ? new Date(s.last_error_at) : null;
+  const past = at && s.live_since && new Date(s.live_since) >= at;
+  return el("td", { class: past ? "error past" : "error", title: at ? at.toISOString() : "" },
+    s.last_error, at ? el("span", { class: "sub" }, at.toISOString().replace("T", " ").slice(0, 19) + " UTC") : "");
 }
 
 async function loadSources() {

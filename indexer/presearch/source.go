@@ -101,8 +101,8 @@ type run struct {
 }
 
 // Run polls until ctx ends. It returns nil when ctx ends, a
-// *indexer.RetryAfterError when the API blocked the key, an
-// indexer.Permanent error wrapping ErrKeyRejected for a rejected key, and
+// *indexer.RetryAfterError when the API blocked the key or rejected it (then
+// marked Failed, with KeyRetryInterval, wrapping ErrKeyRejected), and
 // other errors (network, server) for the Runner to retry.
 func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Sink) error {
 	r := &run{s: s, sink: sink, log: sink.Log()}
@@ -248,9 +248,16 @@ func (r *run) reserve(ctx context.Context, stats bool, now time.Time) error {
 	return nil
 }
 
+// KeyRetryInterval is how long a source with a rejected API key waits, shown
+// failed, before it tries the key again. A key is often rejected for a
+// while and then accepted again (disabled and enabled on the Presearch
+// dashboard, a subscription renewed): the source then recovers on its own,
+// and one request per quarter hour is far below the API's limits.
+const KeyRetryInterval = 15 * time.Minute
+
 // failed maps a request error to what the Runner should do. A 429 stores
 // when the block should lift and asks the Runner to wait that long; a
-// rejected key is permanent.
+// rejected key fails the source until a retry KeyRetryInterval later.
 func (r *run) failed(ctx context.Context, what string, now time.Time, err error) error {
 	var rl *rateLimitedError
 	switch {
@@ -262,7 +269,7 @@ func (r *run) failed(ctx context.Context, what string, now time.Time, err error)
 		}
 		return &indexer.RetryAfterError{Err: fmt.Errorf("%s: %w", what, err), After: rl.after}
 	case errors.Is(err, ErrKeyRejected):
-		return indexer.Permanent(fmt.Errorf("%s: %w", what, err))
+		return &indexer.RetryAfterError{Err: fmt.Errorf("%s: %w", what, err), After: KeyRetryInterval, Failed: true}
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -385,6 +385,9 @@ func TestRateLimitedWaitsForTheBlock(t *testing.T) {
 	e.assertNoKey(t, st, e.sim.APIKey())
 }
 
+// TestKeyRejectedFailsWithoutHammering runs a day with a wrong key: the
+// source shows failed with the reason, and asks again only every
+// KeyRetryInterval.
 func TestKeyRejectedFailsWithoutHammering(t *testing.T) {
 	e := newEnv(t, presim.Config{})
 	counter := &countRequests{h: e.sim}
@@ -392,22 +395,74 @@ func TestKeyRejectedFailsWithoutHammering(t *testing.T) {
 	const wrong = "wrong-key-5f1e09c2"
 	e.cfg.APIKey = wrong
 	st, err := e.run(t, start.Add(24*time.Hour))
-	if err == nil || !strings.Contains(err.Error(), "API key rejected") {
-		t.Fatalf("run error %v, want API key rejected", err)
+	if err != nil {
+		t.Fatalf("run error %v, want none: a rejected key is tried again later", err)
 	}
 	if st.State != store.StateFailed || !strings.Contains(st.LastError, "API key rejected") {
 		t.Fatalf("state %s, last error %q", st.State, st.LastError)
 	}
-	if n := counter.count(); n != 1 {
-		t.Fatalf("%d requests with a rejected key, want 1", n)
+	if n, most := counter.count(), 1+int(24*time.Hour/presearch.KeyRetryInterval); n < 2 || n > most {
+		t.Fatalf("%d requests with a rejected key in a day, want 2 to %d", n, most)
 	}
-	if strings.Contains(err.Error(), wrong) {
-		t.Fatal("the key appears in the run's error")
+	if strings.Contains(st.LastError, wrong) {
+		t.Fatal("the key appears in the last error")
 	}
 	e.assertNoKey(t, st, wrong)
 	if !strings.Contains(e.logs.String(), "API key rejected") {
 		t.Fatal("the failure was not logged")
 	}
+}
+
+// TestKeyRejectedRecoversByItself rejects the key once (disabled for a
+// while on the Presearch dashboard): the source shows failed, tries again
+// after KeyRetryInterval, not sooner, and is live again without a restart.
+func TestKeyRejectedRecoversByItself(t *testing.T) {
+	e := newEnv(t, presim.Config{Seed: 3})
+	e.cfg.BackfillDays = 1
+	if _, err := e.run(t, start.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	times := &requestTimes{h: e.sim, now: e.clk.Now}
+	e.srv.Config.Handler = times
+	e.sim.FailNext(1, http.StatusUnauthorized)
+	// One run throughout: a restart would retry at once and prove nothing.
+	st, err := e.run(t, start.Add(2*time.Hour+2*presearch.KeyRetryInterval))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != store.StateLive {
+		t.Fatalf("state %s (%q) after the key was accepted again, want live", st.State, st.LastError)
+	}
+	got := times.all()
+	if len(got) < 2 || got[1].Sub(got[0]) < presearch.KeyRetryInterval {
+		t.Fatalf("requests at %v: the retry after a 401 must wait %v", got, presearch.KeyRetryInterval)
+	}
+	// The error stays, with its time, which is before the source went
+	// live again.
+	if !strings.Contains(st.LastError, "API key rejected") || !st.LastErrorAt.Equal(got[0]) || !st.LiveSince.After(st.LastErrorAt) {
+		t.Fatalf("last error %q at %v, live since %v; want the 401 at %v, before live", st.LastError, st.LastErrorAt, st.LiveSince, got[0])
+	}
+}
+
+// requestTimes records when (on the test clock) each request arrived.
+type requestTimes struct {
+	mu  sync.Mutex
+	at  []time.Time
+	h   http.Handler
+	now func() time.Time
+}
+
+func (c *requestTimes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.at = append(c.at, c.now())
+	c.mu.Unlock()
+	c.h.ServeHTTP(w, r)
+}
+
+func (c *requestTimes) all() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.at...)
 }
 
 func TestPublicKeysSelectNodes(t *testing.T) {
