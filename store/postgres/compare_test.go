@@ -30,7 +30,12 @@ func openPG(t *testing.T) (*postgres.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Check(ctx); err != nil {
+			t.Errorf("postgres check: %v", err)
+		}
+		s.Close()
+	})
 	return s, dsn
 }
 
@@ -242,6 +247,8 @@ func eventQueries() map[string]store.EventQuery {
 		"heightsPastTheEnd":  {FromHeight: u64(1000)},
 		"hugeHeights":        {FromHeight: u64(1 << 63), ToHeight: u64(^uint64(0))},
 		"contractAndAddress": {Contract: "A.1654653399040a61.FlowToken", Address: "0000000000000001"},
+		"notUTF8":            {Source: "fl\xffow"},
+		"nulType":            {Types: []string{"A.x\x00"}},
 	}
 }
 
@@ -258,6 +265,7 @@ func rewardQueries() map[string]store.RewardQuery {
 		"heights":        {FromHeight: u64(20), ToHeight: u64(28)},
 		"presearch":      {Source: "presearch", Accounts: []string{"key1"}},
 		"nobody":         {Accounts: []string{"nobody"}},
+		"notUTF8":        {Accounts: []string{"sm1a", "\xff"}, Source: "\xfe"},
 	}
 }
 
@@ -346,7 +354,8 @@ func compare(t *testing.T, bolt, pg backend) {
 	same(t, "nodes of presearch", func(b backend) (any, error) { return b.Nodes(ctx, "presearch") }, bolt, pg)
 	same(t, "nodes of nobody", func(b backend) (any, error) { return b.Nodes(ctx, "nobody") }, bolt, pg)
 	same(t, "sources", func(b backend) (any, error) { return b.Sources(ctx) }, bolt, pg)
-	for _, src := range []string{"flow", "sm", "presearch", "empty", "nope"} {
+	same(t, "nodes of a name that is not UTF-8", func(b backend) (any, error) { return b.Nodes(ctx, "\xff") }, bolt, pg)
+	for _, src := range []string{"flow", "sm", "presearch", "empty", "nope", "\xff\x00"} {
 		same(t, "source "+src, func(b backend) (any, error) { return b.Source(ctx, src) }, bolt, pg)
 		same(t, "coverage "+src, func(b backend) (any, error) { return b.Coverage(ctx, src) }, bolt, pg)
 		same(t, "checkpoint "+src, func(b backend) (any, error) {

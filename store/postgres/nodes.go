@@ -25,6 +25,9 @@ func scanNode(row pgx.CollectableRow) (store.NodeStatus, error) {
 // Nodes returns the latest snapshot of every node of source (of every
 // source when source is empty), ordered by source and node.
 func (s *Store) Nodes(ctx context.Context, source string) ([]store.NodeStatus, error) {
+	if !storable(source) {
+		return nil, nil
+	}
 	rows, err := s.read.Query(ctx, `SELECT source, node, time_ns, connected, synced, details FROM node_latest
 		WHERE $1 = '' OR source = $1 ORDER BY source, node`, source)
 	if err != nil {
@@ -45,6 +48,9 @@ func (s *Store) NodeHistory(ctx context.Context, q store.NodeHistoryQuery) (stor
 	after, err := decodeCursor(cursorNodes, q.Cursor)
 	if err != nil {
 		return store.Page[store.NodeStatus]{}, err
+	}
+	if !storable(q.Source, q.Node) {
+		return store.Page[store.NodeStatus]{}, nil
 	}
 	limit := pageLimit(q.Limit)
 	var a args

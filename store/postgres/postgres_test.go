@@ -579,3 +579,38 @@ func TestMigratesAnOlderSchema(t *testing.T) {
 		t.Fatalf("takeover of the kept lease: %+v %v, want generation 5", l, err)
 	}
 }
+
+// TestCheckFindsBrokenInvariants: Check passes on what Apply wrote and
+// names each invariant a damaged database breaks.
+func TestCheckFindsBrokenInvariants(t *testing.T) {
+	s, dsn := openPG(t)
+	var bs []store.Batch
+	for h := uint64(1); h <= 12; h++ {
+		bs = append(bs, flowHeight(h))
+	}
+	if err := s.Apply(ctx, bs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("check of a sound database: %v", err)
+	}
+	c := connect(t, dsn)
+	if _, err := c.Exec(ctx, `UPDATE sources SET events = events + 1; DELETE FROM event_addresses WHERE height = 3;
+		INSERT INTO coverage VALUES ('flow', 13, 20)`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Check(ctx)
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("check of a damaged database: %v, want ErrCorrupt", err)
+	}
+	for _, want := range []string{"event count", "without an address row", "overlapping or touching"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("check does not report %q: %v", want, err)
+		}
+	}
+	// Leave it sound for the cleanup's check.
+	if _, err := c.Exec(ctx, `UPDATE sources SET events = events - 1; DELETE FROM coverage WHERE from_height = 13;
+		INSERT INTO event_addresses SELECT DISTINCT a, source, height, tx_index, event_index FROM events, unnest(addresses) a WHERE height = 3 AND a <> ''`); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -105,6 +105,9 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.Page[stor
 		}
 		from = &k
 	}
+	if !storable(append([]string{q.Source, q.Contract, q.Address, q.TxID}, q.Types...)...) {
+		return store.Page[store.Event]{}, nil
+	}
 	out, err := s.events(ctx, &q, from)
 	if err != nil {
 		return store.Page[store.Event]{}, s.redact(fmt.Errorf("list events: %w", err))
@@ -268,6 +271,9 @@ func (s *Store) Blocks(ctx context.Context, q store.BlockQuery) (store.Page[stor
 	if err != nil {
 		return store.Page[store.Block]{}, err
 	}
+	if !storable(q.Source) {
+		return store.Page[store.Block]{}, nil
+	}
 	limit := pageLimit(q.Limit)
 	var a args
 	var where []string
@@ -294,7 +300,7 @@ func (s *Store) Blocks(ctx context.Context, q store.BlockQuery) (store.Page[stor
 
 // Block returns one block, or store.ErrNotFound.
 func (s *Store) Block(ctx context.Context, source string, height uint64) (store.Block, error) {
-	if height > maxHeight {
+	if height > maxHeight || !storable(source) {
 		return store.Block{}, fmt.Errorf("block %s/%d: %w", source, height, store.ErrNotFound)
 	}
 	rows, err := s.read.Query(ctx, `SELECT `+blockSelect+` FROM blocks WHERE source = $1 AND height = $2`, source, int64(height))

@@ -18,6 +18,9 @@ func (s *Store) Rejected(ctx context.Context, q store.RejectedQuery) (store.Page
 	if err != nil {
 		return store.Page[store.Rejected]{}, err
 	}
+	if !storable(q.Source) {
+		return store.Page[store.Rejected]{}, nil
+	}
 	limit := pageLimit(q.Limit)
 	var a args
 	var where []string

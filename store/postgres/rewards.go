@@ -35,6 +35,9 @@ func (s *Store) Rewards(ctx context.Context, q store.RewardQuery) (store.Page[st
 		}
 		from = &k
 	}
+	if !storable(append([]string{q.Source}, q.Accounts...)...) {
+		return store.Page[store.Reward]{}, nil
+	}
 	limit := pageLimit(q.Limit)
 	var a args
 	filters := rewardFilters(&a, &q)

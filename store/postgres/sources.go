@@ -55,6 +55,9 @@ func (s *Store) Sources(ctx context.Context) ([]store.SourceInfo, error) {
 
 // Source returns one source's bookkeeping, or store.ErrNotFound.
 func (s *Store) Source(ctx context.Context, name string) (store.SourceInfo, error) {
+	if !storable(name) {
+		return store.SourceInfo{}, fmt.Errorf("source %s: %w", name, store.ErrNotFound)
+	}
 	rows, err := s.read.Query(ctx, `SELECT `+sourceSelect+` FROM sources WHERE name = $1`, name)
 	if err != nil {
 		return store.SourceInfo{}, s.redact(fmt.Errorf("source %s: %w", name, err))
@@ -73,6 +76,9 @@ func (s *Store) Source(ctx context.Context, name string) (store.SourceInfo, erro
 // first commit. It reads the primary: a resuming source must see its own
 // last commit, never a replica behind it.
 func (s *Store) Checkpoint(ctx context.Context, source string) (cp store.Checkpoint, found bool, err error) {
+	if !storable(source) {
+		return store.Checkpoint{}, false, nil
+	}
 	var h, t, u *int64
 	var id *string
 	err = s.db.QueryRow(ctx, `SELECT checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns
@@ -89,6 +95,9 @@ func (s *Store) Checkpoint(ctx context.Context, source string) (cp store.Checkpo
 // Coverage returns the source's proven-scanned height ranges, ascending
 // and disjoint.
 func (s *Store) Coverage(ctx context.Context, source string) ([]store.Range, error) {
+	if !storable(source) {
+		return nil, nil
+	}
 	rows, err := s.read.Query(ctx, `SELECT from_height, to_height FROM coverage WHERE source = $1 ORDER BY from_height`, source)
 	if err != nil {
 		return nil, s.redact(fmt.Errorf("coverage of %s: %w", source, err))
@@ -110,6 +119,9 @@ func (s *Store) Coverage(ctx context.Context, source string) ([]store.Range, err
 // State returns a source-private value written through Batch.State, or
 // nil. Like Checkpoint it reads the primary.
 func (s *Store) State(ctx context.Context, source, key string) ([]byte, error) {
+	if !storable(source) {
+		return nil, nil
+	}
 	var v []byte
 	err := s.db.QueryRow(ctx, `SELECT value FROM source_state WHERE source = $1 AND key = $2`, source, []byte(key)).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -127,6 +139,9 @@ func (s *Store) State(ctx context.Context, source, key string) ([]byte, error) {
 // States returns every source-private value of the source (Batch.State),
 // by key; it reads the primary like State.
 func (s *Store) States(ctx context.Context, source string) (map[string][]byte, error) {
+	if !storable(source) {
+		return map[string][]byte{}, nil
+	}
 	rows, err := s.db.Query(ctx, `SELECT key, value FROM source_state WHERE source = $1`, source)
 	if err != nil {
 		return nil, s.redact(fmt.Errorf("state of %s: %w", source, err))

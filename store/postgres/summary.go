@@ -47,6 +47,9 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 		source, account, unit string
 	}
 	groups := map[groupKey]*store.SummaryRow{}
+	if !storable(append([]string{q.Source}, q.Accounts...)...) {
+		return []store.SummaryRow{}, nil
+	}
 	var a args
 	rq := q.RewardQuery
 	filters := rewardFilters(&a, &rq)

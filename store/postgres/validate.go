@@ -55,6 +55,18 @@ func validate(b *store.Batch) error {
 	return v.err
 }
 
+// storable reports whether PostgreSQL can take every string as text (UTF-8
+// without NUL). A query naming a value that is not cannot match a stored
+// row: it answers empty (as bbolt does) instead of a database error.
+func storable(ss ...string) bool {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
+}
+
 // checker keeps the first problem found.
 type checker struct{ err error }
 
