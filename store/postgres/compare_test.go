@@ -266,6 +266,9 @@ func rewardQueries() map[string]store.RewardQuery {
 		"presearch":      {Source: "presearch", Accounts: []string{"key1"}},
 		"nobody":         {Accounts: []string{"nobody"}},
 		"notUTF8":        {Accounts: []string{"sm1a", "\xff"}, Source: "\xfe"},
+		"kind":           {Kinds: []string{"smesher_reward"}},
+		"kinds":          {Kinds: []string{"presearch_period", "flow_node_reward"}},
+		"kindAccount":    {Kinds: []string{"smesher_reward", "flow_delegator_reward"}, Accounts: []string{"sm1a", "s2"}},
 	}
 }
 
@@ -341,6 +344,7 @@ func compare(t *testing.T, bolt, pg backend) {
 		{GroupBy: store.GroupDay}, {GroupBy: store.GroupWeek, Location: ny}, {GroupBy: store.GroupMonth, Location: ktm},
 		{GroupBy: store.GroupDay, Location: ktm, RewardQuery: store.RewardQuery{Accounts: []string{"s1", "key2"}}},
 		{GroupBy: store.GroupEpoch, RewardQuery: store.RewardQuery{Source: "sm"}},
+		{GroupBy: store.GroupMonth, RewardQuery: store.RewardQuery{Kinds: []string{"presearch_period", "smesher_reward"}}},
 		{GroupBy: store.GroupEpoch}, // presearch has no epochs: an error on both
 		{GroupBy: "year"},
 	} {

@@ -86,6 +86,9 @@ func rewardFilters(a *args, q *store.RewardQuery) []string {
 	if q.Source != "" {
 		f = append(f, "r.source = "+a.add(q.Source))
 	}
+	if len(q.Kinds) > 0 {
+		f = append(f, "r.kind = ANY ("+a.add(q.Kinds)+"::text[])")
+	}
 	if len(q.Accounts) > 0 {
 		p := a.add(q.Accounts)
 		f = append(f, "(r.account = ANY ("+p+"::text[]) OR r.aliases && "+p+"::text[])")
