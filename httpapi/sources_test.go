@@ -65,7 +65,7 @@ func TestLastErrorHasItsTime(t *testing.T) {
 	e.status.set(store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive,
 		LastError: "apply: no space left on device", LastErrorAt: failedAt, LiveSince: liveSince})
 	var src map[string]any
-	e.getOK("/v1/sources/" + flowSource).json(t, &src)
+	e.getOK("/v1/sources/"+flowSource).json(t, &src)
 	if src["last_error"] != "apply: no space left on device" || src["last_error_at"] != failedAt.Format(time.RFC3339) {
 		t.Fatalf("last_error %v at %v", src["last_error"], src["last_error_at"])
 	}
@@ -74,7 +74,7 @@ func TestLastErrorHasItsTime(t *testing.T) {
 		t.Fatalf("csv lacks last_error_at:\n%s", csv)
 	}
 	e.status.set(store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive})
-	e.getOK("/v1/sources/" + flowSource).json(t, &src)
+	e.getOK("/v1/sources/"+flowSource).json(t, &src)
 	if src["last_error_at"] != nil {
 		t.Fatalf("last_error_at %v without an error", src["last_error_at"])
 	}

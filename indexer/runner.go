@@ -238,22 +238,16 @@ func (r *Runner) setStateLocked(s store.SourceState) {
 	}
 }
 
-func (r *Runner) retrying(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.setStateLocked(store.StateRetrying)
-	r.status.LastError, r.status.LastErrorAt = err.Error(), r.cfg.Now()
-	r.status.Reconnects++
-	if m := r.cfg.Metrics; m != nil {
-		m.Reconnects.WithLabelValues(r.status.Name).Inc()
-	}
-}
+// retrying records a failed run the Runner will retry after a backoff.
+func (r *Runner) retrying(err error) { r.failedRun(err, store.StateRetrying) }
 
 // failedUntilRetry shows the source failed while it waits for a rare retry.
-func (r *Runner) failedUntilRetry(err error) {
+func (r *Runner) failedUntilRetry(err error) { r.failedRun(err, store.StateFailed) }
+
+func (r *Runner) failedRun(err error, s store.SourceState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.setStateLocked(store.StateFailed)
+	r.setStateLocked(s)
 	r.status.LastError, r.status.LastErrorAt = err.Error(), r.cfg.Now()
 	r.status.Reconnects++
 	if m := r.cfg.Metrics; m != nil {
