@@ -31,6 +31,10 @@ var formatTypes = map[string]string{
 	formatParquet: "application/vnd.apache.parquet",
 }
 
+// FormatType is the Content-Type the API answers a list in format with
+// ("" for an unknown format); clients check it before trusting a body.
+func FormatType(format string) string { return formatTypes[format] }
+
 // format reads the format parameter: it wins over p.defaultFormat (what
 // the Accept header asked for), and JSON is the default of both.
 func (p *params) format() string {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,9 +28,9 @@ func runBackupCmd(ctx context.Context, e env, args []string) error {
 	if *token == "" {
 		*token = e.getenv("EVINDEX_TOKEN")
 	}
-	u, err := url.Parse(strings.TrimRight(*base, "/") + "/v1/admin/backup")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("backup: --url %q: want http://host:port", *base)
+	u, err := apiURL("backup", *base, "/v1/admin/backup")
+	if err != nil {
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -48,6 +47,9 @@ func runBackupCmd(ctx context.Context, e env, args []string) error {
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("backup: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := expectType("backup", u, resp, "application/octet-stream"); err != nil {
+		return err
 	}
 	// Download into a private temp dir as evindex.db, check it, then move
 	// it into place: a failed or partial download never replaces FILE.

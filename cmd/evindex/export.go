@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -151,17 +150,18 @@ Examples:
 }
 
 // run writes the export to -o or stdout, with the progress line on a
-// terminal. A failed export leaves no partial file behind.
+// terminal. A failed export leaves no partial file behind, and an earlier
+// file of the same name stays as it was.
 func (r *exportRequest) run(ctx context.Context, e env) error {
 	w := e.stdout
-	var file *os.File
+	var out *outputFile
 	if r.out != "-" {
-		// Exports hold what the data dir keeps private: owner only.
-		f, err := os.OpenFile(r.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
+		var err error
+		if out, err = createOutput(r.out); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
-		file, w = f, f
+		defer out.abandon()
+		w = out.f
 	}
 	pw := &progressWriter{w: w}
 	switch r.format {
@@ -178,14 +178,9 @@ func (r *exportRequest) run(ctx context.Context, e env) error {
 		err = exportFromURL(ctx, r.base, r.token, exportLists[r.list], r.query, r.format, pw)
 	}
 	stopProgress()
-	if file != nil {
-		// -o may also name a device (/dev/stdout), which is never removed.
-		fi, serr := file.Stat()
-		if cerr := file.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("export: %w", cerr)
-		}
-		if err != nil && serr == nil && fi.Mode().IsRegular() {
-			os.Remove(r.out)
+	if out != nil && err == nil {
+		if err = out.commit(); err != nil {
+			err = fmt.Errorf("export: %w", err)
 		}
 	}
 	return err
@@ -245,9 +240,9 @@ func (p pageReleaser) Flush() { p.release() }
 
 // exportFromURL asks a running evindex for the list at path.
 func exportFromURL(ctx context.Context, base, token, path string, q url.Values, format string, w io.Writer) error {
-	u, err := url.Parse(strings.TrimRight(base, "/") + path)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("export: --url %q: want http://host:port", base)
+	u, err := apiURL("export", base, path)
+	if err != nil {
+		return err
 	}
 	q = maps.Clone(q)
 	q.Set("format", format)
@@ -270,6 +265,9 @@ func exportFromURL(ctx context.Context, base, token, path string, q url.Values, 
 			return fmt.Errorf("export: %s: give the API token with --token or EVINDEX_TOKEN", resp.Status)
 		}
 		return apiError(resp.StatusCode, body)
+	}
+	if err := expectType("export", u, resp, httpapi.FormatType(format)); err != nil {
+		return err
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		if ctx.Err() != nil {
