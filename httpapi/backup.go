@@ -4,9 +4,19 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/evindex/evindex/store"
 )
 
+// errNoBackup answers a backup request on a store that cannot copy itself.
+var errNoBackup = &apiError{status: http.StatusNotImplemented, code: "not_implemented",
+	msg: "this store backend has no hot backup; back the database up with its own tools"}
+
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) error {
+	b, ok := s.st.(store.Backuper)
+	if !ok {
+		return errNoBackup
+	}
 	name := fmt.Sprintf("evindex-%s.db", s.now().UTC().Format("20060102T150405Z"))
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
@@ -19,7 +29,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	rc := http.NewResponseController(w)
-	n, err := s.st.Backup(r.Context(), &deadlineWriter{w: w, rc: rc})
+	n, err := b.Backup(r.Context(), &deadlineWriter{w: w, rc: rc})
 	if err != nil {
 		h.Del("Content-Disposition")
 		return err

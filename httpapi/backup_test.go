@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestBackup restores the served copy and reads the same data from it.
@@ -41,6 +42,19 @@ func TestBackup(t *testing.T) {
 			got[i].Checkpoint == nil || got[i].Checkpoint.Height != want[i].Checkpoint.Height {
 			t.Fatalf("backup source %+v, want %+v", got[i], want[i])
 		}
+	}
+}
+
+// TestBackupWithoutHotBackup: a backend that cannot copy itself (only
+// the Store contract, as a shared database offers) answers 501 and says
+// why, rather than failing as an internal error.
+func TestBackupWithoutHotBackup(t *testing.T) {
+	st := storetest.MustOpen(t)
+	fill(t, st)
+	e := newEnvStore(t, struct{ store.Store }{st}, withToken("backup-token"))
+	r := e.get("/v1/admin/backup", "Authorization", "Bearer backup-token")
+	if r.status != 501 || !strings.Contains(string(r.body), "not_implemented") || !strings.Contains(string(r.body), "no hot backup") {
+		t.Fatalf("backup on a store without Backup: %d %s", r.status, r.body)
 	}
 }
 

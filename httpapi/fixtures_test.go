@@ -183,7 +183,7 @@ func preBatch() store.Batch {
 }
 
 // fill stores the whole fixture through the store's only write path.
-func fill(t testing.TB, st *store.Store) {
+func fill(t testing.TB, st store.Store) {
 	t.Helper()
 	err := st.Apply(context.Background(),
 		flowBatch(flowFrom, flowFrom+flowBlocks/2-1), flowBatch(flowFrom+flowBlocks/2, flowFrom+flowBlocks-1),
@@ -215,7 +215,7 @@ var testNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 type env struct {
 	t      *testing.T
-	st     *store.Store
+	st     store.Store
 	srv    *httptest.Server
 	logs   *storetest.LogBuffer
 	status *statuses
@@ -234,7 +234,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return newEnvStore(t, st, opts...)
 }
 
-func newEnvStore(t *testing.T, st *store.Store, opts ...envOption) *env {
+func newEnvStore(t *testing.T, st store.Store, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, st: st, logs: &storetest.LogBuffer{}, status: &statuses{}}
 	cfg := Config{

@@ -36,7 +36,7 @@ func stalledGet(t *testing.T, addr, path string) (net.Conn, string) {
 // bigStore holds enough rows that an unread export or backup fills the
 // socket buffers and its handler waits on the client: 60,000 events, about
 // 30 MB of ndjson.
-func bigStore(t *testing.T) *store.Store {
+func bigStore(t *testing.T) store.Store {
 	st := storetest.MustOpen(t)
 	for from := uint64(flowFrom); from < flowFrom+20_000; from += 2_000 {
 		if err := st.Apply(context.Background(), flowBatch(from, from+1_999)); err != nil {

@@ -26,7 +26,7 @@ const (
 // lists reads the API's lists from one store. The list endpoints and the
 // export command reach it through WriteList.
 type lists struct {
-	st *store.Store
+	st store.Store
 	// configured are the sources the running daemon ingests (nil: none,
 	// as for an export from a data directory). They exist before their
 	// first record is stored.
@@ -105,7 +105,7 @@ func (s lists) writer(list string) func(ctx context.Context, p *params, w io.Wri
 // *ParamError for a parameter the list rejects, a *NotFoundError for an
 // unknown list, the context's error when ctx ends, and otherwise an
 // *InternalError wrapping the cause (a damaged file wraps store.ErrCorrupt).
-func WriteList(ctx context.Context, st *store.Store, list string, q url.Values, format string, w io.Writer) error {
+func WriteList(ctx context.Context, st store.Store, list string, q url.Values, format string, w io.Writer) error {
 	return lists{st: st}.write(ctx, list, q, format, w)
 }
 

@@ -40,7 +40,7 @@ const (
 
 // Config is what a Server needs.
 type Config struct {
-	Store *store.Store
+	Store store.Store
 	// Sources returns the live status of the configured sources (nil: none).
 	Sources func() []store.SourceStatus
 	// Gatherer feeds /metrics (nil: prometheus.DefaultGatherer).
@@ -63,7 +63,7 @@ type Config struct {
 
 // Server is the HTTP API over one store.
 type Server struct {
-	st      *store.Store
+	st      store.Store
 	sources func() []store.SourceStatus
 	token   []byte
 	// tokenSum is the SHA-256 of token, what requests are compared with.

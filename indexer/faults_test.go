@@ -42,7 +42,7 @@ type running struct {
 	stop func() error
 }
 
-func runInBackground(t *testing.T, st *store.Store, src indexer.Source, cfg indexer.RunnerConfig) *running {
+func runInBackground(t *testing.T, st store.Store, src indexer.Source, cfg indexer.RunnerConfig) *running {
 	t.Helper()
 	r := indexer.NewRunner(st, src, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -85,7 +85,7 @@ func fastRunner(logs *storetest.LogBuffer) indexer.RunnerConfig {
 
 // records is every stored record of a source, by identity, with a digest
 // of its content.
-func records(t *testing.T, st *store.Store, source string) map[string]string {
+func records(t *testing.T, st store.Store, source string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
@@ -158,12 +158,12 @@ func keptAll(t *testing.T, before, after map[string]string, mayChange func(key s
 	}
 }
 
-func checkpointOf(st *store.Store, source string) (uint64, bool) {
+func checkpointOf(st store.Store, source string) (uint64, bool) {
 	cp, found, err := st.Checkpoint(context.Background(), source)
 	return cp.Height, found && err == nil
 }
 
-func oneRange(t *testing.T, st *store.Store, source string, to uint64) {
+func oneRange(t *testing.T, st store.Store, source string, to uint64) {
 	t.Helper()
 	cov, err := st.Coverage(context.Background(), source)
 	if err != nil {
@@ -188,7 +188,7 @@ var flowTypes = []string{
 // event identities (tx id and type each), a block per height, the same
 // reward totals per node. Heights whose payloads were spoiled are
 // reported, not compared by payload, and their rewards are left out.
-func flowTruth(t *testing.T, st *store.Store, sim *flowsim.Sim, filter flowsim.Filter, cp uint64) (spoiled map[string]bool) {
+func flowTruth(t *testing.T, st store.Store, sim *flowsim.Sim, filter flowsim.Filter, cp uint64) (spoiled map[string]bool) {
 	t.Helper()
 	truth, err := sim.Events(1, cp, filter)
 	if err != nil {
@@ -400,7 +400,7 @@ func firstLine(s string) string {
 
 const smName = "sm-f"
 
-func smTruth(st *store.Store, sim *smsim.Sim) string {
+func smTruth(st store.Store, sim *smsim.Sim) string {
 	tracked := map[string]bool{}
 	for _, a := range append(sim.Coinbases(), sim.Smeshers()...) {
 		tracked[a] = true
@@ -578,7 +578,7 @@ func (c *simClock) Sleep(ctx context.Context, d time.Duration) error {
 
 // runUntil runs the source under a Runner until the clock reaches end,
 // or until the Runner gives up, and returns the status it had then.
-func (c *simClock) runUntil(st *store.Store, src indexer.Source, cfg indexer.RunnerConfig, end time.Time) (store.SourceStatus, error) {
+func (c *simClock) runUntil(st store.Store, src indexer.Source, cfg indexer.RunnerConfig, end time.Time) (store.SourceStatus, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := indexer.NewRunner(st, src, cfg)
@@ -693,7 +693,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 
 // preTruth checks every stored window against what the node earned, and
 // that per node the windows sum to the earnings over the whole coverage.
-func preTruth(t *testing.T, st *store.Store, sim *presim.Sim, cp uint64) {
+func preTruth(t *testing.T, st store.Store, sim *presim.Sim, cp uint64) {
 	t.Helper()
 	cov, err := st.Coverage(context.Background(), preName)
 	if err != nil || len(cov) != 1 {

@@ -81,7 +81,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // and on failure waits a jittered backoff and resumes from the stored
 // checkpoint.
 type Runner struct {
-	st  *store.Store
+	st  store.Store
 	src Source
 	cfg RunnerConfig
 	log zerolog.Logger
@@ -94,7 +94,7 @@ type Runner struct {
 }
 
 // NewRunner prepares a Runner; nothing starts until Run.
-func NewRunner(st *store.Store, src Source, cfg RunnerConfig) *Runner {
+func NewRunner(st store.Store, src Source, cfg RunnerConfig) *Runner {
 	cfg.setDefaults()
 	r := &Runner{st: st, src: src, cfg: cfg}
 	r.log = cfg.Logger.With().Str("source", src.Name()).Logger()

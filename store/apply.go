@@ -19,7 +19,7 @@ import (
 // the same identity replaces it, so replays never duplicate. It returns
 // ErrInvalid (wrapped, naming the record) for a malformed batch, before
 // anything is written.
-func (s *Store) Apply(ctx context.Context, batches ...Batch) error {
+func (s *BoltStore) Apply(ctx context.Context, batches ...Batch) error {
 	for i := range batches {
 		if err := ValidateBatch(&batches[i]); err != nil {
 			return fmt.Errorf("apply: %w", err)
@@ -72,7 +72,7 @@ const releaseStep = 32 << 20
 
 // releaseAfterGrowth hands back the mapped pages whenever the file's data
 // crossed a multiple of releaseStep in the last commit.
-func (s *Store) releaseAfterGrowth(before int64) {
+func (s *BoltStore) releaseAfterGrowth(before int64) {
 	var after int64
 	_ = s.db.View(func(tx *bolt.Tx) error { after = tx.Size(); return nil })
 	if after/releaseStep != before/releaseStep {
@@ -102,7 +102,7 @@ type sourceRecord struct {
 
 type writer struct {
 	tx    *bolt.Tx
-	s     *Store
+	s     *BoltStore
 	infos map[string]*sourceRecord
 	marks map[string]*sourceMarks
 	block blockCache

@@ -12,7 +12,7 @@ import (
 const cursorBlocks = 'b'
 
 // Blocks returns one page of blocks in (source, height) order.
-func (s *Store) Blocks(ctx context.Context, q BlockQuery) (Page[Block], error) {
+func (s *BoltStore) Blocks(ctx context.Context, q BlockQuery) (Page[Block], error) {
 	after, err := decodeCursor(cursorBlocks, q.Cursor)
 	if err != nil {
 		return Page[Block]{}, err
@@ -43,7 +43,7 @@ func (s *Store) Blocks(ctx context.Context, q BlockQuery) (Page[Block], error) {
 }
 
 // Block returns one block, or ErrNotFound.
-func (s *Store) Block(ctx context.Context, source string, height uint64) (Block, error) {
+func (s *BoltStore) Block(ctx context.Context, source string, height uint64) (Block, error) {
 	var b Block
 	err := s.view(func(tx *bolt.Tx) error {
 		k := blockKey(source, height)

@@ -118,7 +118,7 @@ func testReadsOldFile(t *testing.T, name string) {
 		}
 		same(fmt.Sprintf("events %+v", q), got, want)
 	}
-	for _, s := range []*store.Store{old, fresh} {
+	for _, s := range []*store.BoltStore{old, fresh} {
 		if err := s.Check(ctx); err != nil {
 			t.Errorf("check: %v", err)
 		}

@@ -33,7 +33,7 @@ func heightBounds(source string, from, to *uint64) (lo, hi []byte) {
 // Events returns one page of events matching q, in identity order
 // (source, height, tx index, event index), or reversed with q.Desc. It
 // returns ErrCursorInvalid for a cursor that is not from this list.
-func (s *Store) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
+func (s *BoltStore) Events(ctx context.Context, q EventQuery) (Page[Event], error) {
 	after, err := decodeCursor(cursorEvents, q.Cursor)
 	if err != nil {
 		return Page[Event]{}, err

@@ -4,7 +4,7 @@ import bolt "go.etcd.io/bbolt"
 
 // HoldRead opens a read transaction and keeps it open until release is
 // called: a reader as slow as a test wants.
-func HoldRead(s *Store) (release func()) {
+func HoldRead(s *BoltStore) (release func()) {
 	opened, done, closed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(closed)
@@ -19,4 +19,4 @@ func HoldRead(s *Store) (release func()) {
 }
 
 // OpenReadTxs is the number of read transactions open on s.
-func OpenReadTxs(s *Store) int { return s.db.Stats().OpenTxN }
+func OpenReadTxs(s *BoltStore) int { return s.db.Stats().OpenTxN }

@@ -17,7 +17,7 @@ import (
 // again faults it back in with the same content (MADV_DONTNEED on a
 // shared file mapping drops only page table entries). Best effort: an
 // error leaves the pages resident.
-func (s *Store) ReleaseMapped() {
+func (s *BoltStore) ReleaseMapped() {
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		// Inside a read transaction bbolt cannot remap the file, so the
 		// mapping's address and the data size hold while we advise.

@@ -4,4 +4,4 @@ package store
 
 // ReleaseMapped is a no-op where the pages of a mapped file cannot be
 // handed back portably; see mapped_linux.go.
-func (s *Store) ReleaseMapped() {}
+func (s *BoltStore) ReleaseMapped() {}

@@ -14,7 +14,7 @@ const cursorNodes = 'n'
 
 // Nodes returns the latest snapshot of every node of source (of every
 // source when source is empty), ordered by source and node.
-func (s *Store) Nodes(ctx context.Context, source string) ([]NodeStatus, error) {
+func (s *BoltStore) Nodes(ctx context.Context, source string) ([]NodeStatus, error) {
 	var out []NodeStatus
 	err := s.view(func(tx *bolt.Tx) error {
 		var prefix []byte
@@ -38,7 +38,7 @@ func (s *Store) Nodes(ctx context.Context, source string) ([]NodeStatus, error) 
 }
 
 // NodeHistory returns one page of a node's snapshots in time order.
-func (s *Store) NodeHistory(ctx context.Context, q NodeHistoryQuery) (Page[NodeStatus], error) {
+func (s *BoltStore) NodeHistory(ctx context.Context, q NodeHistoryQuery) (Page[NodeStatus], error) {
 	after, err := decodeCursor(cursorNodes, q.Cursor)
 	if err != nil {
 		return Page[NodeStatus]{}, err

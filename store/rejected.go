@@ -63,7 +63,7 @@ func (w *writer) putRejected(info *sourceRecord, r *Rejected) error {
 // Rejected returns one page of quarantined records in (source, height,
 // key) order, or reversed with q.Desc. It returns ErrCursorInvalid for a
 // cursor that is not from this list.
-func (s *Store) Rejected(ctx context.Context, q RejectedQuery) (Page[Rejected], error) {
+func (s *BoltStore) Rejected(ctx context.Context, q RejectedQuery) (Page[Rejected], error) {
 	after, err := decodeCursor(cursorRejected, q.Cursor)
 	if err != nil {
 		return Page[Rejected]{}, err

@@ -15,7 +15,7 @@ const cursorRewards = 'r'
 // Rewards returns one page of rewards in (source, account, time) order, or
 // reversed with q.Desc. With accounts, only those accounts' key ranges are
 // read (plus the alias index), never other accounts' rows.
-func (s *Store) Rewards(ctx context.Context, q RewardQuery) (Page[Reward], error) {
+func (s *BoltStore) Rewards(ctx context.Context, q RewardQuery) (Page[Reward], error) {
 	after, err := decodeCursor(cursorRewards, q.Cursor)
 	if err != nil {
 		return Page[Reward]{}, err

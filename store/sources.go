@@ -13,7 +13,7 @@ import (
 )
 
 // Sources returns every source that has written to the store, by name.
-func (s *Store) Sources(ctx context.Context) ([]SourceInfo, error) {
+func (s *BoltStore) Sources(ctx context.Context) ([]SourceInfo, error) {
 	var out []SourceInfo
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(migrations.BucketSources).ForEach(func(k, _ []byte) error {
@@ -32,7 +32,7 @@ func (s *Store) Sources(ctx context.Context) ([]SourceInfo, error) {
 }
 
 // Source returns one source's bookkeeping, or ErrNotFound.
-func (s *Store) Source(ctx context.Context, name string) (SourceInfo, error) {
+func (s *BoltStore) Source(ctx context.Context, name string) (SourceInfo, error) {
 	var out SourceInfo
 	err := s.view(func(tx *bolt.Tx) (err error) {
 		out, err = sourceInfo(tx, name)
@@ -85,7 +85,7 @@ func checkpoint(tx *bolt.Tx, source string) (Checkpoint, bool, error) {
 
 // Checkpoint returns the source's checkpoint; found is false before its
 // first commit.
-func (s *Store) Checkpoint(ctx context.Context, source string) (cp Checkpoint, found bool, err error) {
+func (s *BoltStore) Checkpoint(ctx context.Context, source string) (cp Checkpoint, found bool, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
 		cp, found, err = checkpoint(tx, source)
 		return err
@@ -95,7 +95,7 @@ func (s *Store) Checkpoint(ctx context.Context, source string) (cp Checkpoint, f
 
 // Coverage returns the source's proven-scanned height ranges, ascending
 // and disjoint.
-func (s *Store) Coverage(ctx context.Context, source string) ([]Range, error) {
+func (s *BoltStore) Coverage(ctx context.Context, source string) ([]Range, error) {
 	var out []Range
 	err := s.view(func(tx *bolt.Tx) error {
 		prefix := appendText(nil, source)
@@ -115,7 +115,7 @@ func (s *Store) Coverage(ctx context.Context, source string) ([]Range, error) {
 }
 
 // State returns a source-private value written through Batch.State, or nil.
-func (s *Store) State(ctx context.Context, source, key string) ([]byte, error) {
+func (s *BoltStore) State(ctx context.Context, source, key string) ([]byte, error) {
 	var out []byte
 	err := s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(migrations.BucketState).Get(append(appendText(nil, source), key...)); v != nil {

@@ -55,8 +55,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store is an open evindex database.
-type Store struct {
+// BoltStore is an open evindex bbolt file, one implementation of Store.
+type BoltStore struct {
 	db     *bolt.DB
 	path   string
 	now    func() time.Time
@@ -67,7 +67,7 @@ type Store struct {
 // 0700 and the file at 0600, and applies pending migrations. It returns
 // ErrLocked when another process holds the file, ErrSchemaTooNew for a file
 // from a newer build and ErrCorrupt for a file bbolt cannot read.
-func Open(dir string, opts Options) (*Store, error) {
+func Open(dir string, opts Options) (*BoltStore, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
@@ -97,7 +97,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, now: opts.Now}
+	s := &BoltStore{db: db, path: path, now: opts.Now}
 	if opts.ReadOnly {
 		var v uint64
 		err := guard("open "+path, func() error {
@@ -140,7 +140,7 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // loadCodecs reads the file's payload dictionaries, under guard: they are
 // the first pages past the schema version that Open reads.
-func (s *Store) loadCodecs() error {
+func (s *BoltStore) loadCodecs() error {
 	return guard("open "+s.path, func() error {
 		if err := s.db.View(s.codecs.load); err != nil {
 			return fmt.Errorf("open %s: %w", s.path, err)
@@ -343,14 +343,14 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 }
 
 // Path is the database file's path.
-func (s *Store) Path() string { return s.path }
+func (s *BoltStore) Path() string { return s.path }
 
 // view runs fn in a read transaction with faults trapped: a query that meets a
 // damaged page returns ErrCorrupt naming the file instead of crashing the
 // process (bbolt panics on a page it cannot parse, and a page past the
 // mapping's end would fault). A corrupt record fn itself found is named
 // the same way, so every read error of a damaged file says which file.
-func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+func (s *BoltStore) view(fn func(tx *bolt.Tx) error) error {
 	err, crashed := trapFaults(func() error { return s.db.View(fn) })
 	switch {
 	case crashed != nil:
@@ -362,7 +362,7 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 }
 
 // Close releases the file. Pending read transactions finish first.
-func (s *Store) Close() error {
+func (s *BoltStore) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -370,7 +370,7 @@ func (s *Store) Close() error {
 }
 
 // SchemaVersion is the file's schema version.
-func (s *Store) SchemaVersion() uint64 {
+func (s *BoltStore) SchemaVersion() uint64 {
 	var v uint64
 	_ = s.db.View(func(tx *bolt.Tx) error { v = migrations.Version(tx); return nil })
 	return v
@@ -385,7 +385,7 @@ func (s *Store) SchemaVersion() uint64 {
 // no transaction open. A read transaction held at the client's pace would
 // keep every page it sees from being reused, so the file would grow for as
 // long as the slowest client took.
-func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+func (s *BoltStore) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".evindex-backup-*")
 	if err != nil {
 		return 0, fmt.Errorf("backup: temporary copy: %w", err)
@@ -432,7 +432,7 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 // Check verifies the file's page structure and the store's own invariants
 // (every index entry points at a record). It returns every problem found,
 // joined, or nil when the file is sound.
-func (s *Store) Check(ctx context.Context) error {
+func (s *BoltStore) Check(ctx context.Context) error {
 	var errs []error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		// bbolt's own check runs in a goroutine of its own, where a page

@@ -43,7 +43,7 @@ func flowBatch(h uint64, nEvents int) store.Batch {
 	return b
 }
 
-func allEvents(t *testing.T, s *store.Store, q store.EventQuery) []store.Event {
+func allEvents(t *testing.T, s *store.BoltStore, q store.EventQuery) []store.Event {
 	t.Helper()
 	var out []store.Event
 	for i := 0; ; i++ {

@@ -19,7 +19,7 @@ import (
 // rewards exactly. It reads in short transactions, a page at a time. It
 // returns ErrInvalid for an unknown grouping, or group_by=epoch on a source
 // without epochs.
-func (s *Store) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow, error) {
+func (s *BoltStore) RewardSummary(ctx context.Context, q SummaryQuery) ([]SummaryRow, error) {
 	bucket, err := s.summaryBuckets(ctx, q)
 	if err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ type bucketFunc func(r *rewardAmount, row *SummaryRow) error
 // ErrInvalid for an unknown grouping; the bucket it returns for
 // group_by=epoch returns ErrInvalid for a reward of a source without
 // epochs.
-func (s *Store) summaryBuckets(ctx context.Context, q SummaryQuery) (bucketFunc, error) {
+func (s *BoltStore) summaryBuckets(ctx context.Context, q SummaryQuery) (bucketFunc, error) {
 	switch q.GroupBy {
 	case GroupDay, GroupWeek, GroupMonth:
 		loc := q.Location

@@ -227,7 +227,7 @@ func verifyWorld(t *testing.T, w *world, dataDir string) map[string]uint64 {
 	return cps
 }
 
-func verifyFlow(t *testing.T, st *store.Store, sim *flowsim.Sim, cp uint64) {
+func verifyFlow(t *testing.T, st store.Store, sim *flowsim.Sim, cp uint64) {
 	t.Helper()
 	ctx := context.Background()
 	cov, _ := st.Coverage(ctx, worldFlow)
@@ -291,7 +291,7 @@ func verifyFlow(t *testing.T, st *store.Store, sim *flowsim.Sim, cp uint64) {
 	t.Logf("flow: heights 1..%d: %d events, %d blocks, %d rewards match the chain", cp, len(got), len(blocks), len(rewards))
 }
 
-func verifySpacemesh(t *testing.T, st *store.Store, sim *smsim.Sim, cp uint64) {
+func verifySpacemesh(t *testing.T, st store.Store, sim *smsim.Sim, cp uint64) {
 	t.Helper()
 	ctx := context.Background()
 	tracked := map[string]bool{}
@@ -368,7 +368,7 @@ func verifySpacemesh(t *testing.T, st *store.Store, sim *smsim.Sim, cp uint64) {
 		cp, len(rewards), len(blocks), first, last, len(truth))
 }
 
-func verifyPresearch(t *testing.T, st *store.Store, sim *presim.Sim, cp uint64) {
+func verifyPresearch(t *testing.T, st store.Store, sim *presim.Sim, cp uint64) {
 	t.Helper()
 	ctx := context.Background()
 	cov, _ := st.Coverage(ctx, worldPre)

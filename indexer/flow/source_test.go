@@ -57,7 +57,7 @@ type runner struct {
 	done   chan error
 }
 
-func startRunner(t *testing.T, st *store.Store, src indexer.Source) *runner {
+func startRunner(t *testing.T, st store.Store, src indexer.Source) *runner {
 	t.Helper()
 	r := indexer.NewRunner(st, src, indexer.RunnerConfig{
 		BatchMaxRecords: 500,
@@ -103,7 +103,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func checkpoint(t *testing.T, st *store.Store) uint64 {
+func checkpoint(t *testing.T, st store.Store) uint64 {
 	t.Helper()
 	cp, found, err := st.Checkpoint(context.Background(), srcName)
 	if err != nil {
@@ -115,14 +115,14 @@ func checkpoint(t *testing.T, st *store.Store) uint64 {
 	return cp.Height
 }
 
-func waitCheckpoint(t *testing.T, st *store.Store, height uint64) {
+func waitCheckpoint(t *testing.T, st store.Store, height uint64) {
 	t.Helper()
 	eventually(t, "checkpoint "+itoa(height), func() bool { return checkpoint(t, st) >= height })
 }
 
 func itoa(v uint64) string { return big.NewInt(0).SetUint64(v).String() }
 
-func allEvents(t *testing.T, st *store.Store) []store.Event {
+func allEvents(t *testing.T, st store.Store) []store.Event {
 	t.Helper()
 	var out []store.Event
 	q := store.EventQuery{Source: srcName, Limit: store.MaxLimit}
@@ -139,7 +139,7 @@ func allEvents(t *testing.T, st *store.Store) []store.Event {
 	}
 }
 
-func allBlocks(t *testing.T, st *store.Store) []store.Block {
+func allBlocks(t *testing.T, st store.Store) []store.Block {
 	t.Helper()
 	var out []store.Block
 	q := store.BlockQuery{Source: srcName, Limit: store.MaxLimit}
@@ -156,7 +156,7 @@ func allBlocks(t *testing.T, st *store.Store) []store.Block {
 	}
 }
 
-func allRewards(t *testing.T, st *store.Store) []store.Reward {
+func allRewards(t *testing.T, st store.Store) []store.Reward {
 	t.Helper()
 	var out []store.Reward
 	q := store.RewardQuery{Source: srcName, Limit: store.MaxLimit}
@@ -186,7 +186,7 @@ func compact(t *testing.T, p []byte) string {
 // [from, to] for filter f: the same events (identity, ids, payload), a block
 // for every height when everyHeight is set, the same rewards per node, and
 // one contiguous coverage range starting at from.
-func checkTruth(t *testing.T, st *store.Store, sim *flowsim.Sim, from, to uint64, f flowsim.Filter, everyHeight bool) {
+func checkTruth(t *testing.T, st store.Store, sim *flowsim.Sim, from, to uint64, f flowsim.Filter, everyHeight bool) {
 	t.Helper()
 	truth, err := sim.Events(from, to, f)
 	if err != nil {

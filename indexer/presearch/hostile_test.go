@@ -108,7 +108,7 @@ func TestHostileEarningsAreQuarantined(t *testing.T) {
 	}
 }
 
-func allRejected(t *testing.T, st *store.Store) []store.Rejected {
+func allRejected(t *testing.T, st store.Store) []store.Rejected {
 	t.Helper()
 	var out []store.Rejected
 	q := store.RejectedQuery{Limit: store.MaxLimit}

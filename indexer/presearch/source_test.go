@@ -107,7 +107,7 @@ type env struct {
 	clk  *fakeClock
 	sim  *presim.Sim
 	srv  *httptest.Server
-	st   *store.Store
+	st   store.Store
 	logs *storetest.LogBuffer
 	cfg  presearch.Config
 	rcfg indexer.RunnerConfig

@@ -11,7 +11,7 @@ import (
 	"github.com/evindex/evindex/store/storetest"
 )
 
-func rejectedOf(t *testing.T, st *store.Store) []store.Rejected {
+func rejectedOf(t *testing.T, st store.Store) []store.Rejected {
 	t.Helper()
 	var out []store.Rejected
 	q := store.RejectedQuery{Source: srcName, Limit: store.MaxLimit}

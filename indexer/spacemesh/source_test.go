@@ -71,7 +71,7 @@ type runner struct {
 	stop func() error
 }
 
-func startRunner(t *testing.T, st *store.Store, cfg spacemesh.Config) *runner {
+func startRunner(t *testing.T, st store.Store, cfg spacemesh.Config) *runner {
 	t.Helper()
 	src, err := spacemesh.New(cfg)
 	if err != nil {
@@ -113,7 +113,7 @@ func eventually(t *testing.T, what string, cond func() string) {
 	}
 }
 
-func allRewards(t *testing.T, st *store.Store, accounts ...string) []store.Reward {
+func allRewards(t *testing.T, st store.Store, accounts ...string) []store.Reward {
 	t.Helper()
 	var out []store.Reward
 	q := store.RewardQuery{Source: srcName, Accounts: accounts, Limit: store.MaxLimit}
@@ -148,7 +148,7 @@ func totalsOf(t *testing.T, rs []store.Reward) smsim.Totals {
 
 // truthDiff compares the stored rewards with the simulator's, per tracked
 // coinbase, per tracked smesher and over everything tracked.
-func truthDiff(t *testing.T, st *store.Store, sim *smsim.Sim, coinbases, smeshers []string) string {
+func truthDiff(t *testing.T, st store.Store, sim *smsim.Sim, coinbases, smeshers []string) string {
 	for _, cb := range coinbases {
 		if got, want := totalsOf(t, allRewards(t, st, cb)), sim.CoinbaseTotals(cb); got != want {
 			return fmt.Sprintf("coinbase %s: stored %+v, node %+v", cb, got, want)
@@ -181,7 +181,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func checkpointAt(t *testing.T, st *store.Store, layer uint32) string {
+func checkpointAt(t *testing.T, st store.Store, layer uint32) string {
 	cp, found, err := st.Checkpoint(context.Background(), srcName)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func checkpointAt(t *testing.T, st *store.Store, layer uint32) string {
 
 // caughtUp waits until the checkpoint is the node's applied layer and the
 // stored rewards equal the node's.
-func caughtUp(t *testing.T, st *store.Store, sim *smsim.Sim, coinbases, smeshers []string) {
+func caughtUp(t *testing.T, st store.Store, sim *smsim.Sim, coinbases, smeshers []string) {
 	t.Helper()
 	eventually(t, "caught up", func() string {
 		if msg := checkpointAt(t, st, sim.AppliedLayer()); msg != "" {

@@ -39,7 +39,7 @@ func openPG(t *testing.T) (*postgres.Store, string) {
 	return s, dsn
 }
 
-func openBolt(t *testing.T) *store.Store {
+func openBolt(t *testing.T) *store.BoltStore {
 	t.Helper()
 	s, err := store.Open(t.TempDir(), store.Options{Now: clock})
 	if err != nil {
@@ -194,7 +194,7 @@ type backend interface {
 }
 
 var (
-	_ backend = (*store.Store)(nil)
+	_ backend = (*store.BoltStore)(nil)
 	_ backend = (*postgres.Store)(nil)
 )
 

@@ -13,7 +13,7 @@ import (
 // MustOpen opens a store in a fresh temporary directory for a test and
 // registers a cleanup that closes it and fails the test if the file does
 // not pass Check.
-func MustOpen(tb testing.TB) *store.Store {
+func MustOpen(tb testing.TB) *store.BoltStore {
 	tb.Helper()
 	s, err := store.Open(tb.TempDir(), store.Options{})
 	if err != nil {
