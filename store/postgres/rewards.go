@@ -35,7 +35,7 @@ func (s *Store) Rewards(ctx context.Context, q store.RewardQuery) (store.Page[st
 		}
 		from = &k
 	}
-	if !storable(append([]string{q.Source}, q.Accounts...)...) {
+	if !storable(append(append([]string{q.Source}, q.Accounts...), q.Kinds...)...) {
 		return store.Page[store.Reward]{}, nil
 	}
 	limit := pageLimit(q.Limit)

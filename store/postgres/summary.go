@@ -47,7 +47,7 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 		source, account, unit string
 	}
 	groups := map[groupKey]*store.SummaryRow{}
-	if !storable(append([]string{q.Source}, q.Accounts...)...) {
+	if !storable(append(append([]string{q.Source}, q.Accounts...), q.Kinds...)...) {
 		return []store.SummaryRow{}, nil
 	}
 	var a args
