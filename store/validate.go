@@ -395,6 +395,19 @@ func plausibleTime(field string, t, now time.Time) *FieldError {
 	return fieldErr(field, []byte(t.UTC().Format(time.RFC3339Nano)), "implausible: before %d or more than %s after the ingesting clock", PlausibleSince.Year(), MaxClockSkew)
 }
 
+// PlausibleTime reports whether an upstream time can be stored as it is
+// and is one an upstream should send: zero (unknown), or after
+// PlausibleSince and at most MaxClockSkew past now.
+func PlausibleTime(t, now time.Time) error {
+	if err := checkTime("time", t); err != nil {
+		return err.Err
+	}
+	if err := plausibleTime("time", t, now); err != nil {
+		return err.Err
+	}
+	return nil
+}
+
 func plausibleEvent(e *Event, now time.Time) *FieldError {
 	if err := CheckEvent(e); err != nil {
 		return err
@@ -445,11 +458,11 @@ func (b *Batch) Quarantine(now time.Time) int {
 	before := len(b.Rejected)
 	b.Events = quarantine(b, b.Events, func(e *Event) (Rejected, bool) {
 		err := plausibleEvent(e, now)
-		return rejectedBy(RecordEvent, e.Height, fmt.Sprintf("tx %d event %d", e.TxIndex, e.EventIndex), err), err != nil
+		return rejectedBy(RecordEvent, e.Height, fmt.Sprintf("tx %d event %d", e.TxIndex, e.EventIndex), err, "payload", e.Payload), err != nil
 	})
 	b.Blocks = quarantine(b, b.Blocks, func(k *Block) (Rejected, bool) {
 		err := plausibleBlock(k, now)
-		return rejectedBy(RecordBlock, k.Height, "block", err), err != nil
+		return rejectedBy(RecordBlock, k.Height, "block", err, "", nil), err != nil
 	})
 	b.Rewards = quarantine(b, b.Rewards, func(r *Reward) (Rejected, bool) {
 		err := plausibleReward(r, now)
@@ -457,11 +470,11 @@ func (b *Batch) Quarantine(now time.Time) int {
 		if !r.HasHeight {
 			at = timeHeight(r.Time)
 		}
-		return rejectedBy(RecordReward, at, "reward "+r.Account+" "+r.ID, err), err != nil
+		return rejectedBy(RecordReward, at, "reward "+r.Account+" "+r.ID, err, "details", r.Details), err != nil
 	})
 	b.Nodes = quarantine(b, b.Nodes, func(n *NodeStatus) (Rejected, bool) {
 		err := plausibleNode(n, now)
-		return rejectedBy(RecordNode, timeHeight(n.Time), "node "+n.Node, err), err != nil
+		return rejectedBy(RecordNode, timeHeight(n.Time), "node "+n.Node, err, "details", n.Details), err != nil
 	})
 	return len(b.Rejected) - before
 }
@@ -481,11 +494,22 @@ func quarantine[T any](b *Batch, recs []T, check func(*T) (Rejected, bool)) []T 
 	return kept
 }
 
-func rejectedBy(kind string, height uint64, key string, err *FieldError) Rejected {
+// rejectedBy is the rejected record of a record that failed with err. Its
+// raw bytes are the record's document (wholeField: an event's payload, a
+// reward's details) unless that is what failed, so a record rejected for
+// its type keeps its payload; the failing value then starts the reason.
+func rejectedBy(kind string, height uint64, key string, err *FieldError, wholeField string, whole []byte) Rejected {
 	if err == nil {
 		return Rejected{}
 	}
-	return NewRejected(kind, height, key, err.Field, err.Err.Error(), err.Value)
+	if len(whole) == 0 || err.Field == wholeField {
+		return NewRejected(kind, height, key, err.Field, err.Err.Error(), err.Value)
+	}
+	reason := err.Err.Error()
+	if len(err.Value) > 0 {
+		reason = fmt.Sprintf("%s: %.120q", reason, err.Value)
+	}
+	return NewRejected(kind, height, key, err.Field, reason, whole)
 }
 
 // timeHeight is the position of a record that has a time but no height

@@ -194,7 +194,7 @@ func (r *run) fetchChunk(ctx context.Context, lim *limiter, c chunk) chunkResult
 		for _, res := range results {
 			bd := heights[res.GetBlockHeight()]
 			if bd == nil {
-				bd = &blockData{height: res.GetBlockHeight(), id: res.GetBlockId(), time: tsTime(res.GetBlockTimestamp())}
+				bd = &blockData{height: res.GetBlockHeight(), id: res.GetBlockId(), ts: res.GetBlockTimestamp()}
 				heights[res.GetBlockHeight()] = bd
 			}
 			bd.events = append(bd.events, res.GetEvents()...)

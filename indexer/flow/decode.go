@@ -36,6 +36,8 @@ type decoder struct {
 	onBadPayload func(ev *entities.Event, height uint64)
 	// onBadReward is called for a reward event that cannot be read.
 	onBadReward func(typ string, height uint64, err error)
+	// now is the clock upstream times are judged by.
+	now func() time.Time
 }
 
 func newDecoder(source, stakingContract string) *decoder {
@@ -47,6 +49,7 @@ func newDecoder(source, stakingContract string) *decoder {
 		delegatorReward: prefix + delegatorRewardsPaidEvent,
 		onBadPayload:    func(*entities.Event, uint64) {},
 		onBadReward:     func(string, uint64, error) {},
+		now:             time.Now,
 	}
 }
 
@@ -54,13 +57,33 @@ func newDecoder(source, stakingContract string) *decoder {
 type blockData struct {
 	height uint64
 	id     []byte
-	time   time.Time
+	ts     *timestamppb.Timestamp
+	time   time.Time // set by addHeight from ts
 	events []*entities.Event
 }
 
-// addHeight appends a height's block, events and rewards to b.
+// addHeight appends a height's block, events and rewards to b. A block
+// timestamp that is invalid (protobuf's own rules) or implausible is not
+// stored: the block and its events keep an unknown time, and a rejected
+// record flags the timestamp. (A year-9999 time used to read back as 1816.)
 func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 	blockID := hex.EncodeToString(bd.id)
+	bd.time = time.Time{}
+	if bd.ts != nil {
+		err := bd.ts.CheckValid()
+		if err == nil {
+			bd.time = bd.ts.AsTime().UTC()
+			err = store.PlausibleTime(bd.time, d.now())
+			if bd.time.IsZero() { // year 1, which would read back as "unknown"
+				err = errors.New("year 1 is no block's time")
+			}
+		}
+		if err != nil {
+			bd.time = time.Time{}
+			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordBlock, bd.height, "block time", "block_time", err.Error(),
+				[]byte(fmt.Sprintf(`{"seconds":%d,"nanos":%d}`, bd.ts.GetSeconds(), bd.ts.GetNanos()))))
+		}
+	}
 	b.Blocks = append(b.Blocks, store.Block{
 		Source:     d.source,
 		Height:     bd.height,
@@ -94,8 +117,15 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 		})
 		if ev.Type == d.rewardsPaid || ev.Type == d.delegatorReward {
 			r, err := d.reward(ev, bd, txID)
+			if err == nil {
+				err = store.CheckAmount(r.RawAmount)
+			}
 			if err != nil {
+				// The event is stored; the reward it should pay is
+				// quarantined with the event's payload.
 				d.onBadReward(ev.Type, bd.height, err)
+				b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, bd.height,
+					fmt.Sprintf("reward tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", err.Error(), ev.Payload))
 				continue
 			}
 			b.Rewards = append(b.Rewards, r)
@@ -150,13 +180,6 @@ func (d *decoder) reward(ev *entities.Event, bd blockData, txID string) (store.R
 	}
 	r.Details, _ = json.Marshal(details)
 	return r, nil
-}
-
-func tsTime(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	return ts.AsTime().UTC()
 }
 
 // decodePayload turns a JSON-CDC payload into compact JSON for the API and

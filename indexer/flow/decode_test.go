@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/evindex/evindex/store"
 )
@@ -144,7 +145,7 @@ func TestDecoderRewards(t *testing.T) {
 	d.onBadReward = func(typ string, h uint64, err error) { bad = append(bad, err.Error()) }
 	d.onBadPayload = func(ev *entities.Event, h uint64) { bad = append(bad, "payload of "+ev.Type) }
 	var b store.Batch
-	d.addHeight(&b, blockData{height: 42, id: []byte{0xAB, 0xCD}, time: blockTime, events: []*entities.Event{
+	d.addHeight(&b, blockData{height: 42, id: []byte{0xAB, 0xCD}, ts: timestamppb.New(blockTime), events: []*entities.Event{
 		{Type: rewardsPaid, TransactionId: []byte{1}, TransactionIndex: 0, EventIndex: 0,
 			Payload: payload(rewardsPaid, nodeField+`,{"name":"amount","value":{"type":"UFix64","value":"1234.56789012"}}`)},
 		{Type: delegator, TransactionId: []byte{1}, TransactionIndex: 0, EventIndex: 1,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/evindex/evindex/store"
 )
@@ -38,7 +39,7 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		for _, typ := range []string{"A.1654653399040a61.FlowToken.TokensDeposited", d.rewardsPaid, d.delegatorReward} {
 			var b store.Batch
-			d.addHeight(&b, blockData{height: 9, id: []byte{1, 2}, time: time.Unix(1, 0), events: []*entities.Event{{
+			d.addHeight(&b, blockData{height: 9, id: []byte{1, 2}, ts: timestamppb.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), events: []*entities.Event{{
 				Type: typ, TransactionId: []byte{3}, TransactionIndex: 1, EventIndex: 2, Payload: payload,
 			}}})
 			if len(b.Events) != 1 || len(b.Blocks) != 1 {

@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,10 @@ func (r *run) live(ctx context.Context, next uint64) error {
 		lastHeight atomic.Uint64 // the last complete height
 	)
 	lastRecv.Store(r.s.now().UnixNano())
-	lastHeight.Store(next - 1)
+	lastHeight.Store(next - min(next, 1))
 	stalled := func(head uint64) {
 		idle := r.s.now().Sub(time.Unix(0, lastRecv.Load()))
-		if last := lastHeight.Load(); head > last+cfg.HeartbeatInterval && idle > r.s.stallAfter {
+		if last := lastHeight.Load(); head > last && head-last > cfg.HeartbeatInterval && idle > r.s.stallAfter {
 			cancel(fmt.Errorf("event stream stalled: no response for %s while the node's sealed head moved %d heights past the last one received (%d); resubscribing from the checkpoint",
 				idle.Round(time.Millisecond), head-last, last))
 		}
@@ -94,13 +95,18 @@ func (r *run) live(ctx context.Context, next uint64) error {
 		if wantIndex == 0 {
 			allowed++
 		}
-		if h-next+1 > allowed {
+		// h-next, not h-next+1: that wraps to 0 for height 2^64-1 after
+		// a start at 0, and such a stream was once accepted.
+		if h-next >= allowed {
 			return fmt.Errorf("event stream gap: height %d follows height %d, more than the heartbeat interval of %d apart", h, next-1, cfg.HeartbeatInterval)
+		}
+		if h == math.MaxUint64 {
+			return fmt.Errorf("event stream sent height %d, after which no height can follow; resubscribing from the checkpoint", h)
 		}
 		wantIndex++
 
 		b := store.Batch{}
-		r.dec.addHeight(&b, blockData{height: h, id: resp.GetBlockId(), time: tsTime(resp.GetBlockTimestamp()), events: resp.GetEvents()})
+		r.dec.addHeight(&b, blockData{height: h, id: resp.GetBlockId(), ts: resp.GetBlockTimestamp(), events: resp.GetEvents()})
 		blk := b.Blocks[len(b.Blocks)-1]
 		b.Checkpoint = &store.Checkpoint{Height: h, BlockID: blk.BlockID, Time: blk.BlockTime}
 		b.Coverage = &store.Range{From: next, To: h}

@@ -7,8 +7,10 @@ package flow
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -145,6 +147,7 @@ type run struct {
 	stream  executiondata.ExecutionDataAPIClient
 	dec     *decoder
 	head    atomic.Uint64
+	known   uint64 // the stored checkpoint's height, for head plausibility
 	badOnce atomic.Bool
 	// dictSent is set once the run's first batch carried the payload
 	// dictionary; the store keeps it for the source from then on.
@@ -184,10 +187,9 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 				Msg("event payload is not JSON-CDC; stored verbatim as a string (further ones are not logged)")
 		}
 	}
-	r.dec.onBadReward = func(typ string, height uint64, err error) {
-		r.log.Warn().Uint64("height", height).Str("type", typ).Err(err).
-			Msg("reward event unreadable; the event is stored, the reward is not")
-	}
+	r.dec.now = s.now
+	// An unreadable reward is quarantined, and the Runner logs a sample of
+	// those: a block of 100,000 bad rewards once wrote 100,000 lines.
 	err = r.run(ctx, resume)
 	if ctx.Err() != nil {
 		return nil
@@ -200,6 +202,15 @@ func (r *run) run(ctx context.Context, resume indexer.Resume) error {
 	head, err := r.sealedHead(ctx)
 	if err != nil {
 		return err
+	}
+	if resume.Found && resume.Checkpoint.Height == math.MaxUint64 {
+		return indexer.Permanent(fmt.Errorf("stored checkpoint %d cannot be followed: no height comes after it", resume.Checkpoint.Height))
+	}
+	r.known = resume.Checkpoint.Height
+	if resume.Found {
+		if err := r.sameBlock(ctx, resume.Checkpoint); err != nil {
+			return err
+		}
 	}
 	next := resume.Checkpoint.Height + 1
 	if !resume.Found {
@@ -232,8 +243,49 @@ func (r *run) sealedHead(ctx context.Context) (uint64, error) {
 		return 0, r.callError(ctx, "latest sealed block header", 0, err)
 	}
 	h := resp.GetBlock().GetHeight()
+	if limit := r.headLimit(); h > limit {
+		return 0, fmt.Errorf("latest sealed block header: the access node claims height %d, beyond any plausible head (at most %d); not believed", h, limit)
+	}
 	r.setHead(h)
 	return h, nil
+}
+
+// sameBlock checks that the node agrees about the checkpoint's block: a
+// sealed block never changes, so a node that names another one at that
+// height serves another chain (or lies) and is not followed. A node that
+// does not have the height (an earlier spork's) cannot be asked.
+func (r *run) sameBlock(ctx context.Context, cp store.Checkpoint) error {
+	if cp.BlockID == "" {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.s.callTimeout)
+	defer cancel()
+	resp, err := r.access.GetBlockHeaderByHeight(cctx, &access.GetBlockHeaderByHeightRequest{Height: cp.Height})
+	if err != nil {
+		return nil
+	}
+	if got := hex.EncodeToString(resp.GetBlock().GetId()); got != cp.BlockID {
+		return fmt.Errorf("the access node's sealed block %d is %s, the stored checkpoint's is %s: a sealed block never changes; not following this node", cp.Height, got, cp.BlockID)
+	}
+	return nil
+}
+
+// Bounds on a believable sealed head: on a first start, plausibleHeight
+// (Flow mainnet is near 10^8; this is a millennium of one block a
+// second); else headJump past the highest height known (half a year of
+// Flow blocks). A node once claimed 2^64-1, and the checkpoint then
+// wrapped to 0.
+const (
+	plausibleHeight = 1 << 40
+	headJump        = 1 << 24
+)
+
+func (r *run) headLimit() uint64 {
+	known := max(r.known, r.head.Load())
+	if known == 0 {
+		return plausibleHeight
+	}
+	return known + headJump
 }
 
 // setHead reports h as the head unless a higher one was seen.
