@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,11 +32,11 @@ func TestDashboardOnTheDemo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &storetest.LogBuffer{}
+	logs, printout := &storetest.LogBuffer{}, &storetest.LogBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--data", filepath.Join(dir, "demo"), "--http", "127.0.0.1:0"},
-			noEnv, io.Discard, logs)
+			noEnv, printout, logs)
 	}()
 	defer func() {
 		cancel()
@@ -57,7 +56,27 @@ func TestDashboardOnTheDemo(t *testing.T) {
 		return addr != ""
 	})
 	base := "http://" + addr
+	// The printout warns that /readyz is 503 while the backfills run.
+	waitUntil(t, logs, done, "the printout", func() bool { return strings.Contains(printout.String(), "Stop with Ctrl-C") })
+	if !strings.Contains(printout.String(), "curl -s '"+base+"/readyz'    # 503 while a source backfills, 200 once every source is live") {
+		t.Errorf("the printout does not say /readyz is 503 during a backfill:\n%s", printout.String())
+	}
 	waitUntil(t, logs, done, "/readyz is 200", func() bool { return getStatus(base+"/readyz") == http.StatusOK })
+	// The simulated Presearch clock runs fast but never ahead of the
+	// real one: no earnings window ends in the future.
+	var latest struct {
+		Items []struct {
+			PeriodEnd time.Time `json:"period_end"`
+		} `json:"items"`
+	}
+	waitUntil(t, logs, done, "a presearch reward", func() bool {
+		return getJSON(base+"/v1/rewards?source=presearch-demo&order=desc&limit=1000", &latest) == nil && len(latest.Items) > 0
+	})
+	for _, r := range latest.Items {
+		if r.PeriodEnd.After(time.Now()) {
+			t.Fatalf("a presearch window ends in the future: %v", r.PeriodEnd)
+		}
+	}
 	// The chart shows the last 30 days per account: wait for a reward in
 	// that window.
 	from := time.Now().UTC().AddDate(0, 0, -29).Format(time.DateOnly)

@@ -59,9 +59,12 @@ Open http://%s/ for the dashboard, or try:
   curl -s 'http://%s/v1/sources'
   curl -s 'http://%s/v1/events?limit=5'
   curl -s 'http://%s/v1/rewards/summary?group_by=day'
-Stop with Ctrl-C; run the same command again to resume where it stopped.
+  curl -s 'http://%s/readyz'    # 503 while a source backfills, 200 once every source is live
+The sources backfill their history first (a few seconds to minutes); the data
+is queryable meanwhile. Stop with Ctrl-C; run the same command again to resume
+where it stopped.
 
-`, filepath.Join(*dir, "evindex.db"), upstreams.String(), addr, addr, addr, addr)
+`, filepath.Join(*dir, "evindex.db"), upstreams.String(), addr, addr, addr, addr, addr)
 		},
 	}
 	return runDaemon(ctx, cfg, e, hooks)

@@ -10,9 +10,14 @@ import (
 	"github.com/evindex/evindex/indexer/presearch/presim"
 )
 
-// demoSpeed runs the demo's Presearch time at 60x, so an hourly earnings
-// window closes every real minute.
-const demoSpeed = 60
+// The demo's Presearch clock starts a day behind the demo's first start
+// and runs at 60x, so an hourly earnings window closes every real minute
+// until it has caught up with the real time (24 minutes), and with it
+// after that: no window ends in the future.
+const (
+	demoSpeed   = 60
+	demoCatchUp = 24 * time.Hour
+)
 
 // SourceKind registers presearch sources with the command line.
 var SourceKind = indexer.SourceKind{
@@ -26,7 +31,7 @@ var SourceKind = indexer.SourceKind{
 	// Seconds: the last hourly window plus its delay.
 	LagThreshold: 7200,
 	Simulator: indexer.Simulator{
-		About:   "the Presearch node status API (--block-interval: simulated time per real second)",
+		About:   "the Presearch node status API (--block-interval: simulated time per real second while it catches up with the real time from --history ago)",
 		History: "hours",
 		Flags: func(fs *flag.FlagSet) func(context.Context, indexer.SimOptions) (*indexer.Simulation, error) {
 			apiKey := fs.String("api-key", presim.DefaultAPIKey, "the API key the simulator accepts")
@@ -37,6 +42,14 @@ var SourceKind = indexer.SourceKind{
 				}
 				if o.Interval > 0 {
 					cfg.Speed = float64(o.Interval) / float64(time.Second)
+				}
+				if cfg.Speed > 1 {
+					// A fast clock catches up from the start of the
+					// history; from now it would run into the future.
+					cfg.Start = time.Now().Add(-cfg.History)
+					if cfg.History == 0 {
+						cfg.Start = time.Now().Add(-presim.DefaultHistory)
+					}
 				}
 				srv, err := presim.Start(ctx, o.Listen, cfg)
 				if err != nil {
@@ -61,7 +74,7 @@ var SourceKind = indexer.SourceKind{
 func startDemo(ctx context.Context, started time.Time) (*indexer.Simulation, error) {
 	srv, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{
 		Speed:   demoSpeed,
-		Start:   started.Add(time.Since(started) * demoSpeed),
+		Start:   started.Add(-demoCatchUp + time.Since(started)*demoSpeed),
 		Genesis: started.Add(-30 * 24 * time.Hour).Truncate(time.Minute),
 	})
 	if err != nil {

@@ -637,7 +637,7 @@ func TestResponsesKeptAsSent(t *testing.T) {
 func TestFastClockDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sim, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: 600})
+	sim, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: 600, Start: time.Now().Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

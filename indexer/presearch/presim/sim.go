@@ -56,15 +56,17 @@ type Config struct {
 	// History is the default distance of Genesis before now. Default 30 days.
 	History time.Duration
 	// Now is the simulated clock. When nil, the simulator runs its own clock
-	// that starts at the real time of New and runs Speed times faster.
+	// that starts at Start and runs Speed times faster than real time until
+	// it reaches the real time, then keeps to it: it never runs ahead of
+	// the real time, so no window it reports ends in the future.
 	Now func() time.Time
 	// Speed is how much faster than real time the built-in clock runs
-	// (60: one simulated hour per real minute). Ignored when Now is set.
-	// Default 1.
+	// while it is behind the real time (60: one simulated hour per real
+	// minute). Ignored when Now is set. Default 1.
 	Speed float64
 	// Start is the simulated time at which the built-in clock starts; zero
-	// means the real time of New. A restarted demo passes where its clock
-	// had got to, so simulated time never runs backwards.
+	// means the real time of New, and a time ahead of it is the real time.
+	// A fast clock starts in the past and catches up.
 	Start time.Time
 	// StatusLimit and StatsLimit are the requests each node allows per
 	// minute without stats and per hour with stats. Defaults 4 and 4.
@@ -269,21 +271,43 @@ func New(cfg Config) *Sim {
 	return s
 }
 
-// Now is the simulator's current time.
+// Now is the simulator's current time: never ahead of the real time.
 func (s *Sim) Now() time.Time {
 	if s.cfg.Now != nil {
 		return s.cfg.Now().UTC()
 	}
-	elapsed := time.Since(s.realStart)
-	return s.simStart.Add(time.Duration(float64(elapsed) * s.cfg.Speed))
+	real := time.Now()
+	fast := s.simStart.Add(time.Duration(float64(real.Sub(s.realStart)) * s.cfg.Speed))
+	if fast.After(real) {
+		return real.UTC()
+	}
+	return fast
+}
+
+// realFor is the real time that d of simulated time takes from now on the
+// built-in clock: d/Speed while it catches up with the real time, d once
+// it has.
+func (s *Sim) realFor(d time.Duration) time.Duration {
+	lag := time.Since(s.Now())
+	if s.cfg.Speed < 1 {
+		return time.Duration(float64(d) / s.cfg.Speed) // a slow clock never catches up
+	}
+	if lag <= 0 || s.cfg.Speed == 1 {
+		return d
+	}
+	catchUp := time.Duration(float64(lag) / (s.cfg.Speed - 1)) // real time until it meets the real time
+	if fast := time.Duration(float64(catchUp) * s.cfg.Speed); d > fast {
+		return catchUp + d - fast
+	}
+	return time.Duration(float64(d) / s.cfg.Speed)
 }
 
 // Sleep waits until d of simulated time has passed on the built-in clock
-// (d/Speed of real time), or ctx ends. With an injected Now it waits d of
-// real time. A client that shares the simulator's clock uses it to wait.
+// (see realFor), or ctx ends. With an injected Now it waits d of real
+// time. A client that shares the simulator's clock uses it to wait.
 func (s *Sim) Sleep(ctx context.Context, d time.Duration) error {
 	if s.cfg.Now == nil {
-		d = time.Duration(float64(d) / s.cfg.Speed)
+		d = s.realFor(d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -543,7 +567,7 @@ func (s *Sim) admit(stats bool, nodes []*node, now time.Time) (int, bool) {
 func (s *Sim) retryAfter(now time.Time) int {
 	d := s.blockedUntil.Sub(now)
 	if s.cfg.Now == nil {
-		d = time.Duration(float64(d) / s.cfg.Speed)
+		d = s.realFor(d)
 	}
 	secs := int(math.Ceil(d.Seconds()))
 	if secs < 1 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -355,7 +356,7 @@ func TestStatusSince(t *testing.T) {
 func TestStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: 60})
+	srv, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: 60, Start: time.Now().Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,5 +370,40 @@ func TestStart(t *testing.T) {
 	resp, _ = get(t, srv.URL, presim.DefaultAPIKey, nil)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "10" {
 		t.Fatalf("status %d Retry-After %q, want 429 and 10", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestClockNeverRunsAhead runs a fast clock that starts a few simulated
+// hours behind: it catches up with the real time and then keeps to it, so
+// a source on its clock never asks for (and stores) a window that ends in
+// the future, and a wait once it has caught up takes real time.
+func TestClockNeverRunsAhead(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := presim.Start(ctx, "127.0.0.1:0", presim.Config{Speed: 36000, Start: time.Now().Add(-3 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// 3 h at 36000x is 0.3 s of real time.
+	caughtUp := false
+	for range 400 {
+		if now, real := srv.Sim.Now(), time.Now(); now.After(real) {
+			t.Fatalf("simulated %v is ahead of the real %v", now, real)
+		} else if real.Sub(now) < time.Second {
+			caughtUp = true
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !caughtUp {
+		t.Fatal("the fast clock never caught up with the real time")
+	}
+	// Caught up, a simulated second is a real one: Retry-After of a
+	// 2-minute block says 120 s, not 120/36000.
+	srv.Block(2 * time.Minute)
+	resp, _ := get(t, srv.URL, presim.DefaultAPIKey, nil)
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || ra < 110 {
+		t.Fatalf("status %d Retry-After %q, want 429 and about 120", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
