@@ -58,6 +58,7 @@ func commands() []command {
 		{"check", "--data DIR", "integrity check of a stopped database; exit 0 when sound", runCheckCmd},
 		{"migrate", "--data DIR", "apply pending schema migrations and print the version", runMigrateCmd},
 		{"version", "", "version, commit and schema version", runVersionCmd},
+		{"token", "", "print a new random API token for http.token", runTokenCmd},
 	}
 }
 

@@ -75,7 +75,25 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef is a ${VAR} or ${VAR:-default} reference. An unset (or empty)
+// VAR without a default is an error: a config that means to take a token
+// or key from the environment must not start without it.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
+
+// envReference is one ${...} of a config file.
+type envReference struct {
+	name, def  string
+	hasDefault bool
+}
+
+// value is what the reference expands to, or ok false when its variable
+// is unset and it has no default.
+func (r envReference) value(getenv func(string) string) (v string, ok bool) {
+	if v := getenv(r.name); v != "" {
+		return v, true
+	}
+	return r.def, r.hasDefault
+}
 
 // LoadConfigFile reads a YAML file over DefaultConfig, expanding ${VAR}
 // from getenv. Unknown keys, keys of another source kind and unknown
@@ -96,9 +114,14 @@ func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
 	// Each reference becomes a placeholder that is a plain scalar in any
 	// YAML context (flow mappings included) until the text is parsed.
-	var refs []string
+	var refs []envReference
 	marked := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		refs = append(refs, string(m[2:len(m)-1]))
+		sub := envRef.FindSubmatch(m)
+		r := envReference{name: string(sub[1])}
+		if len(sub[2]) > 0 {
+			r.def, r.hasDefault = string(sub[2][2:]), true
+		}
+		refs = append(refs, r)
 		return []byte(envPlaceholder(len(refs) - 1))
 	})
 	var doc yaml.Node
@@ -108,7 +131,9 @@ func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
 	if len(doc.Content) == 0 {
 		return cfg, nil
 	}
-	expandEnv(doc.Content[0], refs, getenv)
+	if err := expandEnv(doc.Content[0], refs, getenv, ""); err != nil {
+		return Config{}, err
+	}
 	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), ""); err != nil {
 		return Config{}, err
 	}
@@ -183,26 +208,55 @@ func envPlaceholder(i int) string { return fmt.Sprintf("EVINDEXENVREF%dFERVNEXED
 var envPlaceholderRef = regexp.MustCompile(`EVINDEXENVREF([0-9]+)FERVNEXEDNIVE`)
 
 // expandEnv puts the environment's values where the placeholders of refs
-// are under n. An unquoted value is typed again after the expansion
-// (batch_max_records: ${N} is a number), except that it never becomes
-// null: an expanded "~" or "null" is that text.
-func expandEnv(n *yaml.Node, refs []string, getenv func(string) string) {
+// are under n, the node at path. An unquoted value is typed again after
+// the expansion (batch_max_records: ${N} is a number), except that it
+// never becomes null: an expanded "~" or "null" is that text. A reference
+// to an unset variable without a default is a ConfigError naming the
+// field and the variable.
+func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, path string) error {
 	switch n.Kind {
-	case yaml.DocumentNode, yaml.SequenceNode, yaml.MappingNode:
+	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			expandEnv(c, refs, getenv)
+			if err := expandEnv(c, refs, getenv, path); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expandEnv(c, refs, getenv, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := expandEnv(n.Content[i+1], refs, getenv, joinPath(path, n.Content[i].Value)); err != nil {
+				return err
+			}
 		}
 	case yaml.ScalarNode:
 		if !envPlaceholderRef.MatchString(n.Value) {
-			return
+			return nil
 		}
+		var unset *envReference
 		n.Value = envPlaceholderRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			i, err := strconv.Atoi(envPlaceholderRef.FindStringSubmatch(m)[1])
 			if err != nil || i >= len(refs) {
 				return m
 			}
-			return getenv(refs[i])
+			v, ok := refs[i].value(getenv)
+			if !ok && unset == nil {
+				unset = &refs[i]
+			}
+			return v
 		})
+		if unset != nil {
+			field := path
+			if field == "" {
+				field = "config"
+			}
+			return &ConfigError{Field: field, Msg: fmt.Sprintf("${%s} is not set (line %d); set it, or write ${%s:-} where an empty value is meant",
+				unset.name, n.Line, unset.name)}
+		}
 		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 			n.Tag = ""
 			if n.ShortTag() == "!!null" {
@@ -210,6 +264,7 @@ func expandEnv(n *yaml.Node, refs []string, getenv func(string) string) {
 			}
 		}
 	}
+	return nil
 }
 
 // checkKeys walks a YAML mapping against a struct's yaml tags so an
@@ -336,6 +391,9 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return &ConfigError{"http.listen", fmt.Sprintf("%q: want host:port", c.HTTP.Listen)}
 	}
+	if err := checkToken(c.HTTP.Token); err != nil {
+		return err
+	}
 	if !isLoopback(host) && c.HTTP.Token == "" && !c.HTTP.Insecure {
 		return &ConfigError{"http.token", fmt.Sprintf("required when http.listen (%s) is not a loopback address (or set http.insecure: true)", c.HTTP.Listen)}
 	}
@@ -399,4 +457,26 @@ func asConfigError(err error) (*ConfigError, bool) {
 	var ce *ConfigError
 	ok := errors.As(err, &ce)
 	return ce, ok
+}
+
+// minTokenLength is the shortest API token accepted: 16 characters, about
+// 96 bits when drawn as `evindex token` draws them.
+const minTokenLength = 16
+
+// checkToken refuses a token that protects nothing: one of white space
+// only (it reached the API as "no token" on some paths and refused every
+// request on others), one that begins or ends with white space (a client
+// cannot send it: the header value is trimmed), or a short one.
+func checkToken(tok string) error {
+	switch {
+	case tok == "":
+		return nil
+	case strings.TrimSpace(tok) == "":
+		return &ConfigError{"http.token", "blank: give a token of at least 16 characters (evindex token prints one), or none"}
+	case strings.TrimSpace(tok) != tok:
+		return &ConfigError{"http.token", "begins or ends with white space, which no client can send"}
+	case len(tok) < minTokenLength:
+		return &ConfigError{"http.token", fmt.Sprintf("too short: %d characters, at least %d (evindex token prints a random one)", len(tok), minTokenLength)}
+	}
+	return nil
 }

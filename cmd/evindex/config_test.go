@@ -13,7 +13,7 @@ import (
 func noEnv(string) string { return "" }
 
 func TestParseConfigExample(t *testing.T) {
-	env := map[string]string{"EVINDEX_TOKEN": "s3cret", "PRESEARCH_API_KEY": "k"}
+	env := map[string]string{"EVINDEX_TOKEN": "s3cret-token-0123456", "PRESEARCH_API_KEY": "k"}
 	cfg, err := ParseConfig([]byte(`
 data_dir: /var/lib/evindex
 log: {level: debug, format: json}
@@ -42,7 +42,7 @@ sources:
 		t.Fatal(err)
 	}
 	fl, pre := cfg.Sources[0].Settings.(*flow.Config), cfg.Sources[1].Settings.(*presearch.Config)
-	if cfg.HTTP.Token != "s3cret" || pre.APIKey != "k" {
+	if cfg.HTTP.Token != "s3cret-token-0123456" || pre.APIKey != "k" {
 		t.Errorf("env not expanded: %+v", cfg.HTTP)
 	}
 	if cfg.Store.BatchMaxDelay != 250*time.Millisecond || fl.Backfill.Workers != 2 {

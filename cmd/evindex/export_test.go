@@ -60,11 +60,11 @@ func TestExportFromDataAndURL(t *testing.T) {
 		t.Fatalf("--kind smesher_reward: exit %d:\n%.500s", code, stdout)
 	}
 
-	d := startDaemon(t, writeConfig(t, dir, "data_dir: "+data+"\nhttp: {token: export-secret}\n"))
+	d := startDaemon(t, writeConfig(t, dir, "data_dir: "+data+"\nhttp: {token: export-secret-0123}\n"))
 	defer d.stop()
 	token := func(k string) string {
 		if k == "EVINDEX_TOKEN" {
-			return "export-secret"
+			return "export-secret-0123"
 		}
 		return ""
 	}
@@ -86,7 +86,7 @@ func TestExportFromDataAndURL(t *testing.T) {
 		t.Fatalf("--data of a running daemon: exit %d, %q does not point to --url", code, stderr)
 	}
 	code, _, stderr = exportRun(t, noEnv, "--url", "http://"+d.addr, "rewards")
-	if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "EVINDEX_TOKEN") || strings.Contains(stderr, "export-secret") {
+	if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "EVINDEX_TOKEN") || strings.Contains(stderr, "export-secret-0123") {
 		t.Fatalf("--url without the token: exit %d, %q", code, stderr)
 	}
 	code, stdout, stderr = exportRun(t, token, "--url", "http://"+d.addr, "--source", "sm-scal", "rewards")

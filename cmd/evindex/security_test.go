@@ -71,7 +71,7 @@ func TestPublicListenWithoutTokenIsRefused(t *testing.T) {
 	// token, or one explicitly marked insecure.
 	allowed := []string{
 		"http: {listen: 127.0.0.1:8080}", "http: {listen: 127.0.0.2:8080}", "http: {listen: localhost:8080}",
-		"http: {listen: '[::1]:8080'}", "http: {listen: 0.0.0.0:8080, token: t0ken}", "http: {listen: ':8080', insecure: true}",
+		"http: {listen: '[::1]:8080'}", "http: {listen: 0.0.0.0:8080, token: t0ken-0123456789ab}", "http: {listen: ':8080', insecure: true}",
 	}
 	for _, y := range allowed {
 		cfg, err := ParseConfig([]byte(y+"\n"), noEnv)
