@@ -175,29 +175,6 @@ func history() [][]store.Batch {
 	return steps
 }
 
-// backend is what the comparison reads from both stores.
-type backend interface {
-	Apply(context.Context, ...store.Batch) error
-	Events(context.Context, store.EventQuery) (store.Page[store.Event], error)
-	Blocks(context.Context, store.BlockQuery) (store.Page[store.Block], error)
-	Block(context.Context, string, uint64) (store.Block, error)
-	Rewards(context.Context, store.RewardQuery) (store.Page[store.Reward], error)
-	RewardSummary(context.Context, store.SummaryQuery) ([]store.SummaryRow, error)
-	Rejected(context.Context, store.RejectedQuery) (store.Page[store.Rejected], error)
-	Nodes(context.Context, string) ([]store.NodeStatus, error)
-	NodeHistory(context.Context, store.NodeHistoryQuery) (store.Page[store.NodeStatus], error)
-	Sources(context.Context) ([]store.SourceInfo, error)
-	Source(context.Context, string) (store.SourceInfo, error)
-	Checkpoint(context.Context, string) (store.Checkpoint, bool, error)
-	Coverage(context.Context, string) ([]store.Range, error)
-	State(context.Context, string, string) ([]byte, error)
-}
-
-var (
-	_ backend = (*store.BoltStore)(nil)
-	_ backend = (*postgres.Store)(nil)
-)
-
 // walk reads every page of a list query, checking that a page never
 // repeats a row of an earlier one, and returns the rows and the cursors.
 func walk[T any](t *testing.T, name string, list func(cursor string) (store.Page[T], error)) ([]T, []string) {
@@ -273,7 +250,7 @@ func rewardQueries() map[string]store.RewardQuery {
 }
 
 // compare runs every query on both stores and fails on any difference.
-func compare(t *testing.T, bolt, pg backend) {
+func compare(t *testing.T, bolt, pg store.Store) {
 	t.Helper()
 	for name, q := range eventQueries() {
 		for _, desc := range []bool{false, true} {
@@ -354,15 +331,15 @@ func compare(t *testing.T, bolt, pg backend) {
 			t.Errorf("summary %s %v: postgres %v (%v), bbolt %v (%v)", q.GroupBy, q.Location, got, gerr, want, werr)
 		}
 	}
-	same(t, "nodes", func(b backend) (any, error) { return b.Nodes(ctx, "") }, bolt, pg)
-	same(t, "nodes of presearch", func(b backend) (any, error) { return b.Nodes(ctx, "presearch") }, bolt, pg)
-	same(t, "nodes of nobody", func(b backend) (any, error) { return b.Nodes(ctx, "nobody") }, bolt, pg)
-	same(t, "sources", func(b backend) (any, error) { return b.Sources(ctx) }, bolt, pg)
-	same(t, "nodes of a name that is not UTF-8", func(b backend) (any, error) { return b.Nodes(ctx, "\xff") }, bolt, pg)
+	same(t, "nodes", func(b store.Store) (any, error) { return b.Nodes(ctx, "") }, bolt, pg)
+	same(t, "nodes of presearch", func(b store.Store) (any, error) { return b.Nodes(ctx, "presearch") }, bolt, pg)
+	same(t, "nodes of nobody", func(b store.Store) (any, error) { return b.Nodes(ctx, "nobody") }, bolt, pg)
+	same(t, "sources", func(b store.Store) (any, error) { return b.Sources(ctx) }, bolt, pg)
+	same(t, "nodes of a name that is not UTF-8", func(b store.Store) (any, error) { return b.Nodes(ctx, "\xff") }, bolt, pg)
 	for _, src := range []string{"flow", "sm", "presearch", "empty", "nope", "\xff\x00"} {
-		same(t, "source "+src, func(b backend) (any, error) { return b.Source(ctx, src) }, bolt, pg)
-		same(t, "coverage "+src, func(b backend) (any, error) { return b.Coverage(ctx, src) }, bolt, pg)
-		same(t, "checkpoint "+src, func(b backend) (any, error) {
+		same(t, "source "+src, func(b store.Store) (any, error) { return b.Source(ctx, src) }, bolt, pg)
+		same(t, "coverage "+src, func(b store.Store) (any, error) { return b.Coverage(ctx, src) }, bolt, pg)
+		same(t, "checkpoint "+src, func(b store.Store) (any, error) {
 			cp, ok, err := b.Checkpoint(ctx, src)
 			return []any{cp, ok}, err
 		}, bolt, pg)
@@ -382,14 +359,14 @@ func compare(t *testing.T, bolt, pg backend) {
 		}
 	}
 	for _, k := range []string{"a", "b", "empty", "none"} {
-		same(t, "state "+k, func(b backend) (any, error) { return b.State(ctx, "sm", k) }, bolt, pg)
+		same(t, "state "+k, func(b store.Store) (any, error) { return b.State(ctx, "sm", k) }, bolt, pg)
 	}
 	for _, h := range []uint64{1, 12, 40, 41} {
-		same(t, fmt.Sprint("block ", h), func(b backend) (any, error) { return b.Block(ctx, "flow", h) }, bolt, pg)
+		same(t, fmt.Sprint("block ", h), func(b store.Store) (any, error) { return b.Block(ctx, "flow", h) }, bolt, pg)
 	}
 }
 
-func same(t *testing.T, label string, read func(backend) (any, error), bolt, pg backend) {
+func same(t *testing.T, label string, read func(store.Store) (any, error), bolt, pg store.Store) {
 	t.Helper()
 	want, werr := read(bolt)
 	got, gerr := read(pg)

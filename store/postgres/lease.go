@@ -12,8 +12,6 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-var _ store.Leaser = (*Store)(nil)
-
 // Leases are rows (source, owner, generation, expires_at) changed by
 // single statements whose WHERE clause is the whole rule, so two processes
 // racing for a source serialize on the row: one wins, the other sees the

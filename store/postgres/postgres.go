@@ -22,6 +22,12 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Checker = (*Store)(nil)
+	_ store.Leaser  = (*Store)(nil)
+)
+
 // Options configure Open.
 type Options struct {
 	// ReadDSN, when set, is a streaming replica that the list queries
