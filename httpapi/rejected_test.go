@@ -37,7 +37,7 @@ func TestRejectedList(t *testing.T) {
 		}
 	}
 	var src map[string]any
-	e.getOK("/v1/sources/" + flowSource).json(t, &src)
+	e.getOK("/v1/sources/"+flowSource).json(t, &src)
 	if src["rejected"] != float64(4) {
 		t.Fatalf("source shows rejected %v, want 4", src["rejected"])
 	}

@@ -104,10 +104,10 @@ func TestHeightsNeverWrap(t *testing.T) {
 // stream; nothing of them is stored and the checkpoint never goes back.
 func TestStreamLiesAreDropped(t *testing.T) {
 	lies := [][]*executiondata.SubscribeEventsResponse{
-		{honest(100, 0), honest(101, 1), honest(99, 2)},                 // behind
+		{honest(100, 0), honest(101, 1), honest(99, 2)},                  // behind
 		{honest(102, 0), honest(102, 1), honest(102, 2), honest(102, 3)}, // not advancing
-		{honest(102, 0), honest(103, 2)},                                // message_index gap
-		{honest(102, 0), honest(5000, 1)},                               // jump
+		{honest(102, 0), honest(103, 2)},                                 // message_index gap
+		{honest(102, 0), honest(5000, 1)},                                // jump
 	}
 	node := startHostile(t, &flowsim.HostileNode{
 		Head: func(int) uint64 { return 110 },
