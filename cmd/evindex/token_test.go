@@ -31,7 +31,7 @@ func TestUnsetVariableIsAnError(t *testing.T) {
 		}
 	}
 	for yaml, token := range map[string]string{
-		"http: {token: \"${EVINDEX_TOKEN:-}\"}\n":                     "",
+		"http: {token: \"${EVINDEX_TOKEN:-}\"}\n":                    "",
 		"http: {token: \"${EVINDEX_TOKEN:-fallback-token-0123}\"}\n": "fallback-token-0123",
 		"http: {token: \"${SET_TOKEN:-fallback-token-0123}\"}\n":     "a-token-of-sixteen+",
 		"http: {token: ${SET_TOKEN}}\n":                              "a-token-of-sixteen+",
