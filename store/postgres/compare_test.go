@@ -172,6 +172,14 @@ func history() [][]store.Batch {
 	steps = append(steps, []store.Batch{{Source: "flow", Rejected: rej[:2]}, {Source: "presearch", Rejected: rej[2:]},
 		{Source: "flow", Rejected: []store.Rejected{store.NewRejected(store.RecordEvent, 7, "tx 0 event 1", "type", "too long", []byte("t"))}}})
 	steps = append(steps, []store.Batch{{Source: "empty"}})
+	// Contracts that are not their type's prefix, or only its text's.
+	odd := []store.Event{
+		{Height: 50, TxIndex: 0, EventIndex: 0, Type: "flow.AccountCreated", Contract: "A.0000000000000001.Core"},
+		{Height: 50, TxIndex: 0, EventIndex: 1, Type: "A.1654653399040a61.FlowToken", Contract: "A.1654653399040a61.FlowToken"},
+		{Height: 51, TxIndex: 0, EventIndex: 0, Type: "A.1654653399040a61.FlowTokenX.E", Contract: "A.1654653399040a61.FlowTokenX"},
+		{Height: 51, TxIndex: 1, EventIndex: 0, Type: "A.1654653399040a61.FlowToken.TokensDeposited", Contract: "A.0000000000000001.Core"},
+	}
+	steps = append(steps, []store.Batch{{Source: "flow", Events: odd}, {Source: "other", Events: []store.Event{odd[0], odd[1]}}})
 	return steps
 }
 
@@ -213,6 +221,10 @@ func eventQueries() map[string]store.EventQuery {
 		"typeHeights":        {Types: []string{dep}, FromHeight: u64(10), ToHeight: u64(12)},
 		"contract":           {Contract: "A.1654653399040a61.FlowToken"},
 		"contractOther":      {Contract: "A.8624b52f9ddcd04a.FlowIDTableStaking", Source: "flow"},
+		"contractNotPrefix":  {Contract: "A.0000000000000001.Core"},
+		"contractIsType":     {Contract: "A.1654653399040a61.FlowToken", FromHeight: u64(40)},
+		"contractText":       {Contract: "A.1654653399040a61.Flow"},
+		"contractOtherSrc":   {Contract: "A.1654653399040a61.FlowToken", Source: "other"},
 		"address":            {Address: "f919ee77447b7497"},
 		"addressMoved":       {Address: "00000000000000aa"},
 		"addressHeights":     {Address: fmt.Sprintf("%016x", 2), FromHeight: u64(3), ToHeight: u64(30)},

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -166,8 +167,22 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 	}
 	var branches []string
 	switch {
-	case q.TxID != "", q.Contract != "" && q.Address == "" && len(types) == 0:
+	case q.TxID != "":
 		branches = append(branches, branch("events e", "true"))
+	case q.Contract != "" && len(types) == 0:
+		// Events whose contract is not a prefix of their type are in
+		// events_by_contract; the others are found under each type that
+		// starts with the contract (the migration 4 split).
+		typed, err := typesUnder(ctx, s.read, q.Contract)
+		if err != nil {
+			return store.Page[store.Event]{}, err
+		}
+		for _, src := range sources {
+			branches = append(branches, branch("events e", contractIndexed+perSource(src)))
+			for _, t := range typed {
+				branches = append(branches, branch("events e", "e.type = "+a.add(t)+perSource(src)))
+			}
+		}
 	case q.Address != "":
 		addr := a.add(q.Address)
 		for _, src := range sources {
@@ -204,6 +219,51 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 	return pageOf(items, limit, cursorEvents, func(e *store.Event) []byte {
 		return eventKey{e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex)}.bytes()
 	}), nil
+}
+
+// contractIndexed is the predicate of the partial index events_by_contract
+// (migration 4), spelled as it is there so the planner uses the index.
+const contractIndexed = `e.contract <> '' AND NOT (starts_with(e.type, e.contract) AND e.type <> e.contract)`
+
+// typesUnder lists the event types that extend prefix (start with it and
+// are longer), seeking from one to the next through events_by_type.
+func typesUnder(ctx context.Context, db queryer, prefix string) ([]string, error) {
+	hi, bounded := textAfterPrefix(prefix)
+	var a args
+	p := a.add(prefix)
+	upper := "starts_with(type, " + p + ")"
+	if bounded {
+		upper = "type < " + a.add(hi) // a bound the index can stop at
+	}
+	rows, err := db.Query(ctx, `WITH RECURSIVE t(type) AS (
+			SELECT min(type) FROM events WHERE type > `+p+` AND `+upper+`
+			UNION ALL
+			SELECT (SELECT min(e.type) FROM events e WHERE e.type > t.type AND `+strings.ReplaceAll(upper, "type", "e.type")+`)
+			FROM t WHERE t.type IS NOT NULL)
+		SELECT type FROM t WHERE type IS NOT NULL`, a...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// textAfterPrefix returns the least text greater than every text that
+// starts with prefix (its last code point incremented; UTF-8 byte order
+// is code point order), and false when there is none.
+func textAfterPrefix(prefix string) (string, bool) {
+	rs := []rune(prefix)
+	for i := len(rs) - 1; i >= 0; i-- {
+		switch r := rs[i]; {
+		case r == utf8.MaxRune:
+			continue
+		case r == 0xD7FF: // the surrogates are not text
+			rs[i] = 0xE000
+		default:
+			rs[i] = r + 1
+		}
+		return string(rs[:i+1]), true
+	}
+	return "", false
 }
 
 // heightFilters are the conditions on a source and an inclusive height
