@@ -151,6 +151,14 @@ const (
 	sourceName              = "flow-bench"
 )
 
+// benchGenesis is the simulated chain's first block time, and
+// benchHistoryEnd the latest its last block may carry: both in the past, so
+// no block time is in the future on any day the benchmark runs.
+var (
+	benchGenesis    = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	benchHistoryEnd = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // chainLayout is the simulated chain for a run of n events.
 type chainLayout struct {
 	Step        time.Duration
@@ -161,16 +169,21 @@ type chainLayout struct {
 
 func layoutFor(n int64) chainLayout {
 	heights := uint64(math.Ceil(float64(n) / eventsPerHeightEstimate))
-	step := (366 * 24 * time.Hour / time.Duration(heights)).Truncate(time.Second)
+	// Room past N for the overshoot of stopping phases and for new blocks
+	// waiting when the resume phase restarts.
+	history := heights + heights/10 + 3000
+	// N events span a year of block times from benchGenesis, and the whole
+	// history stays in the past: the store quarantines block times more
+	// than a day ahead of the clock, as it would a misbehaving node's.
+	step := 366 * 24 * time.Hour / time.Duration(heights)
+	step = min(step, benchHistoryEnd.Sub(benchGenesis)/time.Duration(history)).Truncate(time.Second)
 	step = max(step, time.Second)
 	every := max(uint64(24*time.Hour/step), 1)
 	return chainLayout{
 		Step:        step,
 		RewardEvery: every,
-		// Room past N for the overshoot of stopping phases and for new
-		// blocks waiting when the resume phase restarts.
-		History: heights + heights/10 + 3000,
-		Genesis: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		History:     history,
+		Genesis:     benchGenesis,
 	}
 }
 

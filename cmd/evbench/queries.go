@@ -73,8 +73,8 @@ func queryPaths(name string, n int, top uint64, rng *rand.Rand) []string {
 			path = "/v1/rewards/summary"
 			v.Set("account", summaryAccount)
 			v.Set("group_by", "day")
-			v.Set("from_time", "2026-01-01")
-			v.Set("to_time", "2027-01-01")
+			v.Set("from_time", benchGenesis.Format(time.DateOnly))
+			v.Set("to_time", benchGenesis.AddDate(1, 0, 0).Format(time.DateOnly))
 		}
 		out[i] = path + "?" + v.Encode()
 	}
