@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +52,7 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 // plan is what a transaction's batches write, folded.
 type plan struct {
 	now     time.Time
-	sources []string // in first-seen order
+	sources []string // by name
 	source  map[string]*sourcePlan
 	leases  []store.Lease
 
@@ -210,6 +211,11 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 		}
 	}
 	p.rewards = slices.DeleteFunc(p.rewards, func(r store.Reward) bool { return r.Source == "" })
+	// Rows shared by transactions (a source's row, its lease) are locked
+	// in name order, so two transactions of the same sources cannot
+	// deadlock.
+	slices.Sort(p.sources)
+	slices.SortFunc(p.leases, func(a, b store.Lease) int { return strings.Compare(a.Source, b.Source) })
 	return p, nil
 }
 
