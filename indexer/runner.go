@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,6 +119,8 @@ func (r *Runner) Status() store.SourceStatus {
 		p := *s.Progress
 		s.Progress = &p
 	}
+	s.Endpoints = slices.Clone(s.Endpoints)
+	s.Gaps = slices.Clone(s.Gaps)
 	return s
 }
 
@@ -138,7 +141,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			return fmt.Errorf("source %s: read checkpoint: %w", r.src.Name(), err)
 		}
 		resume := Resume{Checkpoint: cp, Found: found, Attempt: attempt,
-			State: func(key string) ([]byte, error) { return r.st.State(ctx, r.src.Name(), key) }}
+			State:    func(key string) ([]byte, error) { return r.st.State(ctx, r.src.Name(), key) },
+			Coverage: func() ([]store.Range, error) { return r.st.Coverage(ctx, r.src.Name()) }}
 		sk := newSink(r)
 		runErr := r.src.Run(ctx, resume, sk)
 		closeErr := sk.close(ctx)
@@ -291,6 +295,13 @@ func (r *Runner) updateLagLocked() {
 	if m := r.cfg.Metrics; m != nil {
 		m.Lag.WithLabelValues(r.status.Name).Set(float64(r.status.Lag))
 	}
+}
+
+func (r *Runner) setEndpoints(eps []store.Endpoint, gaps []store.Gap) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.Endpoints = slices.Clone(eps)
+	r.status.Gaps = slices.Clone(gaps)
 }
 
 func (r *Runner) setProgress(done, total uint64) {

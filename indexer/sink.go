@@ -226,5 +226,8 @@ func (s *sink) commit(batches []store.Batch) error {
 func (s *sink) SetState(st store.SourceState)  { s.r.setState(st) }
 func (s *sink) SetHead(h uint64)               { s.r.setHead(h) }
 func (s *sink) SetProgress(done, total uint64) { s.r.setProgress(done, total) }
-func (s *sink) Log() *zerolog.Logger           { return &s.r.log }
-func (s *sink) Warn() *zerolog.Event           { return s.r.warn() }
+func (s *sink) SetEndpoints(eps []store.Endpoint, gaps []store.Gap) {
+	s.r.setEndpoints(eps, gaps)
+}
+func (s *sink) Log() *zerolog.Logger { return &s.r.log }
+func (s *sink) Warn() *zerolog.Event { return s.r.warn() }

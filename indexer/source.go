@@ -36,6 +36,10 @@ type Resume struct {
 	State func(key string) ([]byte, error)
 	// Attempt counts consecutive failed runs before this one (0 on a fresh start).
 	Attempt int
+	// Coverage reads the source's proven height ranges from the store, so a
+	// source can find the holes it left (heights no upstream served) and
+	// fill them once an upstream serves them.
+	Coverage func() ([]store.Range, error)
 }
 
 // Sink receives a running Source's batches and progress.
@@ -54,6 +58,10 @@ type Sink interface {
 	SetHead(height uint64)
 	// SetProgress reports long work (a backfill): done of total units.
 	SetProgress(done, total uint64)
+	// SetEndpoints reports the upstream nodes a source reads from, the
+	// heights each serves, and the gaps: height ranges below the
+	// checkpoint that no reachable node serves.
+	SetEndpoints(endpoints []store.Endpoint, gaps []store.Gap)
 	// Log is the source's logger (it carries the source name).
 	Log() *zerolog.Logger
 	// Warn returns a line for a per-record warning (a bad record, a value

@@ -60,6 +60,45 @@ type SourceStatus struct {
 	Progress *Progress
 	// LiveSince is when the source last became live (zero when not live).
 	LiveSince time.Time
+	// Endpoints are the upstream nodes the source reads from and the
+	// heights each serves (a Flow source's access nodes); nil for a source
+	// that does not report them.
+	Endpoints []Endpoint
+	// Gaps are the height ranges below the checkpoint that no reachable
+	// node serves: not indexed, passed over, filled once a node serves
+	// them (coverage shows the proven ranges on both sides).
+	Gaps []Gap
+}
+
+// Endpoint is one upstream node of a source and the heights it serves.
+type Endpoint struct {
+	Endpoint string // host:port; never a secret
+	// Known is false while the node has not said which heights it serves
+	// (it did not answer); From and To are then zero.
+	Known bool
+	// From and To are the heights it serves; To is its sealed head at the
+	// last look, which grows on the newest spork's nodes.
+	From, To uint64
+	// State is EndpointLive, EndpointServing, EndpointBackoff or
+	// EndpointUnreachable.
+	State string
+	// LastError is its last failure ("" when none).
+	LastError string
+}
+
+// The states of an Endpoint.
+const (
+	EndpointLive        = "live"        // the node the live stream follows
+	EndpointServing     = "serving"     // reachable; used for its heights
+	EndpointBackoff     = "backoff"     // failed lately; used again after its backoff
+	EndpointUnreachable = "unreachable" // has not said which heights it serves
+)
+
+// Gap is a range of heights that is not indexed because no reachable
+// upstream node serves it, and why.
+type Gap struct {
+	From, To uint64
+	Reason   string
 }
 
 // Progress is a source's long work, such as a backfill: Done of Total

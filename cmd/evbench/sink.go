@@ -149,8 +149,9 @@ func (s *groupSink) taken() (int64, uint64) {
 	return s.events, s.last
 }
 
-func (s *groupSink) SetState(store.SourceState) {}
-func (s *groupSink) SetHead(uint64)             {}
-func (s *groupSink) SetProgress(uint64, uint64) {}
-func (s *groupSink) Log() *zerolog.Logger       { return &s.log }
-func (s *groupSink) Warn() *zerolog.Event       { return s.log.Warn() }
+func (s *groupSink) SetState(store.SourceState)                 {}
+func (s *groupSink) SetHead(uint64)                             {}
+func (s *groupSink) SetProgress(uint64, uint64)                 {}
+func (s *groupSink) SetEndpoints([]store.Endpoint, []store.Gap) {}
+func (s *groupSink) Log() *zerolog.Logger                       { return &s.log }
+func (s *groupSink) Warn() *zerolog.Event                       { return s.log.Warn() }

@@ -227,14 +227,27 @@ func verifyWorld(t *testing.T, w *world, dataDir string) map[string]uint64 {
 	return cps
 }
 
+// flowTruth is a simulated chain: one node, or the nodes of its sporks.
+type flowTruth interface {
+	Events(from, to uint64, f flowsim.Filter) ([]flowsim.Block, error)
+	RewardTotals(from, to uint64) map[string]flowsim.RewardTotal
+}
+
 func verifyFlow(t *testing.T, st store.Store, sim *flowsim.Sim, cp uint64) {
 	t.Helper()
+	verifyFlowOf(t, st, worldFlow, sim, flowsim.Filter{}, cp)
+}
+
+// verifyFlowOf compares source's events (those f selects), blocks and
+// rewards up to cp with the chain's.
+func verifyFlowOf(t *testing.T, st store.Store, source string, sim flowTruth, f flowsim.Filter, cp uint64) {
+	t.Helper()
 	ctx := context.Background()
-	cov, _ := st.Coverage(ctx, worldFlow)
+	cov, _ := st.Coverage(ctx, source)
 	if cov[0].From != 1 {
 		t.Fatalf("flow coverage %+v, want it to start at height 1", cov)
 	}
-	truth, err := sim.Events(1, cp, flowsim.Filter{})
+	truth, err := sim.Events(1, cp, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +260,7 @@ func verifyFlow(t *testing.T, st store.Store, sim *flowsim.Sim, cp uint64) {
 		}
 	}
 	events := all(t, "flow events", func(c string) (store.Page[store.Event], error) {
-		return st.Events(ctx, store.EventQuery{Source: worldFlow, Limit: store.MaxLimit, Cursor: c})
+		return st.Events(ctx, store.EventQuery{Source: source, Limit: store.MaxLimit, Cursor: c})
 	})
 	got := map[string]bool{}
 	for _, e := range events {
@@ -268,7 +281,7 @@ func verifyFlow(t *testing.T, st store.Store, sim *flowsim.Sim, cp uint64) {
 		t.Fatalf("flow: %d events stored for heights 1..%d, the chain has %d", len(got), cp, len(want))
 	}
 	blocks := all(t, "flow blocks", func(c string) (store.Page[store.Block], error) {
-		return st.Blocks(ctx, store.BlockQuery{Source: worldFlow, Limit: store.MaxLimit, Cursor: c})
+		return st.Blocks(ctx, store.BlockQuery{Source: source, Limit: store.MaxLimit, Cursor: c})
 	})
 	if uint64(len(blocks)) != cp {
 		t.Fatalf("flow: %d blocks stored, want every height 1..%d", len(blocks), cp)
@@ -279,7 +292,7 @@ func verifyFlow(t *testing.T, st store.Store, sim *flowsim.Sim, cp uint64) {
 		}
 	}
 	rewards := all(t, "flow rewards", func(c string) (store.Page[store.Reward], error) {
-		return st.Rewards(ctx, store.RewardQuery{Source: worldFlow, Limit: store.MaxLimit, Cursor: c})
+		return st.Rewards(ctx, store.RewardQuery{Source: source, Limit: store.MaxLimit, Cursor: c})
 	})
 	wantRewards := map[string]totals{}
 	for node, tt := range sim.RewardTotals(1, cp) {

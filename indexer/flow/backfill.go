@@ -32,13 +32,16 @@ type chunkResult struct {
 	err   error
 }
 
-// backfill fetches heights [from, to] with GetEventsForHeightRange:
-// Workers goroutines fetch chunks of at most MaxRange heights under a
-// RequestsPerSecond limit, and the chunks are emitted strictly in height
-// order, each as one batch with its checkpoint and coverage. It returns the
-// height the live stream continues from.
-func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
+// backfill fetches the segment's heights with GetEventsForHeightRange:
+// Workers goroutines fetch chunks of at most MaxRange heights, each from a
+// node of the segment under that node's RequestsPerSecond limit, and the
+// chunks are emitted strictly in height order, each as one batch with its
+// coverage (and, with advance, its checkpoint), whichever node answered.
+// It stops early when a node clamped a range to its sealed head; r.next
+// says how far it got.
+func (r *run) backfill(ctx context.Context, seg segment, advance bool) error {
 	cfg := r.s.cfg.Backfill
+	from, to := seg.from, seg.to
 	total := to - from + 1
 	r.sink.SetState(store.StateBackfilling)
 	r.sink.SetProgress(0, total)
@@ -51,24 +54,43 @@ func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
 		cancel()
 		wg.Wait()
 	}()
-
 	chunks := (total + cfg.MaxRange - 1) / cfg.MaxRange
 	// window bounds the chunks fetched ahead of the one due next, so a slow
 	// chunk cannot make the reorder buffer grow without limit.
 	window := make(chan struct{}, 2*cfg.Workers)
-	tasks := make(chan chunk)
 	// Results are buffered to the window, so workers keep fetching while
 	// the collector waits for a commit.
 	results := make(chan chunkResult, cap(window))
-	lim := newLimiter(cfg.RequestsPerSecond, cfg.Workers, r.s.now)
+	tasks := r.planChunks(ctx, &wg, from, to, chunks, window)
+	for range cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range tasks {
+				res := r.fetchChunk(ctx, seg.nodes, c, advance)
+				select {
+				case results <- res:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	return r.collect(ctx, from, total, int(chunks), results, window)
+}
 
+// planChunks hands out the chunks of [from, to] in order, each once a
+// window slot is free.
+func (r *run) planChunks(ctx context.Context, wg *sync.WaitGroup, from, to, chunks uint64, window chan struct{}) <-chan chunk {
+	step := r.s.cfg.Backfill.MaxRange
+	tasks := make(chan chunk)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(tasks)
 		for i := uint64(0); i < chunks; i++ {
-			c := chunk{seq: int(i), from: from + i*cfg.MaxRange}
-			c.to = min(c.from+cfg.MaxRange-1, to)
+			c := chunk{seq: int(i), from: from + i*step}
+			c.to = min(c.from+step-1, to)
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():
@@ -81,30 +103,21 @@ func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
 			}
 		}
 	}()
-	for range cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range tasks {
-				res := r.fetchChunk(ctx, lim, c)
-				select {
-				case results <- res:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
+	return tasks
+}
 
+// collect emits the fetched chunks in order. A failed chunk ends the
+// backfill once everything before it is emitted; the Runner resumes after
+// the last emitted chunk.
+func (r *run) collect(ctx context.Context, from, total uint64, chunks int, results <-chan chunkResult, window chan struct{}) error {
 	pending := map[int]chunkResult{}
 	began, lastLog := r.s.now(), r.s.now()
-	next := from
-	for seq := 0; seq < int(chunks); {
+	for seq := 0; seq < chunks; {
 		var res chunkResult
 		select {
 		case res = <-results:
 		case <-ctx.Done():
-			return next, ctx.Err()
+			return ctx.Err()
 		}
 		pending[res.seq] = res
 		for {
@@ -113,33 +126,30 @@ func (r *run) backfill(ctx context.Context, from, to uint64) (uint64, error) {
 				break
 			}
 			delete(pending, seq)
-			// A failed chunk ends the run once everything before it is
-			// emitted; the Runner resumes after the last emitted chunk.
 			if res.err != nil {
-				return next, res.err
+				return res.err
 			}
 			if res.n > 0 {
 				if err := r.emit(ctx, res.batch); err != nil {
-					return next, err
+					return err
 				}
-				next += res.n
 			}
 			<-window
 			seq++
-			done := next - from
+			done := r.next - from
 			r.sink.SetProgress(done, total)
 			if now := r.s.now(); now.Sub(lastLog) >= r.s.logEvery {
 				lastLog = now
 				r.logProgress(done, total, now.Sub(began))
 			}
 			if res.short {
-				r.log.Info().Uint64("height", next-1).Msg("access node clamped the range to its sealed head; continuing with the event stream")
-				return next, nil
+				r.log.Info().Uint64("height", r.next-1).Msg("access node clamped the range to its sealed head; continuing from there")
+				return nil
 			}
 		}
 	}
-	r.log.Info().Uint64("to", next-1).Dur("took", r.s.now().Sub(began)).Msg("backfill done")
-	return next, nil
+	r.log.Info().Uint64("to", r.next-1).Dur("took", r.s.now().Sub(began)).Msg("backfill done")
+	return nil
 }
 
 func (r *run) logProgress(done, total uint64, elapsed time.Duration) {
@@ -152,18 +162,35 @@ func (r *run) logProgress(done, total uint64, elapsed time.Duration) {
 	ev.Msg("backfill progress")
 }
 
-// fetchChunk makes one range call per event type and merges the answers
-// into one batch covering the heights every call answered.
-func (r *run) fetchChunk(ctx context.Context, lim *limiter, c chunk) chunkResult {
+// fetchChunk fetches a chunk from the first of nodes that answers: a node
+// that is unavailable, overloaded or slow goes into its backoff and the
+// next one takes the chunk over. Nodes in backoff are tried last. The
+// chunk's batch is the same whichever node answered, so nothing is lost or
+// repeated across the switch.
+func (r *run) fetchChunk(ctx context.Context, nodes []*node, c chunk, advance bool) chunkResult {
+	var res chunkResult
+	for _, n := range r.preferred(slices.Clone(nodes)) {
+		res = r.fetchChunkFrom(ctx, n, c, advance)
+		if res.err == nil || !retryable(res.err) || ctx.Err() != nil {
+			return res
+		}
+		r.log.Warn().Err(res.err).Str("endpoint", n.addr).Msg("access node failed a range call; trying another node of the range")
+	}
+	return res
+}
+
+// fetchChunkFrom makes one range call per event type and merges the
+// answers into one batch covering the heights every call answered.
+func (r *run) fetchChunkFrom(ctx context.Context, n *node, c chunk, advance bool) chunkResult {
 	heights := map[uint64]*blockData{}
 	end := c.to
 	short := false
 	for _, typ := range r.s.cfg.EventTypes {
-		if err := lim.wait(ctx); err != nil {
+		if err := n.lim.wait(ctx); err != nil {
 			return chunkResult{seq: c.seq, err: err}
 		}
 		cctx, cancel := context.WithTimeout(ctx, r.s.callTimeout)
-		resp, err := r.access.GetEventsForHeightRange(cctx, &access.GetEventsForHeightRangeRequest{
+		resp, err := n.access.GetEventsForHeightRange(cctx, &access.GetEventsForHeightRangeRequest{
 			Type:                 typ,
 			StartHeight:          c.from,
 			EndHeight:            c.to,
@@ -175,17 +202,18 @@ func (r *run) fetchChunk(ctx context.Context, lim *limiter, c chunk) chunkResult
 			// behind a load balancer): nothing here is answerable yet.
 			return chunkResult{seq: c.seq, short: true}
 		}
+		what := fmt.Sprintf("events %s for heights %d-%d", typ, c.from, c.to)
 		if err != nil {
-			return chunkResult{seq: c.seq, err: r.callError(ctx, fmt.Sprintf("events %s for heights %d-%d", typ, c.from, c.to), c.from, err)}
+			return chunkResult{seq: c.seq, err: r.callError(ctx, n, what, err)}
 		}
 		// flow-go clamps the end to the sealed head: read what came back.
 		results := resp.GetResults()
 		if len(results) == 0 || uint64(len(results)) > c.to-c.from+1 {
-			return chunkResult{seq: c.seq, err: fmt.Errorf("events %s for heights %d-%d: %d results", typ, c.from, c.to, len(results))}
+			return chunkResult{seq: c.seq, err: fmt.Errorf("access node %s: %s: %d results", n.addr, what, len(results))}
 		}
 		for i, res := range results {
 			if want := c.from + uint64(i); res.GetBlockHeight() != want {
-				return chunkResult{seq: c.seq, err: fmt.Errorf("events %s for heights %d-%d: result %d is height %d, want %d", typ, c.from, c.to, i, res.GetBlockHeight(), want)}
+				return chunkResult{seq: c.seq, err: fmt.Errorf("access node %s: %s: result %d is height %d, want %d", n.addr, what, i, res.GetBlockHeight(), want)}
 			}
 		}
 		if got := c.from + uint64(len(results)) - 1; got < end {
@@ -200,6 +228,7 @@ func (r *run) fetchChunk(ctx context.Context, lim *limiter, c chunk) chunkResult
 			bd.events = append(bd.events, res.GetEvents()...)
 		}
 	}
+	n.succeeded()
 
 	b := store.Batch{}
 	for h := c.from; h <= end; h++ {
@@ -214,8 +243,10 @@ func (r *run) fetchChunk(ctx context.Context, lim *limiter, c chunk) chunkResult
 		})
 		r.dec.addHeight(&b, *bd)
 	}
-	last := b.Blocks[len(b.Blocks)-1]
-	b.Checkpoint = &store.Checkpoint{Height: end, BlockID: last.BlockID, Time: last.BlockTime}
+	if advance {
+		last := b.Blocks[len(b.Blocks)-1]
+		b.Checkpoint = &store.Checkpoint{Height: end, BlockID: last.BlockID, Time: last.BlockTime}
+	}
 	b.Coverage = &store.Range{From: c.from, To: end}
 	return chunkResult{seq: c.seq, batch: b, n: end - c.from + 1, short: short}
 }

@@ -29,6 +29,11 @@ type Config struct {
 	// Endpoint is the access node's gRPC address (host:port), serving both
 	// AccessAPI and ExecutionDataAPI.
 	Endpoint string `yaml:"endpoint"`
+	// HistoryEndpoints are further access nodes (host:port): earlier
+	// sporks' nodes, or more nodes of a spork for failover. Each is asked
+	// which heights it serves; every height is read from a node that
+	// serves it.
+	HistoryEndpoints []string `yaml:"history_endpoints"`
 	// TLS dials with TLS and the system's root certificates.
 	TLS bool `yaml:"tls"`
 	// StartHeight is where the first run begins; 0 means the node's latest
@@ -109,6 +114,19 @@ func (c *Config) Validate() error {
 	}
 	if strings.Contains(c.Endpoint, "://") {
 		return fmt.Errorf("endpoint: %q must be host:port, without a scheme", c.Endpoint)
+	}
+	seen := map[string]string{strings.TrimSpace(c.Endpoint): "endpoint"}
+	for i, e := range c.HistoryEndpoints {
+		field := fmt.Sprintf("history_endpoints[%d]", i)
+		switch {
+		case strings.TrimSpace(e) == "":
+			return fmt.Errorf("%s: empty", field)
+		case strings.Contains(e, "://"):
+			return fmt.Errorf("%s: %q must be host:port, without a scheme", field, e)
+		case seen[strings.TrimSpace(e)] != "":
+			return fmt.Errorf("%s: %q repeats %s", field, e, seen[strings.TrimSpace(e)])
+		}
+		seen[strings.TrimSpace(e)] = field
 	}
 	for i, t := range c.EventTypes {
 		if !validEventType(t) {

@@ -186,7 +186,14 @@ func compact(t *testing.T, p []byte) string {
 // [from, to] for filter f: the same events (identity, ids, payload), a block
 // for every height when everyHeight is set, the same rewards per node, and
 // one contiguous coverage range starting at from.
-func checkTruth(t *testing.T, st store.Store, sim *flowsim.Sim, from, to uint64, f flowsim.Filter, everyHeight bool) {
+// chainTruth is what a test compares the store with: one simulator, or
+// several that serve one chain's sporks.
+type chainTruth interface {
+	Events(from, to uint64, f flowsim.Filter) ([]flowsim.Block, error)
+	RewardTotals(from, to uint64) map[string]flowsim.RewardTotal
+}
+
+func checkTruth(t *testing.T, st store.Store, sim chainTruth, from, to uint64, f flowsim.Filter, everyHeight bool) {
 	t.Helper()
 	truth, err := sim.Events(from, to, f)
 	if err != nil {
@@ -473,43 +480,42 @@ func TestFaults(t *testing.T) {
 	}
 }
 
-func TestStartBelowRootFails(t *testing.T) {
+// A start below the node's root used to be a permanent failure; the heights
+// below the root are now a gap no configured node serves: reported, passed
+// over, and nothing is asked of the node below its root.
+func TestStartBelowRootIsAGap(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(*flow.Config)
-		method string
+		filter flowsim.Filter
 	}{
-		{name: "Stream", mutate: func(c *flow.Config) { c.StartHeight = 40 }, method: "SubscribeEventsFromStartHeight"},
+		{name: "Stream", mutate: func(c *flow.Config) { c.StartHeight = 40 }},
 		{name: "Backfill", mutate: func(c *flow.Config) {
 			c.StartHeight = 40
 			c.EventTypes = []string{rewardsPaid}
-		}, method: "GetEventsForHeightRange"},
+		}, filter: flowsim.Filter{EventTypes: []string{rewardsPaid}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := startSim(t, flowsim.Config{Seed: 9, History: 1000, RootHeight: 100})
 			st := storetest.MustOpen(t)
 			r := startRunner(t, st, newSource(t, sim, tt.mutate))
-			var err error
-			select {
-			case err = <-r.done:
-				close(r.done)
-			case <-time.After(20 * time.Second):
-				t.Fatal("a start below the root kept retrying")
-			}
-			if err == nil || !indexer.IsPermanent(err) {
-				t.Fatalf("run returned %v, want a permanent error", err)
-			}
+			waitCheckpoint(t, st, sim.SealedHeight())
 			s := r.Status()
-			want := "start height 40 is below the access node's root height 100"
-			if s.State != store.StateFailed || !strings.Contains(s.LastError, want) || !strings.Contains(err.Error(), want) {
-				t.Fatalf("state %s, last error %q, want failed with %q", s.State, s.LastError, want)
+			if len(s.Gaps) != 1 || s.Gaps[0].From != 40 || s.Gaps[0].To != 99 || !strings.Contains(s.Gaps[0].Reason, "no configured access node serves") {
+				t.Fatalf("gaps %+v, want 40-99 that no configured node serves", s.Gaps)
 			}
-			// At most the chunks already under way when the first answer
-			// came back: no retry loop.
-			if calls := sim.Stats().Calls[tt.method]; calls == 0 || calls > 2*flow.DefaultBackfillWorkers {
-				t.Fatalf("%s called %d times", tt.method, calls)
+			if len(s.Endpoints) != 1 || s.Endpoints[0].From != 100 || s.Endpoints[0].State != store.EndpointLive {
+				t.Fatalf("endpoints %+v, want the node serving from 100, live", s.Endpoints)
 			}
+			cov, _ := st.Coverage(context.Background(), srcName)
+			if len(cov) != 1 || cov[0].From != 100 || cov[0].To != sim.SealedHeight() {
+				t.Fatalf("coverage %+v, want 100-%d", cov, sim.SealedHeight())
+			}
+			if rej := sim.Stats().RangeRejected; rej != 0 {
+				t.Fatalf("%d range calls rejected: the node was asked below its root", rej)
+			}
+			checkTruth(t, st, sim, 100, sim.SealedHeight(), tt.filter, false)
 		})
 	}
 }

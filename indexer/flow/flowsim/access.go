@@ -154,6 +154,9 @@ func (a *accessServer) GetEventsForHeightRange(ctx context.Context, req *access.
 	// flow-go: the end height is clamped to the latest sealed height.
 	sealed := s.SealedHeight()
 	if start > sealed {
+		s.mu.Lock()
+		s.stats.RangeOutOfRange++
+		s.mu.Unlock()
 		return nil, status.Errorf(codes.OutOfRange, "start height %d is greater than the latest sealed block height %d", start, sealed)
 	}
 	end = min(end, sealed)

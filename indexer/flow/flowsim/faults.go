@@ -60,6 +60,9 @@ type Stats struct {
 	// RangeRejected counts GetEventsForHeightRange calls refused with
 	// InvalidArgument (e.g. a span of 250 heights or more).
 	RangeRejected int
+	// RangeOutOfRange counts GetEventsForHeightRange calls that started
+	// above the sealed head (OutOfRange).
+	RangeOutOfRange int
 	// RangeMaxSpan is the largest end-start+1 any range call asked for.
 	RangeMaxSpan uint64
 	// RangeMaxInFlight is the most range calls served at the same time.

@@ -346,8 +346,12 @@ func (s *Sim) payouts(from, to uint64, fn func([]Reward, *EpochTotal)) {
 // RewardTotals sums Rewards(from, to) per node id: node and delegator
 // payments together, as an index keyed by node id would.
 func (s *Sim) RewardTotals(from, to uint64) map[string]RewardTotal {
+	return rewardTotals(s.Rewards(from, to))
+}
+
+func rewardTotals(rs []Reward) map[string]RewardTotal {
 	out := map[string]RewardTotal{}
-	for _, r := range s.Rewards(from, to) {
+	for _, r := range rs {
 		t := out[r.NodeID]
 		t.Count++
 		t.Raw += r.Raw
