@@ -191,6 +191,8 @@ type sourcePq struct {
 	Rejected            int64    `parquet:"rejected"`
 	Warnings            int64    `parquet:"warnings"`
 	LastErrorAt         int64    `parquet:"last_error_at,optional,timestamp(microsecond)"`
+	Endpoints           string   `parquet:"endpoints,optional,json"`
+	Gaps                string   `parquet:"gaps,optional,json"`
 }
 
 func microsPtr(t *time.Time) int64 {

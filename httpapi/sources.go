@@ -57,6 +57,44 @@ type sourceJSON struct {
 	Progress       *progressJSON   `json:"progress"`
 	Meta           json.RawMessage `json:"meta,omitempty"`
 	Epochs         *epochsJSON     `json:"epochs,omitempty"`
+	Endpoints      []endpointJSON  `json:"endpoints"`
+	Gaps           []gapJSON       `json:"gaps"`
+}
+
+// endpointJSON is one upstream node of a source and the heights it
+// serves; from and to are null while the node has not said.
+type endpointJSON struct {
+	Endpoint  string  `json:"endpoint"`
+	From      *uint64 `json:"from"`
+	To        *uint64 `json:"to"`
+	State     string  `json:"state"`
+	LastError string  `json:"last_error"`
+}
+
+// gapJSON is a height range no reachable upstream node serves.
+type gapJSON struct {
+	From   uint64 `json:"from"`
+	To     uint64 `json:"to"`
+	Reason string `json:"reason"`
+}
+
+func endpointsJSON(st *store.SourceStatus) ([]endpointJSON, []gapJSON) {
+	eps, gaps := []endpointJSON{}, []gapJSON{}
+	if st == nil {
+		return eps, gaps
+	}
+	for _, e := range st.Endpoints {
+		ej := endpointJSON{Endpoint: e.Endpoint, State: e.State, LastError: e.LastError}
+		if e.Known {
+			from, to := e.From, e.To
+			ej.From, ej.To = &from, &to
+		}
+		eps = append(eps, ej)
+	}
+	for _, g := range st.Gaps {
+		gaps = append(gaps, gapJSON{From: g.From, To: g.To, Reason: g.Reason})
+	}
+	return eps, gaps
 }
 
 func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
@@ -72,6 +110,7 @@ func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 	} else {
 		o = sourceJSON{Name: in.Name, Kind: in.Kind, State: string(store.StateStopped)}
 	}
+	o.Endpoints, o.Gaps = endpointsJSON(st)
 	if in == nil {
 		return o
 	}
@@ -137,7 +176,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error
 var sourceHeader = []string{"name", "kind", "endpoint", "state", "checkpoint_height", "checkpoint_block_id", "checkpoint_time",
 	"checkpoint_updated_at", "head_height", "lag", "lag_threshold", "events_indexed", "blocks_indexed", "rewards_indexed",
 	"last_error", "reconnects", "live_since", "progress_done", "progress_total", "progress_rate", "progress_eta_seconds",
-	"meta", "epochs", "rejected", "warnings", "last_error_at"}
+	"meta", "epochs", "rejected", "warnings", "last_error_at", "endpoints", "gaps"}
 
 func sourceRow(o *sourceJSON) []string {
 	var cpHeight, cpBlock, cpTime, cpUpdated string
@@ -157,7 +196,17 @@ func sourceRow(o *sourceJSON) []string {
 	return []string{o.Name, o.Kind, o.Endpoint, o.State, cpHeight, cpBlock, cpTime, cpUpdated,
 		u64(o.HeadHeight), u64(o.Lag), u64(o.LagThreshold), u64(o.EventsIndexed), u64(o.BlocksIndexed), u64(o.RewardsIndexed),
 		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs,
-		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt)}
+		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt), jsonCell(o.Endpoints), jsonCell(o.Gaps)}
+}
+
+// jsonCell is a list as one CSV or Parquet cell: its JSON, or empty when
+// it has no item.
+func jsonCell[T any](items []T) string {
+	if len(items) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(items)
+	return string(b)
 }
 
 func csvTimePtr(t *time.Time) string {
@@ -246,6 +295,20 @@ type readiness struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// gapSummary says which heights a live source lacks.
+func gapSummary(name string, gaps []store.Gap) string {
+	var b strings.Builder
+	b.WriteString("heights not indexed, no reachable node serves them: ")
+	for i, g := range gaps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d-%d", g.From, g.To)
+	}
+	b.WriteString(" (see /v1/sources/" + name + ")")
+	return b.String()
+}
+
 // handleReadyz is 200 when every configured source is live within its lag
 // threshold, else 503 with each source's reason. It says nothing of
 // last_error: it is served without the token.
@@ -267,6 +330,10 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 			}
 		case st.Lag > st.LagThreshold:
 			rd.Ready, rd.Reason = false, fmt.Sprintf("lag %d exceeds threshold %d", st.Lag, st.LagThreshold)
+		case len(st.Gaps) > 0:
+			// The gaps' reasons name nodes and their errors: they stay
+			// behind the token on /v1/sources.
+			rd.Ready, rd.Reason = false, gapSummary(st.Name, st.Gaps)
 		}
 		ready = ready && rd.Ready
 		out = append(out, rd)

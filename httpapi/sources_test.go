@@ -79,3 +79,45 @@ func TestLastErrorHasItsTime(t *testing.T) {
 		t.Fatalf("last_error_at %v without an error", src["last_error_at"])
 	}
 }
+
+// TestSourceEndpointsAndGaps: a source that reads from several nodes shows
+// each with the heights it serves, and its gaps; /readyz is 503 naming
+// the missing heights but not the nodes' errors (it needs no token).
+func TestSourceEndpointsAndGaps(t *testing.T) {
+	e := newEnv(t)
+	e.status.set(store.SourceStatus{Name: flowSource, Kind: "flow", Endpoint: "live:9000", State: store.StateLive,
+		Endpoints: []store.Endpoint{
+			{Endpoint: "live:9000", Known: true, From: 2000, To: 2600, State: store.EndpointLive},
+			{Endpoint: "spork1:9000", Known: true, From: 1, To: 999, State: store.EndpointServing},
+			{Endpoint: "spork2:9000", State: store.EndpointUnreachable, LastError: "connection refused"},
+		},
+		Gaps: []store.Gap{{From: 1000, To: 1999, Reason: "no reachable access node serves these heights; not answering: spork2:9000: connection refused"}}})
+	var src struct {
+		Endpoints []struct {
+			Endpoint  string  `json:"endpoint"`
+			From      *uint64 `json:"from"`
+			To        *uint64 `json:"to"`
+			State     string  `json:"state"`
+			LastError string  `json:"last_error"`
+		} `json:"endpoints"`
+		Gaps []struct {
+			From, To uint64
+			Reason   string
+		} `json:"gaps"`
+	}
+	e.getOK("/v1/sources/"+flowSource).json(t, &src)
+	if len(src.Endpoints) != 3 || *src.Endpoints[1].From != 1 || src.Endpoints[2].From != nil || src.Endpoints[2].State != "unreachable" || src.Endpoints[2].LastError != "connection refused" {
+		t.Fatalf("endpoints %+v", src.Endpoints)
+	}
+	if len(src.Gaps) != 1 || src.Gaps[0].From != 1000 || src.Gaps[0].To != 1999 || !strings.Contains(src.Gaps[0].Reason, "spork2") {
+		t.Fatalf("gaps %+v", src.Gaps)
+	}
+	r := e.get("/readyz")
+	if r.status != 503 || !strings.Contains(string(r.body), "1000-1999") || strings.Contains(string(r.body), "refused") {
+		t.Fatalf("readyz %d %s: want 503 naming 1000-1999 without the node's error", r.status, r.body)
+	}
+	csv := string(e.getOK("/v1/sources?format=csv").body)
+	if !strings.Contains(csv, "spork1:9000") || !strings.Contains(csv, "1999") {
+		t.Fatalf("csv lacks the endpoints and gaps:\n%s", csv)
+	}
+}

@@ -27,6 +27,7 @@ sources:
   - name: flow-main
     kind: flow
     endpoint: 127.0.0.1:3569
+    history_endpoints: [127.0.0.1:3570, 127.0.0.1:3571]
     event_types: [A.8624b52f9ddcd04a.FlowIDTableStaking.RewardsPaid]
     backfill: {workers: 2, max_range: 100, requests_per_second: 10}
   - name: presearch
@@ -45,7 +46,7 @@ sources:
 	if cfg.HTTP.Token != "s3cret-token-0123456" || pre.APIKey != "k" {
 		t.Errorf("env not expanded: %+v", cfg.HTTP)
 	}
-	if cfg.Store.BatchMaxDelay != 250*time.Millisecond || fl.Backfill.Workers != 2 {
+	if cfg.Store.BatchMaxDelay != 250*time.Millisecond || fl.Backfill.Workers != 2 || len(fl.HistoryEndpoints) != 2 || fl.HistoryEndpoints[1] != "127.0.0.1:3571" {
 		t.Errorf("values not decoded: %+v", cfg)
 	}
 	if pre.StatusInterval != 30*time.Second {
@@ -73,6 +74,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"AllowedHostURL", "http: {allowed_hosts: [\"https://proxy.example\"]}\n", "http.allowed_hosts[0]"},
 		{"ZeroStreams", "http: {max_streams: 0}\n", "http.max_streams"},
 		{"ZeroBackups", "http: {max_backups: 0}\n", "http.max_backups"},
+		{"HistoryEndpointURL", "sources:\n  - {name: a, kind: flow, endpoint: x:1, history_endpoints: [y:1, \"grpc://z:1\"]}\n", "sources[0].history_endpoints[1]"},
+		{"HistoryEndpointRepeated", "sources:\n  - {name: a, kind: flow, endpoint: x:1, history_endpoints: [x:1]}\n", "sources[0].history_endpoints[0]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
