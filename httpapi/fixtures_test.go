@@ -147,6 +147,23 @@ func smBatch() store.Batch {
 				Details: json.RawMessage(fmt.Sprintf(`{"connected_peers":%d,"is_synced":true,"synced_layer":%d,"top_layer":%d,"verified_layer":%d}`, 20+l%7, l, l, l-1))})
 		}
 	}
+	// The smesher may propose in every even layer and earns in every
+	// fourth: the others are misses, not_included where it proposed.
+	el := map[uint64]*store.Eligibility{}
+	for l := uint64(smFrom); l < smFrom+smLayers; l += 2 {
+		e := el[l/4032]
+		if e == nil {
+			e = &store.Eligibility{Source: smSource, Account: smSmesher, Epoch: l / 4032, FinalAfter: 10, Time: smGenesis}
+			el[l/4032] = e
+		}
+		e.Heights = append(e.Heights, store.EligibleHeight{Height: l, Count: 1})
+		if l%8 == 2 {
+			b.Proposals = append(b.Proposals, store.Proposal{Source: smSource, Account: smSmesher, Height: l, ID: hexOf("99", l), Time: smGenesis})
+		}
+	}
+	for _, e := range el {
+		b.Eligibilities = append(b.Eligibilities, *e)
+	}
 	last := uint64(smFrom + smLayers - 1)
 	b.Checkpoint = &store.Checkpoint{Height: last, BlockID: hexOf("1a", last), Time: smGenesis.Add(time.Duration(last) * 5 * time.Minute)}
 	b.Coverage = &store.Range{From: smFrom, To: last}

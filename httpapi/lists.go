@@ -21,6 +21,8 @@ const (
 	ListRewardSummary = "rewards-summary"
 	ListNodes         = "nodes"
 	ListRejected      = "rejected"
+	ListMissed        = "rewards-missed"
+	ListMissedCover   = "rewards-missed-coverage"
 )
 
 // lists reads the API's lists from one store. The list endpoints and the
@@ -90,6 +92,10 @@ func (s lists) writer(list string) func(ctx context.Context, p *params, w io.Wri
 		return s.listNodes
 	case ListRejected:
 		return s.listRejected
+	case ListMissed:
+		return s.listMissed
+	case ListMissedCover:
+		return s.listMissedCoverage
 	}
 	return nil
 }
@@ -113,7 +119,7 @@ func (s lists) write(ctx context.Context, list string, q url.Values, format stri
 	write := s.writer(list)
 	if write == nil {
 		return &NotFoundError{Message: fmt.Sprintf("no list %q (%s, %s, %s, %s or %s)", list,
-			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected)}
+			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected+", "+ListMissed+", "+ListMissedCover)}
 	}
 	p := newParams(q)
 	p.defaultFormat = format

@@ -68,6 +68,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	itemSchema := map[string]string{
 		"/v1/sources": "Source", "/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary",
 		"/v1/nodes": "NodeStatus", "/v1/nodes/{source}/{node}/history": "NodeStatus", "/v1/rejected": "Rejected",
+		"/v1/rewards/missed": "MissedReward", "/v1/rewards/missed/coverage": "EpochCoverage",
 	}
 	cases := []struct {
 		path   string
@@ -136,6 +137,19 @@ func TestOpenAPIResponses(t *testing.T) {
 		{preHist + "?format=parquet", 200, nil},
 		{preHist + "?to_time=x", 400, nil},
 		{"/v1/nodes/presearch/nope/history", 404, nil},
+		{"/v1/rewards/missed", 200, nil},
+		{"/v1/rewards/missed?source=sm-node&account=" + smSmesher + "&from_height=1&to_height=100000&limit=2", 200, nil},
+		{"/v1/rewards/missed?from_time=2020-01-01&to_time=2099-01-01&order=desc&limit=1", 200, nil},
+		{"/v1/rewards/missed?format=ndjson", 200, nil},
+		{"/v1/rewards/missed?format=csv", 200, nil},
+		{"/v1/rewards/missed?format=parquet", 200, nil},
+		{"/v1/rewards/missed?cursor=nope", 400, nil},
+		{"/v1/rewards/missed", 401, []string{"Authorization", ""}},
+		{"/v1/rewards/missed/coverage", 200, nil},
+		{"/v1/rewards/missed/coverage?source=sm-node&account=" + smSmesher, 200, nil},
+		{"/v1/rewards/missed/coverage?format=ndjson", 200, nil},
+		{"/v1/rewards/missed/coverage?format=csv", 200, nil},
+		{"/v1/rewards/missed/coverage?format=parquet", 200, nil},
 		{"/v1/rejected", 200, nil},
 		{"/v1/rejected?source=flow-main&from_height=1&limit=1", 200, nil},
 		{"/v1/rejected?format=ndjson", 200, nil},
@@ -237,7 +251,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 	for _, want := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/v1/sources", "/v1/sources/{name}",
 		"/v1/sources/{name}/coverage", "/v1/events", "/v1/blocks", "/v1/blocks/{source}/{height}", "/v1/rewards",
-		"/v1/rewards/summary", "/v1/nodes", "/v1/nodes/{source}/{node}/history", "/v1/rejected", "/v1/admin/backup"} {
+		"/v1/rewards/summary", "/v1/nodes", "/v1/nodes/{source}/{node}/history", "/v1/rejected", "/v1/rewards/missed", "/v1/admin/backup"} {
 		if !slices.Contains(docPaths, want) {
 			t.Errorf("API.md route %s is missing from the document", want)
 		}

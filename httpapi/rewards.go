@@ -14,9 +14,8 @@ var rewardKinds = []string{"flow_node_reward", "flow_delegator_reward", "smesher
 
 // listRewards writes the rewards of GET /v1/rewards.
 func (s lists) listRewards(ctx context.Context, p *params, w io.Writer) error {
-	q := store.RewardQuery{Source: p.str("source"), Accounts: p.ids("account"), Kinds: p.oneOf("kind", rewardKinds), Desc: p.desc()}
-	q.FromTime, q.ToTime = p.times()
-	q.FromHeight, q.ToHeight = p.heights()
+	q := rewardQuery(p)
+	q.Kinds = p.oneOf("kind", rewardKinds)
 	lr := p.listRequest()
 	if err := p.check(); err != nil {
 		return err
@@ -40,6 +39,15 @@ func (s lists) listRewards(ctx context.Context, p *params, w io.Writer) error {
 		row:     rewardRow,
 		parquet: rewardParquet,
 	}, lr)
+}
+
+// rewardQuery reads the filters of GET /v1/rewards, which the lists of
+// rewards (earned or missed) share.
+func rewardQuery(p *params) store.RewardQuery {
+	q := store.RewardQuery{Source: p.str("source"), Accounts: p.ids("account"), Desc: p.desc()}
+	q.FromTime, q.ToTime = p.times()
+	q.FromHeight, q.ToHeight = p.heights()
+	return q
 }
 
 // listRewardSummary writes the buckets of GET /v1/rewards/summary.

@@ -40,6 +40,12 @@ var (
 	// BucketPayloadDicts maps a payload dictionary's id (8 bytes, big
 	// endian) to its fragments, a JSON array of strings.
 	BucketPayloadDicts = []byte("payload_dictionaries")
+	// BucketEligibilities (source 0 account 0 epoch(8)), BucketProposals
+	// (source 0 account 0 height(8)) and BucketProposalGaps (source 0
+	// from(8) -> to(8)) hold what missed rewards are derived from.
+	BucketEligibilities = []byte("eligibilities")
+	BucketProposals     = []byte("proposals")
+	BucketProposalGaps  = []byte("proposal_gaps")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -59,6 +65,9 @@ var All = []Migration{
 	)},
 	{Version: 3, Name: "quarantined records", Up: createBuckets(BucketRejected)},
 	{Version: 4, Name: "payload dictionaries", Up: recordPayloadDictionaries},
+	{Version: 5, Name: "eligibilities and proposals", Up: createBuckets(
+		BucketEligibilities, BucketProposals, BucketProposalGaps,
+	)},
 }
 
 // Latest is the schema version this build writes.

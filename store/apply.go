@@ -234,6 +234,9 @@ func (w *writer) apply(b *Batch) error {
 			return fmt.Errorf("rejected %d/%s: %w", b.Rejected[i].Height, b.Rejected[i].Key, err)
 		}
 	}
+	if err := w.putEligibilities(b); err != nil {
+		return err
+	}
 	for k, v := range b.State {
 		sb := w.tx.Bucket(migrations.BucketState)
 		key := append(appendText(nil, b.Source), k...)

@@ -143,6 +143,14 @@ type Batch struct {
 	Nodes          []NodeStatus
 	// Rejected are records quarantined by the source or by Quarantine.
 	Rejected []Rejected
+	// Eligibilities and Proposals are what the node announced about its
+	// accounts' rights to rewards and its use of them; missed rewards are
+	// derived from them (MissedRewards).
+	Eligibilities []Eligibility
+	Proposals     []Proposal
+	// ProposalGaps are height ranges in which announcements may have been
+	// lost; a miss there has no proven reason.
+	ProposalGaps []Range
 
 	// Checkpoint, when set, becomes the source's checkpoint.
 	Checkpoint *Checkpoint
@@ -170,5 +178,5 @@ type Batch struct {
 
 // Len is the number of records in the batch, used for batch sizing.
 func (b *Batch) Len() int {
-	return len(b.Events) + len(b.Blocks) + len(b.Rewards) + len(b.Nodes) + len(b.Rejected)
+	return len(b.Events) + len(b.Blocks) + len(b.Rewards) + len(b.Nodes) + len(b.Rejected) + len(b.Eligibilities) + len(b.Proposals)
 }

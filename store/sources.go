@@ -96,10 +96,19 @@ func (s *BoltStore) Checkpoint(ctx context.Context, source string) (cp Checkpoin
 // Coverage returns the source's proven-scanned height ranges, ascending
 // and disjoint.
 func (s *BoltStore) Coverage(ctx context.Context, source string) ([]Range, error) {
+	out, err := s.ranges(migrations.BucketCoverage, source)
+	if err != nil {
+		return nil, fmt.Errorf("coverage of %s: %w", source, err)
+	}
+	return out, nil
+}
+
+// ranges reads a source's ranges from a bucket of mergeCoverage's layout.
+func (s *BoltStore) ranges(bucket []byte, source string) ([]Range, error) {
 	var out []Range
 	err := s.view(func(tx *bolt.Tx) error {
 		prefix := appendText(nil, source)
-		c := tx.Bucket(migrations.BucketCoverage).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if len(k) != len(prefix)+8 || len(v) != 8 {
 				return ErrCorrupt
@@ -108,10 +117,7 @@ func (s *BoltStore) Coverage(ctx context.Context, source string) ([]Range, error
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("coverage of %s: %w", source, err)
-	}
-	return out, nil
+	return out, err
 }
 
 // State returns a source-private value written through Batch.State, or nil.

@@ -329,6 +329,35 @@ func ValidateBatch(b *Batch) error {
 			return fmt.Errorf("rejected[%d].%w", i, err)
 		}
 	}
+	for i := range b.Eligibilities {
+		e := &b.Eligibilities[i]
+		if e.Source == "" {
+			e.Source = b.Source
+		}
+		if e.Source != b.Source {
+			return fmt.Errorf("%w: eligibilities[%d]: source %q in a batch of %q", ErrInvalid, i, e.Source, b.Source)
+		}
+		if err := CheckEligibility(e); err != nil {
+			return fmt.Errorf("eligibilities[%d].%w", i, err)
+		}
+	}
+	for i := range b.Proposals {
+		p := &b.Proposals[i]
+		if p.Source == "" {
+			p.Source = b.Source
+		}
+		if p.Source != b.Source {
+			return fmt.Errorf("%w: proposals[%d]: source %q in a batch of %q", ErrInvalid, i, p.Source, b.Source)
+		}
+		if err := CheckProposal(p); err != nil {
+			return fmt.Errorf("proposals[%d].%w", i, err)
+		}
+	}
+	for i, g := range b.ProposalGaps {
+		if g.From > g.To {
+			return fmt.Errorf("%w: proposal_gaps[%d]: %d..%d is reversed", ErrInvalid, i, g.From, g.To)
+		}
+	}
 	if b.Coverage != nil && b.Coverage.From > b.Coverage.To {
 		return fmt.Errorf("%w: coverage %d..%d is reversed", ErrInvalid, b.Coverage.From, b.Coverage.To)
 	}

@@ -21,12 +21,14 @@ import (
 
 // exportLists maps the export command's LIST argument to its API path.
 var exportLists = map[string]string{
-	"events":          "/v1/events",
-	"blocks":          "/v1/blocks",
-	"rewards":         "/v1/rewards",
-	"rewards-summary": "/v1/rewards/summary",
-	"nodes":           "/v1/nodes",
-	"rejected":        "/v1/rejected",
+	"events":                  "/v1/events",
+	"blocks":                  "/v1/blocks",
+	"rewards":                 "/v1/rewards",
+	"rewards-summary":         "/v1/rewards/summary",
+	"nodes":                   "/v1/nodes",
+	"rejected":                "/v1/rejected",
+	"rewards-missed":          "/v1/rewards/missed",
+	"rewards-missed-coverage": "/v1/rewards/missed/coverage",
 }
 
 // exportFilters are the API parameters the export command takes as flags

@@ -150,6 +150,9 @@ type run struct {
 	head     uint64                  // the last verified layer believed
 	rejected []store.Rejected        // quarantined while reading a range; go with its batch
 	flood    map[uint64]*layerEvents // admin events seen per recent layer, for the bound
+	// lastEvent is the time of the newest admin event stored; only the
+	// admin stream's follower touches it once it runs.
+	lastEvent time.Time
 }
 
 // Bounds on what a node may claim or send.
@@ -222,6 +225,12 @@ func (s *Source) Run(ctx context.Context, resume indexer.Resume, sink indexer.Si
 			return ctxNil(ctx, fmt.Errorf("read source state: %w", err))
 		}
 		r.status.restore(raw)
+		if raw, err = resume.State(lastEventKey); err != nil {
+			return ctxNil(ctx, fmt.Errorf("read source state: %w", err))
+		}
+		if t, err := time.Parse(time.RFC3339Nano, string(raw)); err == nil {
+			r.lastEvent = t
+		}
 	}
 	r.next = s.cfg.StartLayer
 	if resume.Found {

@@ -47,19 +47,23 @@ func (r *run) startFollowers(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	if r.admin != nil {
+		fresh := false
 		goFollow(ctx, wg, r, "admin event stream",
 			func(ctx context.Context) (grpc.ServerStreamingClient[smv1.Event], error) {
+				fresh = true
 				return r.admin.EventsStream(ctx, &smv1.EventStreamRequest{})
 			},
 			func(e *smv1.Event) error {
 				var b store.Batch
-				if ev, err := r.eventRecord(e); err != nil {
+				ev, err := r.eventRecord(e)
+				if err != nil {
 					raw, _ := proto.Marshal(e)
 					sum := sha256.Sum256(raw)
 					b.Rejected = []store.Rejected{store.NewRejected(store.RecordEvent, r.net.layerAt(r.cfg.Now()),
 						"admin event "+hex.EncodeToString(sum[:8]), "", err.Error(), raw)}
 				} else {
 					b.Events = []store.Event{ev}
+					r.noteEvent(e, ev.BlockTime, &fresh, &b)
 				}
 				select {
 				case r.events <- b:

@@ -95,7 +95,13 @@ func (s *Sim) buildLayer(n, rev uint32) layer {
 	}
 	for i, id := range s.ids {
 		h := digest(s.cfg.Seed, "reward", uint64(n), uint64(rev), uint64(i))
-		if h[0] >= 110 { // about 43% of layers pay each smesher
+		if id.own {
+			// The node's own identities earn only where they were
+			// eligible and their proposal made it into the layer.
+			if !s.eligible(i, n) || !s.proposed(i, n) || !s.included(i, n, rev) {
+				continue
+			}
+		} else if h[0] >= 110 { // about 43% of layers pay each other smesher
 			continue
 		}
 		lr := 1_000_000_000 + binary.BigEndian.Uint64(h[1:9])%49_000_000_000
@@ -125,8 +131,39 @@ func (s *Sim) layerTime(n uint32) time.Time {
 // eligible reports whether own identity i may propose in layer n (fixed at
 // the epoch's start, so reverts do not change it).
 func (s *Sim) eligible(i int, n uint32) bool {
+	return s.eligibilities(i, n) > 0
+}
+
+// eligibilities is how many proposals own identity i may publish in layer
+// n: none in two of three layers, now and then two.
+func (s *Sim) eligibilities(i int, n uint32) uint32 {
+	if n <= s.cfg.EffectiveGenesis {
+		return 0
+	}
 	h := digest(s.cfg.Seed, "eligible", uint64(i), uint64(n))
-	return h[0]%3 == 0
+	switch {
+	case h[0]%3 != 0:
+		return 0
+	case h[1]%5 == 0:
+		return 2
+	}
+	return 1
+}
+
+// proposed reports whether own identity i published its proposal in an
+// eligible layer n: one in five it is late and publishes nothing (a miss
+// of reason no_proposal). Fixed per layer: a revert does not unpublish.
+func (s *Sim) proposed(i int, n uint32) bool {
+	h := digest(s.cfg.Seed, "late", uint64(i), uint64(n))
+	return h[0]%5 != 0
+}
+
+// included reports whether a published proposal of own identity i made it
+// into layer n at revision rev: one in four does not (a miss of reason
+// not_included), and a revert decides again.
+func (s *Sim) included(i int, n, rev uint32) bool {
+	h := digest(s.cfg.Seed, "included", uint64(i), uint64(n), uint64(rev))
+	return h[0]%4 != 0
 }
 
 // layerEvents derives the admin events the node emits when layer n is
@@ -156,8 +193,8 @@ func (s *Sim) layerEvents(n uint32) []*smv1.Event {
 			atx := digest(s.cfg.Seed, "atx", uint64(i), uint64(epoch))
 			var elig []*smv1.ProposalEligibility
 			for l := epoch * lpe; l < (epoch+1)*lpe; l++ {
-				if s.eligible(i, l) {
-					elig = append(elig, &smv1.ProposalEligibility{Layer: l, Count: 1})
+				if c := s.eligibilities(i, l); c > 0 {
+					elig = append(elig, &smv1.ProposalEligibility{Layer: l, Count: c})
 				}
 			}
 			add("Computed eligibilities for the epoch. Rewards will be received after publishing proposals at specified layers.", false,
@@ -180,7 +217,7 @@ func (s *Sim) layerEvents(n uint32) []*smv1.Event {
 		}
 	}
 	for i, id := range s.ids {
-		if !id.own || !s.eligible(i, n) {
+		if !id.own || !s.eligible(i, n) || !s.proposed(i, n) {
 			continue
 		}
 		p := digest(s.cfg.Seed, "proposal", uint64(i), uint64(n))

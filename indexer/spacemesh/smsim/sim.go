@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"net"
+	"sort"
 	"sync"
 	"time"
 
@@ -375,6 +376,58 @@ func (s *Sim) totals(match func(*reward) bool) Totals {
 	}
 	return t
 }
+
+// Missed reasons, as evindex reports them.
+const (
+	MissedNoProposal  = "no_proposal"
+	MissedNotIncluded = "not_included"
+)
+
+// Missed is one reward an own identity of the node was eligible for and
+// did not get, with why: the simulator's truth for missed rewards.
+type Missed struct {
+	Smesher       string // hex
+	Layer         uint32
+	Epoch         uint32
+	Eligibilities uint32
+	Reason        string
+}
+
+// Missed lists the current misses of the node's own identities in layers
+// from..to (inclusive), ordered by smesher and layer. A revert changes
+// which published proposals were included, so it changes the list.
+func (s *Sim) Missed(from, to uint32) []Missed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Missed
+	for i, id := range s.ids {
+		if !id.own {
+			continue
+		}
+		for n := from; n <= to && int(n) < len(s.layers); n++ {
+			c := s.eligibilities(i, n)
+			if c == 0 || s.included(i, n, s.layers[n].rev) && s.proposed(i, n) {
+				continue
+			}
+			m := Missed{Smesher: s.smesherHex(i), Layer: n, Epoch: n / s.cfg.LayersPerEpoch, Eligibilities: c, Reason: MissedNotIncluded}
+			if !s.proposed(i, n) {
+				m.Reason = MissedNoProposal
+			}
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Smesher != out[b].Smesher {
+			return out[a].Smesher < out[b].Smesher
+		}
+		return out[a].Layer < out[b].Layer
+	})
+	return out
+}
+
+// OwnSmeshers are the node's own identities (hex), s0 and s1: the ones its
+// admin events are about.
+func (s *Sim) OwnSmeshers() []string { return []string{s.smesherHex(0), s.smesherHex(1)} }
 
 // AdminEvents returns copies of every admin event emitted so far, history
 // included, in order. A subscriber sees at most the last EventReplay of
