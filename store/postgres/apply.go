@@ -709,7 +709,7 @@ func (p *plan) writeSource(ctx context.Context, tx pgx.Tx, name string, d *count
 		return err
 	}
 	for _, r := range joinRanges(sp.coverage) {
-		if err := mergeCoverage(ctx, tx, name, r); err != nil {
+		if err := mergeRange(ctx, tx, "coverage", name, r); err != nil {
 			return fmt.Errorf("coverage: %w", err)
 		}
 	}
@@ -744,9 +744,10 @@ func joinRanges(rs []store.Range) []store.Range {
 	return out
 }
 
-// mergeCoverage adds r to the source's proven ranges, joining the ranges
-// it overlaps or touches, so a contiguous history is one row.
-func mergeCoverage(ctx context.Context, tx pgx.Tx, source string, r store.Range) error {
+// mergeRange adds r to the source's ranges in table (coverage, or a
+// table shaped like it), joining the ranges it overlaps or touches, so a
+// contiguous history is one row.
+func mergeRange(ctx context.Context, tx pgx.Tx, table, source string, r store.Range) error {
 	from, to := int64(r.From), int64(r.To)
 	below, above := from-1, to
 	if to < math.MaxInt64 {
@@ -754,12 +755,12 @@ func mergeCoverage(ctx context.Context, tx pgx.Tx, source string, r store.Range)
 	}
 	// A range already inside one row (a replay) changes nothing.
 	_, err := tx.Exec(ctx, `WITH covered AS (
-			SELECT 1 FROM coverage WHERE source = $1 AND from_height <= $4 AND to_height >= $5),
+			SELECT 1 FROM `+table+` WHERE source = $1 AND from_height <= $4 AND to_height >= $5),
 		gone AS (
-			DELETE FROM coverage WHERE source = $1 AND from_height <= $3 AND to_height >= $2
+			DELETE FROM `+table+` WHERE source = $1 AND from_height <= $3 AND to_height >= $2
 			AND NOT EXISTS (SELECT 1 FROM covered)
 			RETURNING from_height, to_height)
-		INSERT INTO coverage (source, from_height, to_height)
+		INSERT INTO `+table+` (source, from_height, to_height)
 		SELECT $1, least($4, min(from_height)), greatest($5, max(to_height)) FROM gone
 		HAVING NOT EXISTS (SELECT 1 FROM covered)`,
 		source, below, above, from, to)

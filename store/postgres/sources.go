@@ -95,23 +95,29 @@ func (s *Store) Checkpoint(ctx context.Context, source string) (cp store.Checkpo
 // Coverage returns the source's proven-scanned height ranges, ascending
 // and disjoint.
 func (s *Store) Coverage(ctx context.Context, source string) ([]store.Range, error) {
+	out, err := s.ranges(ctx, "coverage", source)
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("coverage of %s: %w", source, err))
+	}
+	return out, nil
+}
+
+// ranges reads the source's rows of a table shaped like coverage.
+func (s *Store) ranges(ctx context.Context, table, source string) ([]store.Range, error) {
 	if !storable(source) {
 		return nil, nil
 	}
-	rows, err := s.read.Query(ctx, `SELECT from_height, to_height FROM coverage WHERE source = $1 ORDER BY from_height`, source)
+	rows, err := s.read.Query(ctx, `SELECT from_height, to_height FROM `+table+` WHERE source = $1 ORDER BY from_height`, source)
 	if err != nil {
-		return nil, s.redact(fmt.Errorf("coverage of %s: %w", source, err))
+		return nil, err
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Range, error) {
 		var f, t int64
 		err := row.Scan(&f, &t)
 		return store.Range{From: uint64(f), To: uint64(t)}, err
 	})
-	if err != nil {
-		return nil, s.redact(fmt.Errorf("coverage of %s: %w", source, err))
-	}
-	if len(out) == 0 {
-		return nil, nil
+	if err != nil || len(out) == 0 {
+		return nil, err
 	}
 	return out, nil
 }
