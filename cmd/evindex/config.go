@@ -24,6 +24,31 @@ type Config struct {
 	HTTP    HTTPConfig     `yaml:"http"`
 	Store   StoreConfig    `yaml:"store"`
 	Sources []SourceConfig `yaml:"sources"`
+
+	// lines is where each field's value is in the file it was read from,
+	// by path, so a Validate error names the line too. A flag or variable
+	// that overrides a field removes it (see forget).
+	lines map[string]int
+}
+
+// forget drops a field's line once something other than the file set it.
+func (c *Config) forget(path string) { delete(c.lines, path) }
+
+// recordLines notes the line of every value under n, by path.
+func recordLines(n *yaml.Node, path string, into map[string]int) {
+	if path != "" {
+		into[path] = n.Line
+	}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			recordLines(c, fmt.Sprintf("%s[%d]", path, i), into)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			recordLines(n.Content[i+1], joinPath(path, n.Content[i].Value), into)
+		}
+	}
 }
 
 // LogConfig selects the log level and encoding.
@@ -134,12 +159,17 @@ func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
 	if err := expandEnv(doc.Content[0], refs, getenv, ""); err != nil {
 		return Config{}, err
 	}
+	if err := checkValue(doc.Content[0], reflect.TypeOf(cfg), "config"); err != nil {
+		return Config{}, err
+	}
 	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), ""); err != nil {
 		return Config{}, err
 	}
 	if err := doc.Decode(&cfg); err != nil {
 		return Config{}, decodeError(doc.Content[0], err)
 	}
+	cfg.lines = map[string]int{}
+	recordLines(doc.Content[0], "", cfg.lines)
 	return cfg, nil
 }
 
@@ -309,6 +339,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			if !ok {
 				return &ConfigError{Field: field, Msg: fmt.Sprintf("unknown key (line %d)", k.Line)}
 			}
+			if err := checkValue(v, f.Type, field); err != nil {
+				return err
+			}
 			if err := checkKeys(v, f.Type, field); err != nil {
 				return err
 			}
@@ -347,6 +380,86 @@ func isSourceKey(key string) bool {
 	return false
 }
 
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	durationType    = reflect.TypeFor[time.Duration]()
+	timeType        = reflect.TypeFor[time.Time]()
+)
+
+// checkValue reports a value whose YAML shape does not fit the field's Go
+// type, by the field's path and line: a list where text belongs, a mapping
+// for a list, -1 for a height, or a bool spelled other than true or false.
+// yaml's own error for these names neither (and quotes the value, which
+// may be a secret in the wrong place, so no message here repeats one).
+// A bool takes true or false, quoted or not, in any case, and nothing
+// else: yaml took "yes" for true yet refused "false" in quotes.
+func checkValue(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null") {
+		return nil
+	}
+	if t != reflect.TypeFor[SourceConfig]() && reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // the type reads its own shapes
+	}
+	wrong := func() error {
+		return &ConfigError{Field: path, Msg: fmt.Sprintf("want %s (line %d)", describeType(t), n.Line)}
+	}
+	switch {
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return wrong()
+		}
+	case t.Kind() == reflect.Map || (t.Kind() == reflect.Struct && t != timeType):
+		if n.Kind != yaml.MappingNode {
+			return wrong()
+		}
+	case t.Kind() == reflect.Interface:
+	case n.Kind != yaml.ScalarNode:
+		return wrong()
+	case t.Kind() == reflect.Bool:
+		switch strings.ToLower(n.Value) {
+		case "true", "false":
+			n.Value, n.Tag, n.Style = strings.ToLower(n.Value), "!!bool", 0
+		default:
+			return wrong()
+		}
+	default:
+		if n.Decode(reflect.New(t).Interface()) != nil {
+			return wrong()
+		}
+	}
+	return nil
+}
+
+// describeType is what a value of t looks like, for an error message.
+func describeType(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration such as 100ms or 15s"
+	case t == timeType:
+		return "a time such as 2026-01-02T15:04:05Z"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, not negative"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "text"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping of keys"
+	}
+	return "a value of another kind"
+}
+
 func collectFields(t reflect.Type, into map[string]reflect.StructField) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -372,8 +485,19 @@ func joinPath(path, key string) string {
 }
 
 // Validate checks the configuration, each source's by its kind, and
-// returns the first problem as a ConfigError naming the field.
+// returns the first problem as a ConfigError naming the field, and its
+// line when the field came from a file.
 func (c *Config) Validate() error {
+	err := c.validate()
+	if ce, ok := asConfigError(err); ok && !strings.Contains(ce.Msg, "(line ") {
+		if line, ok := c.lines[ce.Field]; ok {
+			ce.Msg += fmt.Sprintf(" (line %d)", line)
+		}
+	}
+	return err
+}
+
+func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return &ConfigError{"data_dir", "required"}
 	}
@@ -387,9 +511,15 @@ func (c *Config) Validate() error {
 	default:
 		return &ConfigError{"log.format", fmt.Sprintf("%q: want auto, console or json", c.Log.Format)}
 	}
-	host, _, err := net.SplitHostPort(c.HTTP.Listen)
+	if err := checkDataDir(c.DataDir); err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(c.HTTP.Listen)
 	if err != nil {
 		return &ConfigError{"http.listen", fmt.Sprintf("%q: want host:port", c.HTTP.Listen)}
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return &ConfigError{"http.listen", fmt.Sprintf("%q: the port must be a number from 0 to 65535", c.HTTP.Listen)}
 	}
 	if err := checkToken(c.HTTP.Token); err != nil {
 		return err
@@ -477,6 +607,27 @@ func checkToken(tok string) error {
 		return &ConfigError{"http.token", "begins or ends with white space, which no client can send"}
 	case len(tok) < minTokenLength:
 		return &ConfigError{"http.token", fmt.Sprintf("too short: %d characters, at least %d (evindex token prints a random one)", len(tok), minTokenLength)}
+	}
+	return nil
+}
+
+// checkDataDir refuses a data_dir that can never be created: a symlink to
+// nothing (creating it failed with "file exists") or a path under a file.
+// One that does not exist yet is fine: it is created at start.
+func checkDataDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if _, err := os.Stat(dir); err != nil {
+			target, _ := os.Readlink(dir)
+			return &ConfigError{"data_dir", fmt.Sprintf("%s is a symlink to %s, which does not exist", dir, target)}
+		}
+		fi, _ = os.Stat(dir)
+	}
+	if !fi.IsDir() {
+		return &ConfigError{"data_dir", fmt.Sprintf("%s is not a directory", dir)}
 	}
 	return nil
 }

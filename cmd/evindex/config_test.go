@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +162,54 @@ func TestSpacemeshHasItsOwnTLS(t *testing.T) {
 	}
 	if fl, sm := cfg.Sources[0].Settings.(*flow.Config), cfg.Sources[1].Settings.(*spacemesh.Config); fl.TLS || !sm.TLS {
 		t.Fatalf("flow tls %v, spacemesh tls %v; want false, true", fl.TLS, sm.TLS)
+	}
+}
+
+// TestConfigErrorsNamePathAndLine runs `evindex run` on configs with a
+// value of the wrong shape, in block and flow style: each exits 2 with the
+// field's path and line, never "a value has the wrong type" or another
+// field's name.
+func TestConfigErrorsNamePathAndLine(t *testing.T) {
+	dir := t.TempDir()
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, yaml, says string
+	}{
+		{"ListForText", "data_dir: [1,2]\n", "data_dir: want text (line 1)"},
+		{"ListForListen", "http: {listen: [1]}\n", "http.listen: want text (line 1)"},
+		{"MappingForSources", "sources: {a: 1}\n", "sources: want a list (line 1)"},
+		{"NegativeHeightFlowStyle", "sources:\n  - {name: a, kind: flow, endpoint: 127.0.0.1:1, start_height: -1}\n", "sources[0].start_height: want a whole number, not negative (line 2)"},
+		{"NegativeHeightBlock", "sources:\n  - name: a\n    kind: flow\n    endpoint: 127.0.0.1:1\n    start_height: -1\n", "sources[0].start_height: want a whole number, not negative (line 5)"},
+		{"TextForNumber", "store:\n  batch_max_records: many\n", "store.batch_max_records: want a whole number (line 2)"},
+		{"BadDuration", "store: {batch_max_delay: soon}\n", "store.batch_max_delay: want a duration such as 100ms or 15s (line 1)"},
+		{"PortOutOfRange", "http:\n  listen: 127.0.0.1:99999\n", "http.listen: \"127.0.0.1:99999\": the port must be a number from 0 to 65535 (line 2)"},
+		{"DanglingSymlinkDataDir", "data_dir: " + dangling + "\n", "data_dir: " + dangling + " is a symlink to " + filepath.Join(dir, "nowhere") + ", which does not exist (line 1)"},
+		{"YesIsNotABool", "http: {listen: 0.0.0.0:8080, insecure: \"yes\"}\n", "http.insecure: want true or false (line 1)"},
+		{"OnIsNotABool", "http:\n  insecure: on\n", "http.insecure: want true or false (line 2)"},
+		{"ValidateNamesTheLine", "log:\n  level: loud\n", "log.level: \"loud\": want debug, info, warn or error (line 2)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), []string{"run", "--config", writeConfig(t, t.TempDir(), tt.yaml)}, noEnv, io.Discard, &stderr)
+			if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.says) {
+				t.Fatalf("exit %d: %s; want exit 2 saying %q", code, stderr.String(), tt.says)
+			}
+		})
+	}
+	// A quoted "false" is false, as an unquoted one is, and "TRUE" true.
+	for yaml, want := range map[string]bool{"http: {insecure: \"false\"}\n": false, "http: {insecure: false}\n": false, "http: {insecure: \"TRUE\"}\n": true} {
+		cfg, err := ParseConfig([]byte(yaml), noEnv)
+		if err != nil || cfg.HTTP.Insecure != want {
+			t.Errorf("%q: insecure %v (%v), want %v", yaml, cfg.HTTP.Insecure, err, want)
+		}
+	}
+	// A flag's bad value is the flag's, with no line of the file.
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"run", "--config", writeConfig(t, t.TempDir(), "http:\n  listen: 127.0.0.1:8080\n"), "--http-listen", "127.0.0.1:70000"}, noEnv, io.Discard, &stderr)
+	if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), "http.listen") || strings.Contains(stderr.String(), "line") {
+		t.Fatalf("--http-listen 127.0.0.1:70000: exit %d: %s", code, stderr.String())
 	}
 }

@@ -78,12 +78,15 @@ func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (C
 	}
 	if v, ok := pick("data-dir", f.dataDir); ok {
 		cfg.DataDir = v
+		cfg.forget("data_dir")
 	}
 	if v, ok := pick("http-listen", f.httpListen); ok {
 		cfg.HTTP.Listen = v
+		cfg.forget("http.listen")
 	}
 	if v, ok := pick("http-token", f.httpToken); ok {
 		cfg.HTTP.Token = v
+		cfg.forget("http.token")
 	}
 	if v, ok := pick("http-insecure", f.httpInsecure); ok {
 		b, err := strconv.ParseBool(v)
@@ -91,12 +94,15 @@ func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (C
 			return Config{}, usagef("--http-insecure: %q is not true or false", v)
 		}
 		cfg.HTTP.Insecure = b
+		cfg.forget("http.insecure")
 	}
 	if v, ok := pick("log-level", f.logLevel); ok {
 		cfg.Log.Level = v
+		cfg.forget("log.level")
 	}
 	if v, ok := pick("log-format", f.logFormat); ok {
 		cfg.Log.Format = v
+		cfg.forget("log.format")
 	}
 	if v, ok := pick("batch-max-records", f.batchMaxRecords); ok {
 		n, err := strconv.Atoi(v)
@@ -104,6 +110,7 @@ func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (C
 			return Config{}, usagef("--batch-max-records: %q is not a whole number", v)
 		}
 		cfg.Store.BatchMaxRecords = n
+		cfg.forget("store.batch_max_records")
 	}
 	if v, ok := pick("batch-max-delay", f.batchMaxDel); ok {
 		d, err := time.ParseDuration(v)
@@ -111,6 +118,7 @@ func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (C
 			return Config{}, usagef("--batch-max-delay: %q is not a duration like 100ms", v)
 		}
 		cfg.Store.BatchMaxDelay = d
+		cfg.forget("store.batch_max_delay")
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
