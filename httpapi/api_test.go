@@ -61,7 +61,7 @@ func TestSources(t *testing.T) {
 		"name": "flow-main", "kind": "flow", "endpoint": "127.0.0.1:3569", "state": "live",
 		"head_height": 2004.0, "lag": 5.0, "events_indexed": float64(flowBlocks * flowPerBlk),
 		"blocks_indexed": float64(flowBlocks), "rewards_indexed": float64(flowBlocks / 10), "last_error": "",
-		"live_since": liveSince.Format(time.RFC3339), "progress": nil,
+		"live_since": liveSince.Format(timeLayout), "progress": nil,
 	} {
 		if fmt.Sprint(flow[k]) != fmt.Sprint(want) {
 			t.Errorf("flow-main %s = %v, want %v", k, flow[k], want)
@@ -77,7 +77,7 @@ func TestSources(t *testing.T) {
 	if sm.Progress == nil || sm.Progress.Done != 240 || sm.Progress.Total != 1000 || sm.Progress.ETASeconds != 61 {
 		t.Errorf("sm-node progress = %+v", sm.Progress)
 	}
-	if sm.Epochs == nil || sm.Epochs.BlocksPerEpoch != 4032 || sm.Epochs.BlockDurationSeconds != 300 || !sm.Epochs.Genesis.Equal(smGenesis) {
+	if sm.Epochs == nil || sm.Epochs.BlocksPerEpoch != 4032 || sm.Epochs.BlockDurationSeconds != 300 || !time.Time(sm.Epochs.Genesis).Equal(smGenesis) {
 		t.Errorf("sm-node epochs = %+v", sm.Epochs)
 	}
 	if !strings.Contains(string(sm.Meta), `"hrp":"sm"`) || sm.Reconnects != 2 || sm.LastError == "" {
@@ -152,7 +152,7 @@ func TestEvents(t *testing.T) {
 	}
 	ev := p.Items[0]
 	wantKeys(t, "event", ev, "source", "height", "block_id", "block_time", "tx_id", "tx_index", "event_index", "type", "payload")
-	if ev["height"] != 1000.0 || ev["event_index"] != 2.0 || ev["tx_index"] != 1.0 || ev["block_time"] != "2026-11-01T00:00:00Z" ||
+	if ev["height"] != 1000.0 || ev["event_index"] != 2.0 || ev["tx_index"] != 1.0 || ev["block_time"] != "2026-11-01T00:00:00.000000Z" ||
 		ev["block_id"] != hexOf("bb01", 1000) || ev["type"] != rewardsType {
 		t.Fatalf("event = %v", ev)
 	}
@@ -195,7 +195,7 @@ func TestBlocks(t *testing.T) {
 	e.getOK("/v1/blocks/sm-node/80700").json(t, &b)
 	wantKeys(t, "block", b, "source", "height", "block_id", "block_time", "event_count")
 	if b["source"] != smSource || b["height"] != 80700.0 || b["block_id"] != hexOf("1a", 80700) ||
-		b["block_time"] != smGenesis.Add(80700*5*time.Minute).Format(time.RFC3339) {
+		b["block_time"] != smGenesis.Add(80700*5*time.Minute).Format(timeLayout) {
 		t.Fatalf("block = %v", b)
 	}
 	e.getOK("/v1/blocks/flow-main/1500").json(t, &b)
@@ -259,7 +259,7 @@ func TestRewards(t *testing.T) {
 	r = p.Items[0]
 	wantKeys(t, "reward", r, rewardKeys...)
 	if r["kind"] != "presearch_period" || r["height"] != nil || r["unit"] != "PRE" ||
-		r["period_start"] != preStart.Format(time.RFC3339) || r["period_end"] != preStart.Add(time.Hour).Format(time.RFC3339) ||
+		r["period_start"] != preStart.Format(timeLayout) || r["period_end"] != preStart.Add(time.Hour).Format(timeLayout) ||
 		r["amount"] != "1.234567890123456789" || r["raw_amount"] != "1234567890123456789" {
 		t.Fatalf("presearch reward = %v", r)
 	}
@@ -274,7 +274,7 @@ func TestNodes(t *testing.T) {
 	}
 	n := p.Items[0]
 	wantKeys(t, "node", n, "source", "node", "time", "connected", "synced", "details")
-	if n["source"] != preSource || n["time"] != preStart.Add(6*24*time.Hour).Format(time.RFC3339) {
+	if n["source"] != preSource || n["time"] != preStart.Add(6*24*time.Hour).Format(timeLayout) {
 		t.Fatalf("latest presearch node = %v", n)
 	}
 	e.getOK("/v1/nodes?source=sm-node").json(t, &p)
@@ -293,7 +293,7 @@ func TestNodes(t *testing.T) {
 		t.Fatalf("presearch history: %d snapshots, want 7", got)
 	}
 	items := e.allPages(hist+"?from_time=2026-10-27&to_time=2026-10-29&order=desc", 10)
-	if len(items) != 2 || items[0]["time"] != "2026-10-28T00:00:00Z" || items[0]["connected"] != true || items[1]["connected"] != false {
+	if len(items) != 2 || items[0]["time"] != "2026-10-28T00:00:00.000000Z" || items[0]["connected"] != true || items[1]["connected"] != false {
 		t.Fatalf("presearch history window = %v", items)
 	}
 	if got := len(e.allPages("/v1/nodes/sm-node/"+smSmesher+"/history", 100)); got != 4 {

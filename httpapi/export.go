@@ -286,7 +286,7 @@ func (rs *responseStream) start() {
 	h := rs.w.Header()
 	h.Set("Content-Type", formatTypes[rs.format])
 	h.Set("Cache-Control", "no-store")
-	if rs.format == formatCSV || rs.format == formatParquet {
+	if rs.format != formatJSON { // a download: the browser saves it under its list's name
 		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", rs.name+"."+rs.format))
 	}
 	rs.w.WriteHeader(http.StatusOK)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -232,5 +233,57 @@ func TestExportCutOnError(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "disk on fire") || !strings.Contains(logs.String(), res.Header.Get("X-Request-Id")) {
 		t.Fatalf("failure not logged with the request id:\n%s", logs)
+	}
+}
+
+// TestExportTimesHaveOneWidth checks that every time the lists write, in
+// JSON, NDJSON and CSV, is RFC 3339 with exactly six fractional digits (the
+// microseconds Parquet holds), so DuckDB and pandas infer timestamps, and
+// that downloads carry their file name.
+func TestExportTimesHaveOneWidth(t *testing.T) {
+	e := newEnv(t)
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$`)
+	timeColumns := map[string][]string{
+		"/v1/events?limit=50": {"block_time"}, "/v1/blocks?limit=50": {"block_time"},
+		"/v1/rewards?limit=1000": {"time", "period_start", "period_end"}, "/v1/nodes": {"time"},
+		"/v1/rewards/summary?group_by=day&tz=Europe/Berlin": {"bucket_start", "bucket_end"},
+		"/v1/rejected?limit=10":                             {"time"}, "/v1/sources": {"checkpoint_time", "checkpoint_updated_at", "live_since"},
+	}
+	for path, cols := range timeColumns {
+		seen := 0
+		check := func(format, col, v string) {
+			if v == "" {
+				return
+			}
+			seen++
+			if !stamp.MatchString(v) {
+				t.Errorf("%s %s: %s = %q, not one fixed width", path, format, col, v)
+			}
+		}
+		recs := csvRecords(t, e.getOK(path+sep(path)+"format=csv").body)
+		for _, row := range recs[1:] {
+			for _, col := range cols {
+				check("csv", col, row[slices.Index(recs[0], col)])
+			}
+		}
+		nd := e.getOK(path + sep(path) + "format=ndjson")
+		if cd := nd.header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment; filename=") || !strings.HasSuffix(cd, `.ndjson"`) {
+			t.Errorf("%s ndjson: Content-Disposition %q", path, cd)
+		}
+		for _, row := range ndjsonLines(t, nd.body) {
+			for _, col := range cols {
+				if col == "checkpoint_time" || col == "checkpoint_updated_at" {
+					cp, _ := row["checkpoint"].(map[string]any)
+					v, _ := cp[strings.TrimPrefix(col, "checkpoint_")].(string)
+					check("ndjson", col, v)
+					continue
+				}
+				v, _ := row[col].(string)
+				check("ndjson", col, v)
+			}
+		}
+		if seen == 0 {
+			t.Errorf("%s: no time to check", path)
+		}
 	}
 }

@@ -10,11 +10,32 @@ import (
 
 // The JSON shapes of API.md's list items, and their CSV columns.
 
-func jsonTime(t time.Time) *time.Time {
+// timeLayout is how every time is written in JSON, NDJSON and CSV: RFC
+// 3339 with exactly six fractional digits, the microseconds Parquet's
+// TIMESTAMP holds. One fixed width lets DuckDB's and pandas' readers infer
+// a timestamp column instead of text (RFC3339Nano drops trailing zeros,
+// so its rows differ in length and format).
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// apiTime is a time as the API writes it (timeLayout).
+type apiTime time.Time
+
+// MarshalJSON writes the time in timeLayout.
+func (t apiTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).Format(timeLayout) + `"`), nil
+}
+
+// UnmarshalJSON reads any RFC 3339 time, as clients (and tests) send.
+func (t *apiTime) UnmarshalJSON(b []byte) error {
+	return (*time.Time)(t).UnmarshalJSON(b)
+}
+
+// jsonTime is t in UTC, or nil (JSON null) for the zero time.
+func jsonTime(t time.Time) *apiTime {
 	if t.IsZero() {
 		return nil
 	}
-	u := t.UTC()
+	u := apiTime(t.UTC())
 	return &u
 }
 
@@ -22,7 +43,7 @@ func csvTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return t.UTC().Format(timeLayout)
 }
 
 func jsonRaw(b json.RawMessage) json.RawMessage {
@@ -52,7 +73,7 @@ type eventJSON struct {
 	Source     string          `json:"source"`
 	Height     uint64          `json:"height"`
 	BlockID    string          `json:"block_id"`
-	BlockTime  *time.Time      `json:"block_time"`
+	BlockTime  *apiTime        `json:"block_time"`
 	TxID       string          `json:"tx_id"`
 	TxIndex    uint32          `json:"tx_index"`
 	EventIndex uint32          `json:"event_index"`
@@ -72,11 +93,11 @@ func eventRow(e *store.Event) []string {
 }
 
 type blockJSON struct {
-	Source     string     `json:"source"`
-	Height     uint64     `json:"height"`
-	BlockID    string     `json:"block_id"`
-	BlockTime  *time.Time `json:"block_time"`
-	EventCount uint32     `json:"event_count"`
+	Source     string   `json:"source"`
+	Height     uint64   `json:"height"`
+	BlockID    string   `json:"block_id"`
+	BlockTime  *apiTime `json:"block_time"`
+	EventCount uint32   `json:"event_count"`
 }
 
 func blockItem(b *store.Block) any {
@@ -114,9 +135,9 @@ type rewardJSON struct {
 	Account     string          `json:"account"`
 	Kind        string          `json:"kind"`
 	Height      *uint64         `json:"height"`
-	Time        *time.Time      `json:"time"`
-	PeriodStart *time.Time      `json:"period_start"`
-	PeriodEnd   *time.Time      `json:"period_end"`
+	Time        *apiTime        `json:"time"`
+	PeriodStart *apiTime        `json:"period_start"`
+	PeriodEnd   *apiTime        `json:"period_end"`
 	Amount      string          `json:"amount"`
 	RawAmount   string          `json:"raw_amount"`
 	Unit        string          `json:"unit"`
@@ -147,7 +168,7 @@ func rewardRow(r *reward) []string {
 type nodeJSON struct {
 	Source    string          `json:"source"`
 	Node      string          `json:"node"`
-	Time      *time.Time      `json:"time"`
+	Time      *apiTime        `json:"time"`
 	Connected *bool           `json:"connected"`
 	Synced    *bool           `json:"synced"`
 	Details   json.RawMessage `json:"details"`
@@ -170,27 +191,27 @@ type summary struct {
 }
 
 type summaryJSON struct {
-	BucketStart time.Time `json:"bucket_start"`
-	BucketEnd   time.Time `json:"bucket_end"`
-	Epoch       *uint64   `json:"epoch,omitempty"`
-	Source      string    `json:"source"`
-	Account     string    `json:"account"`
-	Unit        string    `json:"unit"`
-	Amount      string    `json:"amount"`
-	RawAmount   string    `json:"raw_amount"`
-	Count       uint64    `json:"count"`
+	BucketStart apiTime `json:"bucket_start"`
+	BucketEnd   apiTime `json:"bucket_end"`
+	Epoch       *uint64 `json:"epoch,omitempty"`
+	Source      string  `json:"source"`
+	Account     string  `json:"account"`
+	Unit        string  `json:"unit"`
+	Amount      string  `json:"amount"`
+	RawAmount   string  `json:"raw_amount"`
+	Count       uint64  `json:"count"`
 }
 
 // Summary buckets keep their time zone (tz): a day in Europe/Berlin starts
 // at 00:00+01:00, which is what a reader of the bucket expects.
 func summaryItem(s *summary) any {
-	return summaryJSON{s.BucketStart, s.BucketEnd, s.Epoch, s.Source, s.Account, s.Unit, s.amount, s.raw, s.Count}
+	return summaryJSON{apiTime(s.BucketStart), apiTime(s.BucketEnd), s.Epoch, s.Source, s.Account, s.Unit, s.amount, s.raw, s.Count}
 }
 
 var summaryHeader = []string{"bucket_start", "bucket_end", "source", "account", "unit", "amount", "raw_amount", "count"}
 
 func summaryRow(s *summary) []string {
-	return []string{s.BucketStart.Format(time.RFC3339Nano), s.BucketEnd.Format(time.RFC3339Nano),
+	return []string{s.BucketStart.Format(timeLayout), s.BucketEnd.Format(timeLayout),
 		s.Source, s.Account, s.Unit, s.amount, s.raw, u64(s.Count)}
 }
 

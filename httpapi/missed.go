@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/evindex/evindex/store"
 )
@@ -52,14 +51,14 @@ func (s lists) missedReader() (store.MissedReader, error) {
 }
 
 type missedJSON struct {
-	Source        string     `json:"source"`
-	Account       string     `json:"account"`
-	Coinbase      string     `json:"coinbase"`
-	Height        uint64     `json:"height"`
-	Epoch         uint64     `json:"epoch"`
-	Time          *time.Time `json:"time"`
-	Eligibilities uint32     `json:"eligibilities"`
-	Reason        string     `json:"reason"`
+	Source        string   `json:"source"`
+	Account       string   `json:"account"`
+	Coinbase      string   `json:"coinbase"`
+	Height        uint64   `json:"height"`
+	Epoch         uint64   `json:"epoch"`
+	Time          *apiTime `json:"time"`
+	Eligibilities uint32   `json:"eligibilities"`
+	Reason        string   `json:"reason"`
 }
 
 func missedItem(m *store.MissedReward) any {

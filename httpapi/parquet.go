@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -19,12 +20,19 @@ const rowGroupRows = 10_000
 // tags are the schema), a row group at a time as pages arrive.
 type parquetWriter[T, R any] struct {
 	w       *parquet.GenericWriter[R]
-	conv    func(*T) R
+	conv    func(*T) (R, error)
 	buf     []R
 	pending int
 }
 
 func newParquetWriter[T, R any](out io.Writer, conv func(*T) R) rowWriter[T] {
+	return newCheckedParquetWriter(out, func(t *T) (R, error) { return conv(t), nil })
+}
+
+// newCheckedParquetWriter is newParquetWriter for rows that may not fit
+// their columns (an amount too large for its DECIMAL): conv's error ends
+// the export.
+func newCheckedParquetWriter[T, R any](out io.Writer, conv func(*T) (R, error)) rowWriter[T] {
 	return &parquetWriter[T, R]{
 		w:    parquet.NewGenericWriter[R](out, parquet.Compression(&parquet.Snappy)),
 		conv: conv,
@@ -34,7 +42,11 @@ func newParquetWriter[T, R any](out io.Writer, conv func(*T) R) rowWriter[T] {
 func (p *parquetWriter[T, R]) write(rows []T) error {
 	p.buf = p.buf[:0]
 	for i := range rows {
-		p.buf = append(p.buf, p.conv(&rows[i]))
+		r, err := p.conv(&rows[i])
+		if err != nil {
+			return err
+		}
+		p.buf = append(p.buf, r)
 	}
 	if _, err := p.w.Write(p.buf); err != nil {
 		return fmt.Errorf("write parquet rows: %w", err)
@@ -97,32 +109,78 @@ func blockParquet(w io.Writer) rowWriter[store.Block] {
 	})
 }
 
-// rewardPq keeps amounts as decimal strings (exact at any precision) next
-// to their unit; raw_amount is the integer in base units, also a string
-// because Presearch's 18-decimal amounts overflow 64 bits.
+// Amounts are Parquet DECIMALs, which pandas (as decimal.Decimal) and
+// DuckDB read exactly without a cast: raw_amount, the integer in base
+// units, is DECIMAL(38, 0), and amount, in whole units, DECIMAL(38, 18).
+// A column has one scale, and one export holds FLOW (8 decimals), SMH (9)
+// and PRE (18) side by side, so amount takes the largest; its value is
+// still exact for every unit, with 20 digits before the point. Both are
+// 16-byte big-endian two's complement integers (FIXED_LEN_BYTE_ARRAY).
+const (
+	amountScale  = 18
+	decimalWidth = 38
+)
+
+// decimal38 is v as the 16 bytes of a DECIMAL(38, s) column, or false
+// when it has more than 38 digits (or is negative, which no amount is).
+func decimal38(v *big.Int) ([16]byte, bool) {
+	var out [16]byte
+	if v.Sign() < 0 || len(v.String()) > decimalWidth {
+		return out, false
+	}
+	v.FillBytes(out[:])
+	return out, true
+}
+
+// amountDecimals are a row's amount and raw_amount columns for raw base
+// units of a unit with decimals decimals. An amount too large for them
+// ends the export with an error that says so; no real amount comes near.
+func amountDecimals(raw *big.Int, decimals int) (amount, rawAmount [16]byte, err error) {
+	scaled := raw
+	if decimals < amountScale {
+		scaled = new(big.Int).Mul(raw, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(amountScale-decimals)), nil))
+	}
+	var okRaw, okAmount bool
+	rawAmount, okRaw = decimal38(raw)
+	amount, okAmount = decimal38(scaled)
+	if !okRaw || !okAmount || decimals > amountScale {
+		return amount, rawAmount, invalidParam("format", "amount %s with %d decimals does not fit Parquet's DECIMAL(38, %d); export it as csv or ndjson", raw, decimals, amountScale)
+	}
+	return amount, rawAmount, nil
+}
+
+// rewardPq is one reward row; amounts are DECIMALs (see amountScale).
 type rewardPq struct {
-	Source      string `parquet:"source,dict"`
-	Account     string `parquet:"account,dict"`
-	Kind        string `parquet:"kind,dict"`
-	Height      *int64 `parquet:"height,optional"`
-	Time        int64  `parquet:"time,timestamp(microsecond)"`
-	PeriodStart int64  `parquet:"period_start,optional,timestamp(microsecond)"`
-	PeriodEnd   int64  `parquet:"period_end,optional,timestamp(microsecond)"`
-	Amount      string `parquet:"amount"`
-	RawAmount   string `parquet:"raw_amount"`
-	Unit        string `parquet:"unit,dict"`
-	Details     string `parquet:"details,optional,json"`
+	Source      string   `parquet:"source,dict"`
+	Account     string   `parquet:"account,dict"`
+	Kind        string   `parquet:"kind,dict"`
+	Height      *int64   `parquet:"height,optional"`
+	Time        int64    `parquet:"time,timestamp(microsecond)"`
+	PeriodStart int64    `parquet:"period_start,optional,timestamp(microsecond)"`
+	PeriodEnd   int64    `parquet:"period_end,optional,timestamp(microsecond)"`
+	Amount      [16]byte `parquet:"amount,decimal(18:38)"`
+	RawAmount   [16]byte `parquet:"raw_amount,decimal(0:38)"`
+	Unit        string   `parquet:"unit,dict"`
+	Details     string   `parquet:"details,optional,json"`
 }
 
 func rewardParquet(w io.Writer) rowWriter[reward] {
-	return newParquetWriter(w, func(r *reward) rewardPq {
+	return newCheckedParquetWriter(w, func(r *reward) (rewardPq, error) {
 		var h *int64
 		if r.HasHeight {
 			v := int64(r.Height)
 			h = &v
 		}
+		raw, ok := new(big.Int).SetString(r.RawAmount, 10)
+		if !ok {
+			return rewardPq{}, fmt.Errorf("reward raw_amount %q is not an integer", r.RawAmount)
+		}
+		amount, rawAmount, err := amountDecimals(raw, r.Decimals)
+		if err != nil {
+			return rewardPq{}, fmt.Errorf("reward of %s at %s: %w", r.Account, r.Time.Format(timeLayout), err)
+		}
 		return rewardPq{r.Source, r.Account, r.Kind, h, micros(r.Time), micros(r.PeriodStart), micros(r.PeriodEnd),
-			r.amount, r.RawAmount, r.Unit, string(r.Details)}
+			amount, rawAmount, r.Unit, string(r.Details)}, nil
 	})
 }
 
@@ -142,25 +200,29 @@ func nodeParquet(w io.Writer) rowWriter[store.NodeStatus] {
 }
 
 type summaryPq struct {
-	BucketStart int64  `parquet:"bucket_start,timestamp(microsecond)"`
-	BucketEnd   int64  `parquet:"bucket_end,timestamp(microsecond)"`
-	Epoch       *int64 `parquet:"epoch,optional"`
-	Source      string `parquet:"source,dict"`
-	Account     string `parquet:"account,dict"`
-	Unit        string `parquet:"unit,dict"`
-	Amount      string `parquet:"amount"`
-	RawAmount   string `parquet:"raw_amount"`
-	Count       int64  `parquet:"count"`
+	BucketStart int64    `parquet:"bucket_start,timestamp(microsecond)"`
+	BucketEnd   int64    `parquet:"bucket_end,timestamp(microsecond)"`
+	Epoch       *int64   `parquet:"epoch,optional"`
+	Source      string   `parquet:"source,dict"`
+	Account     string   `parquet:"account,dict"`
+	Unit        string   `parquet:"unit,dict"`
+	Amount      [16]byte `parquet:"amount,decimal(18:38)"`
+	RawAmount   [16]byte `parquet:"raw_amount,decimal(0:38)"`
+	Count       int64    `parquet:"count"`
 }
 
 func summaryParquet(w io.Writer) rowWriter[summary] {
-	return newParquetWriter(w, func(s *summary) summaryPq {
+	return newCheckedParquetWriter(w, func(s *summary) (summaryPq, error) {
 		var e *int64
 		if s.Epoch != nil {
 			v := int64(*s.Epoch)
 			e = &v
 		}
-		return summaryPq{micros(s.BucketStart), micros(s.BucketEnd), e, s.Source, s.Account, s.Unit, s.amount, s.raw, int64(s.Count)}
+		amount, rawAmount, err := amountDecimals(s.RawAmount, s.Decimals)
+		if err != nil {
+			return summaryPq{}, fmt.Errorf("summary of %s from %s: %w", s.Account, s.BucketStart.Format(timeLayout), err)
+		}
+		return summaryPq{micros(s.BucketStart), micros(s.BucketEnd), e, s.Source, s.Account, s.Unit, amount, rawAmount, int64(s.Count)}, nil
 	})
 }
 
@@ -195,11 +257,11 @@ type sourcePq struct {
 	Gaps                string   `parquet:"gaps,optional,json"`
 }
 
-func microsPtr(t *time.Time) int64 {
+func microsPtr(t *apiTime) int64 {
 	if t == nil {
 		return 0
 	}
-	return micros(*t)
+	return micros(time.Time(*t))
 }
 
 func sourceParquet(w io.Writer) rowWriter[sourceJSON] {

@@ -2,12 +2,16 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 func readParquet[R any](t *testing.T, r response) []R {
@@ -35,12 +39,15 @@ func TestParquetExport(t *testing.T) {
 			if sums[k] == nil {
 				sums[k] = new(big.Int)
 			}
-			raw := bigOf(t, r.RawAmount)
+			raw := new(big.Int).SetBytes(r.RawAmount[:])
 			sums[k].Add(sums[k], raw)
 			counts[k]++
+			// amount is DECIMAL(38, 18): in whole units it must read as the
+			// JSON's amount, however many decimals the unit has.
 			decimals := map[string]int{"FLOW": 8, "SMH": 9, "PRE": 18}[r.Unit]
-			if r.Amount != formatBig(raw, decimals) {
-				t.Fatalf("amount %s for raw %s %s", r.Amount, r.RawAmount, r.Unit)
+			amount := formatBig(new(big.Int).SetBytes(r.Amount[:]), 18)
+			if want := formatBig(raw, decimals) + strings.Repeat("0", 18-decimals); amount != want {
+				t.Fatalf("amount %s for raw %s %s, want %s", amount, raw, r.Unit, want)
 			}
 			if (r.Height == nil) != (r.Source == preSource) || (r.PeriodStart == 0) != (r.Source != preSource) {
 				t.Fatalf("height/period nulls wrong: %+v", r)
@@ -68,7 +75,8 @@ func TestParquetExport(t *testing.T) {
 		schema := f.Schema().String()
 		for _, want := range []string{
 			"optional int64 height", "int64 time (TIMESTAMP(isAdjustedToUTC=true,unit=MICROS))",
-			"binary raw_amount (STRING)", "binary amount (STRING)", "optional binary details (JSON)",
+			"fixed_len_byte_array(16) raw_amount (DECIMAL(38,0))", "fixed_len_byte_array(16) amount (DECIMAL(38,18))",
+			"optional binary details (JSON)",
 		} {
 			if !strings.Contains(schema, want) {
 				t.Fatalf("schema lacks %q:\n%s", want, schema)
@@ -100,8 +108,27 @@ func TestParquetExport(t *testing.T) {
 		e.getOK("/v1/rewards/summary?group_by=epoch&source=sm-node").json(t, &body)
 		rows := readParquet[summaryPq](t, e.getOK("/v1/rewards/summary?group_by=epoch&source=sm-node&format=parquet"))
 		if len(rows) != len(body.Items) || rows[0].Epoch == nil || *rows[0].Epoch != int64(*body.Items[0].Epoch) ||
-			rows[0].RawAmount != body.Items[0].RawAmount || rows[0].BucketStart != body.Items[0].BucketStart.UnixMicro() {
+			new(big.Int).SetBytes(rows[0].RawAmount[:]).String() != body.Items[0].RawAmount || rows[0].BucketStart != body.Items[0].BucketStart.UnixMicro() {
 			t.Fatalf("summary parquet %+v, json %+v", rows, body.Items)
+		}
+	})
+
+	t.Run("AmountBeyondTheDecimal", func(t *testing.T) {
+		st := storetest.MustOpen(t)
+		big := "1" + strings.Repeat("0", 37) // 38 digits of 10^-8 FLOW: 31 digits of whole FLOW
+		err := st.Apply(context.Background(), store.Batch{Source: "huge", Kind: "flow", Rewards: []store.Reward{{
+			Source: "huge", Account: "n", Kind: "flow_node_reward", ID: "1", Height: 1, HasHeight: true, Time: testNow,
+			RawAmount: big, Unit: "FLOW", Decimals: 8}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newEnvStore(t, st)
+		r := h.get("/v1/rewards?format=parquet")
+		if d := errorOf(t, r); r.status != 400 || d.Param != "format" || !strings.Contains(d.Message, "does not fit Parquet's DECIMAL(38, 18); export it as csv") {
+			t.Fatalf("an amount beyond DECIMAL(38, 18): %d %s", r.status, r.body)
+		}
+		if rows := csvRecords(t, h.getOK("/v1/rewards?format=csv").body); len(rows) != 2 || rows[1][8] != big {
+			t.Fatalf("csv of the amount: %v", rows)
 		}
 	})
 

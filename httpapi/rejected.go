@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/evindex/evindex/store"
@@ -41,16 +40,16 @@ func (s lists) listRejected(ctx context.Context, p *params, w io.Writer) error {
 // rejectedJSON is one quarantined record. raw is base64 (the bytes may be
 // anything); raw_text repeats it as text when it is valid UTF-8.
 type rejectedJSON struct {
-	Source  string     `json:"source"`
-	Height  uint64     `json:"height"`
-	Key     string     `json:"key"`
-	Kind    string     `json:"kind"`
-	Field   string     `json:"field"`
-	Reason  string     `json:"reason"`
-	Raw     string     `json:"raw"`
-	RawText *string    `json:"raw_text"`
-	RawSize int        `json:"raw_size"`
-	Time    *time.Time `json:"time"`
+	Source  string   `json:"source"`
+	Height  uint64   `json:"height"`
+	Key     string   `json:"key"`
+	Kind    string   `json:"kind"`
+	Field   string   `json:"field"`
+	Reason  string   `json:"reason"`
+	Raw     string   `json:"raw"`
+	RawText *string  `json:"raw_text"`
+	RawSize int      `json:"raw_size"`
+	Time    *apiTime `json:"time"`
 }
 
 func rawText(raw []byte) *string {

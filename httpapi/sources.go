@@ -15,10 +15,10 @@ import (
 )
 
 type checkpointJSON struct {
-	Height    uint64     `json:"height"`
-	BlockID   string     `json:"block_id"`
-	Time      *time.Time `json:"time"`
-	UpdatedAt *time.Time `json:"updated_at"`
+	Height    uint64   `json:"height"`
+	BlockID   string   `json:"block_id"`
+	Time      *apiTime `json:"time"`
+	UpdatedAt *apiTime `json:"updated_at"`
 }
 
 type progressJSON struct {
@@ -29,9 +29,9 @@ type progressJSON struct {
 }
 
 type epochsJSON struct {
-	Genesis              time.Time `json:"genesis"`
-	BlockDurationSeconds float64   `json:"block_duration_seconds"`
-	BlocksPerEpoch       uint64    `json:"blocks_per_epoch"`
+	Genesis              apiTime `json:"genesis"`
+	BlockDurationSeconds float64 `json:"block_duration_seconds"`
+	BlocksPerEpoch       uint64  `json:"blocks_per_epoch"`
 }
 
 // sourceJSON is the source object of API.md: a store.SourceStatus (what
@@ -50,10 +50,10 @@ type sourceJSON struct {
 	RewardsIndexed uint64          `json:"rewards_indexed"`
 	Rejected       uint64          `json:"rejected"`
 	Warnings       uint64          `json:"warnings"`
-	LastErrorAt    *time.Time      `json:"last_error_at"`
+	LastErrorAt    *apiTime        `json:"last_error_at"`
 	LastError      string          `json:"last_error"`
 	Reconnects     uint64          `json:"reconnects"`
-	LiveSince      *time.Time      `json:"live_since"`
+	LiveSince      *apiTime        `json:"live_since"`
 	Progress       *progressJSON   `json:"progress"`
 	Meta           json.RawMessage `json:"meta,omitempty"`
 	Epochs         *epochsJSON     `json:"epochs,omitempty"`
@@ -125,7 +125,7 @@ func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 		o.Meta = in.Meta
 	}
 	if e := in.Epochs; e != nil {
-		o.Epochs = &epochsJSON{e.Genesis.UTC(), e.BlockDuration.Seconds(), e.BlocksPerEpoch}
+		o.Epochs = &epochsJSON{apiTime(e.Genesis.UTC()), e.BlockDuration.Seconds(), e.BlocksPerEpoch}
 	}
 	return o
 }
@@ -209,11 +209,11 @@ func jsonCell[T any](items []T) string {
 	return string(b)
 }
 
-func csvTimePtr(t *time.Time) string {
+func csvTimePtr(t *apiTime) string {
 	if t == nil {
 		return ""
 	}
-	return csvTime(*t)
+	return csvTime(time.Time(*t))
 }
 
 // source finds one configured or stored source, or answers 404.

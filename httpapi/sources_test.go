@@ -66,11 +66,11 @@ func TestLastErrorHasItsTime(t *testing.T) {
 		LastError: "apply: no space left on device", LastErrorAt: failedAt, LiveSince: liveSince})
 	var src map[string]any
 	e.getOK("/v1/sources/"+flowSource).json(t, &src)
-	if src["last_error"] != "apply: no space left on device" || src["last_error_at"] != failedAt.Format(time.RFC3339) {
+	if src["last_error"] != "apply: no space left on device" || src["last_error_at"] != failedAt.Format(timeLayout) {
 		t.Fatalf("last_error %v at %v", src["last_error"], src["last_error_at"])
 	}
 	csv := string(e.getOK("/v1/sources?format=csv").body)
-	if !strings.Contains(strings.SplitN(csv, "\n", 2)[0], "last_error_at") || !strings.Contains(csv, failedAt.Format(time.RFC3339)) {
+	if !strings.Contains(strings.SplitN(csv, "\n", 2)[0], "last_error_at") || !strings.Contains(csv, failedAt.Format(timeLayout)) {
 		t.Fatalf("csv lacks last_error_at:\n%s", csv)
 	}
 	e.status.set(store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive})

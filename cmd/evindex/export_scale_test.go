@@ -516,8 +516,8 @@ func readExportTotals(t *testing.T, format, path string) *rewardTotals {
 			t.Fatalf("open parquet: %v", err)
 		}
 		type row struct {
-			RawAmount string `parquet:"raw_amount"`
-			Unit      string `parquet:"unit"`
+			RawAmount [16]byte `parquet:"raw_amount,decimal(0:38)"`
+			Unit      string   `parquet:"unit"`
 		}
 		groups := pf.RowGroups()
 		for _, g := range groups {
@@ -526,7 +526,7 @@ func readExportTotals(t *testing.T, format, path string) *rewardTotals {
 			for {
 				n, err := r.Read(buf)
 				for _, x := range buf[:n] {
-					got.add(t, x.Unit, x.RawAmount)
+					got.add(t, x.Unit, new(big.Int).SetBytes(x.RawAmount[:]).String())
 				}
 				if errors.Is(err, io.EOF) {
 					break
