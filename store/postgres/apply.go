@@ -56,19 +56,24 @@ type plan struct {
 	source  map[string]*sourcePlan
 	leases  []store.Lease
 
-	events    []store.Event
-	eventAt   map[eventKey]int
-	blocks    []store.Block
-	blockAt   map[blockKey]int
-	rewards   []store.Reward // the pending writes; nil entries were dropped by a later revert
-	rewardAt  map[rewardKey]int
-	reverts   []revert
-	rejected  []store.Rejected
-	rejectAt  map[rejectedKey]int
-	history   []store.NodeStatus
-	historyAt map[nodeKey]int
-	latest    map[[2]string]store.NodeStatus
-	state     map[stateKey][]byte // nil value: delete
+	events   []store.Event
+	eventAt  map[eventKey]int
+	blocks   []store.Block
+	blockAt  map[blockKey]int
+	rewards  []store.Reward // the pending writes; nil entries were dropped by a later revert
+	rewardAt map[rewardKey]int
+	reverts  []revert
+	rejected []store.Rejected
+	rejectAt map[rejectedKey]int
+	// Announcements (announcements.go), the last write of each wins.
+	eligibilities []store.Eligibility
+	eligibleAt    map[nodeKey]int // (source, account, epoch)
+	proposals     []store.Proposal
+	proposalAt    map[nodeKey]int // (source, account, height)
+	history       []store.NodeStatus
+	historyAt     map[nodeKey]int
+	latest        map[[2]string]store.NodeStatus
+	state         map[stateKey][]byte // nil value: delete
 }
 
 type stateKey struct{ source, key string }
@@ -80,6 +85,7 @@ type sourcePlan struct {
 	meta       json.RawMessage
 	checkpoint *store.Checkpoint
 	coverage   []store.Range
+	gaps       []store.Range // proposal gaps
 }
 
 // revert is a Batch.ReplaceRewards: the source's stored rewards with
@@ -93,7 +99,8 @@ type revert struct {
 func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 	p := &plan{now: now,
 		source: map[string]*sourcePlan{}, eventAt: map[eventKey]int{}, blockAt: map[blockKey]int{},
-		rewardAt: map[rewardKey]int{}, rejectAt: map[rejectedKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
+		rewardAt: map[rewardKey]int{}, rejectAt: map[rejectedKey]int{},
+		eligibleAt: map[nodeKey]int{}, proposalAt: map[nodeKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
 		state: map[stateKey][]byte{},
 	}
 	for i := range batches {
@@ -203,6 +210,25 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 				p.rejected = append(p.rejected, r)
 			}
 		}
+		for _, e := range b.Eligibilities {
+			k := nodeKey{e.Source, e.Account, int64(e.Epoch)}
+			if j, ok := p.eligibleAt[k]; ok {
+				p.eligibilities[j] = e
+			} else {
+				p.eligibleAt[k] = len(p.eligibilities)
+				p.eligibilities = append(p.eligibilities, e)
+			}
+		}
+		for _, pr := range b.Proposals {
+			k := nodeKey{pr.Source, pr.Account, int64(pr.Height)}
+			if j, ok := p.proposalAt[k]; ok {
+				p.proposals[j] = pr
+			} else {
+				p.proposalAt[k] = len(p.proposals)
+				p.proposals = append(p.proposals, pr)
+			}
+		}
+		sp.gaps = append(sp.gaps, b.ProposalGaps...)
 		for k, v := range b.State {
 			if v != nil {
 				v = append([]byte{}, v...)
@@ -245,6 +271,9 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 	}
 	if err := p.writeRejected(ctx, tx, delta); err != nil {
 		return fmt.Errorf("rejected: %w", err)
+	}
+	if err := p.writeAnnouncements(ctx, tx); err != nil {
+		return err
 	}
 	if err := p.writeNodes(ctx, tx); err != nil {
 		return fmt.Errorf("nodes: %w", err)

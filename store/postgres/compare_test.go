@@ -136,6 +136,23 @@ func history() [][]store.Batch {
 	steps = append(steps, []store.Batch{{Source: "sm", Kind: "spacemesh", Rewards: rs, Epochs: ep,
 		Meta: json.RawMessage(`{"hrp":"sm"}`), Checkpoint: &store.Checkpoint{Height: 31}, Coverage: &store.Range{From: 0, To: 31},
 		State: map[string][]byte{"a": []byte("1"), "b": []byte("2"), "empty": {}}}})
+	// What the node announced: eligibilities (one rewritten, one listing
+	// no heights, one with an empty list), proposals, and a gap.
+	elig := func(acct string, epoch uint64, hs ...uint64) store.Eligibility {
+		e := store.Eligibility{Account: acct, Epoch: epoch, FinalAfter: 10, Time: t0.Add(time.Duration(epoch) * time.Hour)}
+		for _, h := range hs {
+			e.Heights = append(e.Heights, store.EligibleHeight{Height: h, Count: 1 + uint32(h%2)})
+		}
+		return e
+	}
+	steps = append(steps, []store.Batch{
+		{Source: "sm", Eligibilities: []store.Eligibility{elig("s1", 0, 3, 5, 9), elig("s2", 0, 4, 11), elig("s1", 1), elig("s9", 2, 13, 14, 15)},
+			Proposals:    []store.Proposal{{Account: "s1", Height: 3, ID: "aa", Time: t0}, {Account: "s1", Height: 9, ID: "bb"}, {Account: "s2", Height: 11, ID: "cc"}},
+			ProposalGaps: []store.Range{{From: 20, To: 22}}},
+		{Source: "sm", Eligibilities: []store.Eligibility{elig("s2", 0, 4, 6, 11), func() store.Eligibility { e := elig("s3", 1); e.Heights = []store.EligibleHeight{}; return e }()},
+			Proposals:    []store.Proposal{{Account: "s1", Height: 9, ID: "bd"}, {Account: "s9", Height: 14}},
+			ProposalGaps: []store.Range{{From: 23, To: 24}, {From: 2, To: 2}}},
+	})
 	// A revert of layers 25..30: s2 lost them, s1's changed; in the same
 	// transaction a later batch writes layer 29 of s2 back.
 	var again []store.Reward
@@ -342,6 +359,33 @@ func compare(t *testing.T, bolt, pg store.Store) {
 		if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) {
 			t.Errorf("summary %s %v: postgres %v (%v), bbolt %v (%v)", q.GroupBy, q.Location, got, gerr, want, werr)
 		}
+	}
+	for _, src := range []string{"sm", "flow", "nope"} {
+		same(t, "eligibilities "+src, func(b store.Store) (any, error) { return b.(store.Announcements).Eligibilities(ctx, src) }, bolt, pg)
+		same(t, "proposal gaps "+src, func(b store.Store) (any, error) { return b.(store.Announcements).ProposalGaps(ctx, src) }, bolt, pg)
+		same(t, "missed coverage "+src, func(b store.Store) (any, error) {
+			return store.MissedCoverage(ctx, b.(store.MissedReader), src, nil)
+		}, bolt, pg)
+	}
+	for _, r := range [][2]uint64{{0, 100}, {4, 9}, {10, 2}, {0, ^uint64(0)}} {
+		same(t, fmt.Sprint("proposals ", r), func(b store.Store) (any, error) {
+			return b.(store.Announcements).Proposals(ctx, "sm", "s1", r[0], r[1])
+		}, bolt, pg)
+	}
+	for _, q := range []store.MissedQuery{{}, {Source: "sm", Limit: 2}, {Accounts: []string{"s2"}, Desc: true}} {
+		label := fmt.Sprintf("missed rewards %+v", q)
+		want, wc := walk(t, label, func(c string) (store.Page[store.MissedReward], error) {
+			q.Cursor = c
+			return store.MissedRewards(ctx, bolt.(store.MissedReader), q)
+		})
+		got, gc := walk(t, label, func(c string) (store.Page[store.MissedReward], error) {
+			q.Cursor = c
+			return store.MissedRewards(ctx, pg.(store.MissedReader), q)
+		})
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: first difference: %s", label, firstDiff(got, want))
+		}
+		sameCursors(t, label, gc, wc)
 	}
 	same(t, "nodes", func(b store.Store) (any, error) { return b.Nodes(ctx, "") }, bolt, pg)
 	same(t, "nodes of presearch", func(b store.Store) (any, error) { return b.Nodes(ctx, "presearch") }, bolt, pg)

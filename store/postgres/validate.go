@@ -34,6 +34,20 @@ func validate(b *store.Batch) error {
 	for i := range b.Rejected {
 		v.height(fmt.Sprintf("rejected[%d].height", i), b.Rejected[i].Height)
 	}
+	for i, e := range b.Eligibilities {
+		v.height(fmt.Sprintf("eligibilities[%d].epoch", i), e.Epoch)
+		v.height(fmt.Sprintf("eligibilities[%d].final_after", i), e.FinalAfter)
+		for j, h := range e.Heights {
+			v.height(fmt.Sprintf("eligibilities[%d].heights[%d]", i, j), h.Height)
+		}
+	}
+	for i := range b.Proposals {
+		v.height(fmt.Sprintf("proposals[%d].height", i), b.Proposals[i].Height)
+	}
+	for i, g := range b.ProposalGaps {
+		v.height(fmt.Sprintf("proposal_gaps[%d].from", i), g.From)
+		v.height(fmt.Sprintf("proposal_gaps[%d].to", i), g.To)
+	}
 	if r := b.ReplaceRewards; r != nil {
 		v.height("replace_rewards.from", r.From)
 		v.height("replace_rewards.to", r.To)
