@@ -80,6 +80,9 @@ func Open(dir string, opts Options) (*BoltStore, error) {
 		}
 	}
 	path := filepath.Join(dir, FileName)
+	if err := secureFiles(dir, path, opts.ReadOnly); err != nil {
+		return nil, err
+	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open %s: %w", path, err)
