@@ -93,6 +93,9 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 	})
 	var lastTx []byte
 	var txID string
+	// One slice growth per height, not a doubling's worth of garbage: a
+	// block can hold a hundred thousand events.
+	b.Events = slices.Grow(b.Events, len(bd.events))
 	for _, ev := range bd.events {
 		payload, addrs, ok := decodePayload(ev.Payload)
 		if !ok {
@@ -121,11 +124,13 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 				err = store.CheckAmount(r.RawAmount)
 			}
 			if err != nil {
-				// The event is stored; the reward it should pay is
-				// quarantined with the event's payload.
+				// The event is stored (its payload is the reward's raw
+				// bytes); the reward it should pay is quarantined, naming
+				// the event. Repeating the payload would double what a
+				// flood of bad rewards costs.
 				d.onBadReward(ev.Type, bd.height, err)
 				b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, bd.height,
-					fmt.Sprintf("reward tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", err.Error(), ev.Payload))
+					fmt.Sprintf("reward tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", err.Error()+"; the event is stored", nil))
 				continue
 			}
 			b.Rewards = append(b.Rewards, r)

@@ -26,6 +26,10 @@ type HostileNode struct {
 	// sent as scripted. After the last one the stream stays open until
 	// the client leaves.
 	Stream func(n int, start uint64) []*executiondata.SubscribeEventsResponse
+	// Serve, when set instead of Stream, runs the n-th subscription
+	// itself: it sends what it wants until it returns (or send fails,
+	// when the client left).
+	Serve func(ctx context.Context, n int, start uint64, send func(*executiondata.SubscribeEventsResponse) error) error
 	// Range answers GetEventsForHeightRange.
 	Range func(req *access.GetEventsForHeightRangeRequest) (*access.EventsResponse, error)
 	// BlockID answers GetBlockHeaderByHeight; nil or a nil id is NotFound.
@@ -99,13 +103,16 @@ type hostileStream struct {
 }
 
 func (s *hostileStream) SubscribeEventsFromStartHeight(req *executiondata.SubscribeEventsFromStartHeightRequest, stream executiondata.ExecutionDataAPI_SubscribeEventsFromStartHeightServer) error {
-	if s.n.Stream == nil {
+	if s.n.Stream == nil && s.n.Serve == nil {
 		return status.Error(codes.Unimplemented, "no stream scripted")
 	}
 	s.n.mu.Lock()
 	n := s.n.streams
 	s.n.streams++
 	s.n.mu.Unlock()
+	if s.n.Serve != nil {
+		return s.n.Serve(stream.Context(), n, req.GetStartBlockHeight(), stream.Send)
+	}
 	for _, resp := range s.n.Stream(n, req.GetStartBlockHeight()) {
 		if err := stream.Send(resp); err != nil {
 			return err
