@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strconv"
 
@@ -27,27 +26,13 @@ func (s lists) listMissed(ctx context.Context, p *params, w io.Writer) error {
 		query: q,
 		fetch: func(ctx context.Context, cursor string, limit int) (store.Page[store.MissedReward], error) {
 			q.Cursor, q.Limit = cursor, limit
-			mr, err := s.missedReader()
-			if err != nil {
-				return store.Page[store.MissedReward]{}, err
-			}
-			return store.MissedRewards(ctx, mr, q)
+			return store.MissedRewards(ctx, s.st, q)
 		},
 		item:    missedItem,
 		header:  missedHeader,
 		row:     missedRow,
 		parquet: missedParquet,
 	}, lr)
-}
-
-// missedReader is the store as MissedRewards reads it, or an error when
-// its backend keeps no announcements.
-func (s lists) missedReader() (store.MissedReader, error) {
-	mr, ok := s.st.(store.MissedReader)
-	if !ok {
-		return nil, fmt.Errorf("missed rewards: the %T backend keeps no eligibilities", s.st)
-	}
-	return mr, nil
 }
 
 type missedJSON struct {
@@ -106,11 +91,7 @@ func (s lists) listMissedCoverage(ctx context.Context, p *params, w io.Writer) e
 		name:  "rewards-missed-coverage",
 		query: source,
 		fetch: func(ctx context.Context, _ string, _ int) (store.Page[store.EpochCoverage], error) {
-			mr, err := s.missedReader()
-			if err != nil {
-				return store.Page[store.EpochCoverage]{}, err
-			}
-			rows, err := store.MissedCoverage(ctx, mr, source, accounts)
+			rows, err := store.MissedCoverage(ctx, s.st, source, accounts)
 			return store.Page[store.EpochCoverage]{Items: rows}, err
 		},
 		item:    epochCoverageItem,

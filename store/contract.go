@@ -59,6 +59,10 @@ type Store interface {
 	// or nil.
 	State(ctx context.Context, source, key string) ([]byte, error)
 
+	// Announcements are what nodes announced about their accounts'
+	// rewards, from which MissedRewards derives the misses.
+	Announcements
+
 	// Close releases the store. Pending reads finish first.
 	Close() error
 }

@@ -100,7 +100,7 @@ type Announcements interface {
 	ProposalGaps(ctx context.Context, source string) ([]Range, error)
 }
 
-// MissedReader is what MissedRewards reads.
+// MissedReader is what MissedRewards reads; every Store is one.
 type MissedReader interface {
 	Sources(ctx context.Context) ([]SourceInfo, error)
 	Checkpoint(ctx context.Context, source string) (Checkpoint, bool, error)
@@ -108,6 +108,8 @@ type MissedReader interface {
 	Rewards(ctx context.Context, q RewardQuery) (Page[Reward], error)
 	Announcements
 }
+
+var _ MissedReader = Store(nil)
 
 const cursorMissed = 'm'
 
