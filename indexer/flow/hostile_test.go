@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,5 +324,46 @@ func TestDuplicateKeysTakeTheLastValue(t *testing.T) {
 	p, err := st.Rewards(context.Background(), store.RewardQuery{Source: srcName})
 	if err != nil || len(p.Items) != 1 || p.Items[0].RawAmount != "200000000" {
 		t.Fatalf("rewards %+v (%v), want one of 2.00000000 FLOW", p.Items, err)
+	}
+}
+
+// TestSealedBlockThatChangesIsNotFollowed: a node that, on reconnect,
+// names another block at the checkpoint's height (a reorg of sealed
+// history, or another chain) used to be followed from there. The source
+// refuses it, and the checkpoint stays.
+func TestSealedBlockThatChangesIsNotFollowed(t *testing.T) {
+	var forked atomic.Bool
+	node := startHostile(t, &flowsim.HostileNode{
+		Head: func(int) uint64 {
+			if forked.Load() {
+				return 20
+			}
+			return 5
+		},
+		Stream: func(_ int, start uint64) []*executiondata.SubscribeEventsResponse {
+			if forked.Load() {
+				return heights(start, 20)
+			}
+			return heights(start, 5)
+		},
+		BlockID: func(h uint64) []byte {
+			id := honest(h, 0).BlockId
+			if forked.Load() {
+				id = append([]byte{0xff}, id...)
+			}
+			return id
+		},
+	})
+	st := storetest.MustOpen(t)
+	first := startRunner(t, st, hostileSource(t, node.Addr(), 1))
+	waitCheckpoint(t, st, 5)
+	first.stop(t)
+	forked.Store(true)
+	second := startRunner(t, st, hostileSource(t, node.Addr(), 1))
+	eventually(t, "the fork refused", func() bool {
+		return strings.Contains(second.Status().LastError, "a sealed block never changes")
+	})
+	if cp := checkpoint(t, st); cp != 5 {
+		t.Fatalf("checkpoint %d, want 5: the forked node was followed", cp)
 	}
 }
