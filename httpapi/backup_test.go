@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -20,10 +21,10 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("backup headers %v", r.header)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, store.FileName), r.body, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, bolt.FileName), r.body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	copied, err := store.Open(dir, store.Options{ReadOnly: true})
+	copied, err := bolt.Open(dir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("open the backup: %v", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -617,7 +618,7 @@ func TestFaultMatrixPresearch(t *testing.T) {
 			sim := presim.New(presim.Config{Now: clk.Now, Seed: 11})
 			srv := httptest.NewServer(sim)
 			t.Cleanup(srv.Close)
-			st, err := store.Open(t.TempDir(), store.Options{Now: clk.Now})
+			st, err := bolt.Open(t.TempDir(), bolt.Options{Now: clk.Now})
 			if err != nil {
 				t.Fatal(err)
 			}

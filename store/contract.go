@@ -81,9 +81,3 @@ type Checker interface {
 	// or nil when the store is sound.
 	Check(ctx context.Context) error
 }
-
-var (
-	_ Store    = (*BoltStore)(nil)
-	_ Backuper = (*BoltStore)(nil)
-	_ Checker  = (*BoltStore)(nil)
-)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sort"
@@ -113,15 +114,18 @@ var _ MissedReader = Store(nil)
 
 const cursorMissed = 'm'
 
+// missedKey is the key a missed-rewards cursor names: source 0 account 0
+// height(8), the bbolt layout of announcements, as every cursor is.
 func missedKey(source, account string, height uint64) []byte {
-	return appendU64(appendText(appendText(nil, source), account), height)
+	k := append(append([]byte(source), 0), account...)
+	return binary.BigEndian.AppendUint64(append(k, 0), height)
 }
 
 // MissedRewards derives one page of missed rewards from what r holds. It
 // returns ErrCursorInvalid for a cursor of another list; an unknown
 // source has none.
 func MissedRewards(ctx context.Context, r MissedReader, q MissedQuery) (Page[MissedReward], error) {
-	after, err := decodeCursor(cursorMissed, q.Cursor)
+	after, err := DecodeCursor(cursorMissed, q.Cursor)
 	if err != nil {
 		return Page[MissedReward]{}, err
 	}
@@ -160,7 +164,7 @@ func MissedRewards(ctx context.Context, r MissedReader, q MissedQuery) (Page[Mis
 	if len(out.Items) > limit {
 		out.Items = out.Items[:limit]
 		last := out.Items[limit-1]
-		out.Next = encodeCursor(cursorMissed, missedKey(last.Source, last.Account, last.Height))
+		out.Next = EncodeCursor(cursorMissed, missedKey(last.Source, last.Account, last.Height))
 	}
 	return out, nil
 }

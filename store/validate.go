@@ -80,7 +80,7 @@ func checkText(field, s string, optional bool) *FieldError {
 		return fieldErr(field, nil, "empty")
 	case len(s) > MaxTextLen:
 		return fieldErr(field, []byte(s), "%d bytes, longer than %d", len(s), MaxTextLen)
-	case strings.IndexByte(s, sep) >= 0:
+	case strings.IndexByte(s, 0) >= 0:
 		return fieldErr(field, []byte(s), "contains a NUL byte")
 	case !utf8.ValidString(s):
 		return fieldErr(field, []byte(s), "not valid UTF-8")
@@ -259,6 +259,18 @@ func CheckNode(n *NodeStatus) *FieldError {
 		return err
 	}
 	return checkJSON("details", n.Details)
+}
+
+// validName checks a name that keys are built from: indexes end it with
+// a NUL byte, so it must hold none.
+func validName(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty name", ErrInvalid)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %q contains a NUL byte", ErrInvalid, s)
+	}
+	return nil
 }
 
 // ValidateBatch checks a batch the way every backend's Apply does before

@@ -12,6 +12,7 @@ import (
 	"github.com/evindex/evindex/indexer/flow"
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // backfillRPS lifts the source's request rate limit (default 50/s, set for
@@ -72,7 +73,7 @@ func (b *bench) backfillRun(ctx context.Context, workers int, heights uint64) (b
 	defer sim.Close()
 	dir := b.path(fmt.Sprintf("backfill-%d", workers))
 	defer os.RemoveAll(dir)
-	st, err := store.Open(dir, store.Options{})
+	st, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		return backfillResult{}, err
 	}

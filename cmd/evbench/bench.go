@@ -19,6 +19,7 @@ import (
 
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // bench is the state of one run.
@@ -238,7 +239,7 @@ func (b *bench) sqlitePeer(ctx context.Context) error {
 // and the SQLite writer (synchronous=OFF), in large transactions, in
 // parallel. Nothing here is timed.
 func (b *bench) fill(ctx context.Context) error {
-	st, err := store.Open(b.path("evindex"), store.Options{NoSync: true})
+	st, err := bolt.Open(b.path("evindex"), bolt.Options{NoSync: true})
 	if err != nil {
 		return err
 	}

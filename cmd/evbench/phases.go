@@ -19,6 +19,7 @@ import (
 	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/indexer/flow"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // Each measured ingestion phase runs in a child process of its own (this
@@ -89,7 +90,7 @@ func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
 // committing to a bbolt store with its default settings (fsync on every
 // commit), from height 1 until the checkpoint reaches ToHeight.
 func phaseIngest(ctx context.Context, ph phaseArgs) (phaseResult, error) {
-	st, err := store.Open(ph.Dir, store.Options{})
+	st, err := bolt.Open(ph.Dir, bolt.Options{})
 	if err != nil {
 		return phaseResult{}, err
 	}
@@ -255,7 +256,7 @@ func countEvents(group []store.Batch) (n int64) {
 // every commit as in production, no network and no decoding in the
 // measured time.
 func phaseStore(ctx context.Context, ph phaseArgs) (phaseResult, error) {
-	st, err := store.Open(ph.Dir, store.Options{})
+	st, err := bolt.Open(ph.Dir, bolt.Options{})
 	if err != nil {
 		return phaseResult{}, err
 	}
@@ -302,7 +303,7 @@ func phaseSQLiteStore(ctx context.Context, ph phaseArgs) (phaseResult, error) {
 // line.
 func phaseResume(ctx context.Context, ph phaseArgs, stdout io.Writer) (phaseResult, error) {
 	start := time.Now()
-	st, err := store.Open(ph.Dir, store.Options{})
+	st, err := bolt.Open(ph.Dir, bolt.Options{})
 	if err != nil {
 		return phaseResult{}, err
 	}

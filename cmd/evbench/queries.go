@@ -21,7 +21,7 @@ import (
 
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer/flow/flowsim"
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // Query names, as keyed in the results.
@@ -87,7 +87,7 @@ func queryPaths(name string, n int, top uint64, rng *rand.Rand) []string {
 func (b *bench) queries(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := store.Open(b.path("evindex"), store.Options{ReadOnly: true})
+	st, err := bolt.Open(b.path("evindex"), bolt.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 func runBackupCmd(ctx context.Context, e env, args []string) error {
@@ -58,7 +58,7 @@ func runBackupCmd(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.RemoveAll(tmpDir)
-	tmp := filepath.Join(tmpDir, store.FileName)
+	tmp := filepath.Join(tmpDir, bolt.FileName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -73,7 +73,7 @@ func runBackupCmd(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("backup: download: %w", err)
 	}
-	st, err := store.Open(tmpDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(tmpDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("backup: the copy does not open: %w", err)
 	}

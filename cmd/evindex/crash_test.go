@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -161,11 +161,11 @@ func sourcesOf(addr string) (map[string]sourceView, error) {
 // every source's coverage must be one range ending at its checkpoint.
 func inspectCrashed(t *testing.T, dataDir string, prev map[string]uint64) map[string]uint64 {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(dataDir, store.FileName)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dataDir, bolt.FileName)); errors.Is(err, os.ErrNotExist) {
 		return prev // killed before the store was created
 	}
 	ctx := context.Background()
-	st, err := store.Open(dataDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dataDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("after a crash the file does not open: %v", err)
 	}

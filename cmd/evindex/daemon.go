@@ -17,6 +17,7 @@ import (
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // runFlags are the flags of `evindex run`; each can also be set by the
@@ -156,7 +157,7 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{})
+	st, err := bolt.Open(cfg.DataDir, bolt.Options{})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("%w (is another evindex running on this data dir?)", err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/evindex/evindex/indexer/flow/flowsim"
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // mountTmpfs mounts a tmpfs of the given size on dir and unmounts it at
@@ -109,7 +109,7 @@ sources:
 	})
 	d.stop()
 
-	st, err := store.Open(dataDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dataDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // exportLists maps the export command's LIST argument to its API path.
@@ -192,7 +193,7 @@ func (r *exportRequest) run(ctx context.Context, e env) error {
 // the same operation the API's list endpoints answer with, so the export
 // is byte for byte what the API would send.
 func exportFromData(ctx context.Context, dir, list string, q url.Values, format string, w io.Writer) error {
-	st, err := store.Open(dir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dir, bolt.Options{ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("export: %w (a running evindex holds it: export with --url instead)", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -74,7 +75,7 @@ func TestExportsInBoundedMemory(t *testing.T) {
 
 	start := time.Now()
 	want := fillRewards(t, data, rows)
-	fi, err := os.Stat(filepath.Join(data, store.FileName))
+	fi, err := os.Stat(filepath.Join(data, bolt.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func scaleReward(i int) store.Reward {
 // file normally.
 func fillRewards(t *testing.T, dir string, rows int) *rewardTotals {
 	t.Helper()
-	st, err := store.Open(dir, store.Options{NoSync: true})
+	st, err := bolt.Open(dir, bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

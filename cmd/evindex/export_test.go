@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // exportRun runs `evindex export args...` in-process with stdout and
@@ -262,7 +262,7 @@ func TestExportFromDataReportsTheCause(t *testing.T) {
 			bad[i] = byte(r.Uint32())
 		}
 		dmg := t.TempDir()
-		path := filepath.Join(dmg, store.FileName)
+		path := filepath.Join(dmg, bolt.FileName)
 		if err := os.WriteFile(path, bad, 0o600); err != nil {
 			t.Fatal(err)
 		}

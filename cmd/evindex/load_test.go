@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/evindex/evindex/indexer/flow/flowsim"
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // usedBytes is the high-water mark of a stopped database: the bytes its
@@ -23,12 +23,12 @@ import (
 // open cannot be reused, so long readers push it up.
 func usedBytes(t *testing.T, dataDir string) (used int64, free int) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dataDir, store.FileName), 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true})
+	db, err := bbolt.Open(filepath.Join(dataDir, bolt.FileName), 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error { used = tx.Size(); return nil })
+	err = db.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestLoad(t *testing.T) {
 	if loadUsed > quietUsed*11/10+1<<20 {
 		t.Errorf("the file needs %d KiB under read load, %d KiB without: readers keep freed pages from reuse", loadUsed>>10, quietUsed>>10)
 	}
-	st, err := store.Open(loadDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(loadDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

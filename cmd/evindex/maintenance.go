@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 
-	"github.com/evindex/evindex/migrations"
-	"github.com/evindex/evindex/store"
+	migrations "github.com/evindex/evindex/migrations/bolt"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,7 +21,7 @@ func runCheckCmd(ctx context.Context, e env, args []string) error {
 	if *dir == "" {
 		return usagef("check: --data is required")
 	}
-	st, err := store.Open(*dir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(*dir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func runMigrateCmd(ctx context.Context, e env, args []string) error {
 	if *dir == "" {
 		return usagef("migrate: --data is required")
 	}
-	st, err := store.Open(*dir, store.Options{})
+	st, err := bolt.Open(*dir, bolt.Options{})
 	if err != nil {
 		return err
 	}

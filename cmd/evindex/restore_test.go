@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // TestBackupWhileIngestingThenRestore takes `evindex backup` of a daemon
@@ -58,7 +58,7 @@ func TestBackupWhileIngestingThenRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(restored, store.FileName), raw, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(restored, bolt.FileName), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	inCopy := inspectCrashed(t, restored, nil)
@@ -100,7 +100,7 @@ func TestBackupWhileIngestingThenRestore(t *testing.T) {
 // chain up to height cp.
 func verifyFlowAt(t *testing.T, dataDir string, w *world, cp uint64) {
 	t.Helper()
-	st, err := store.Open(dataDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dataDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

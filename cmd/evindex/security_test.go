@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/indexer/presearch/presim"
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -168,12 +168,12 @@ func TestPrivateFiles(t *testing.T) {
 	}
 	d.stop()
 	for path, want := range map[string]os.FileMode{
-		filepath.Join(dir, "var"):           0o700,
-		filepath.Join(dir, "var", "lib"):    0o700,
-		data:                                0o700,
-		filepath.Join(data, store.FileName): 0o600,
-		backup:                              0o600,
-		export:                              0o600,
+		filepath.Join(dir, "var"):          0o700,
+		filepath.Join(dir, "var", "lib"):   0o700,
+		data:                               0o700,
+		filepath.Join(data, bolt.FileName): 0o600,
+		backup:                             0o600,
+		export:                             0o600,
 	} {
 		fi, err := os.Stat(path)
 		if err != nil {

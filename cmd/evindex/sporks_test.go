@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/indexer/flow/flowsim"
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // TestSporkCrashLoop backfills a chain of three sporks (two past nodes and
@@ -94,7 +94,7 @@ sources:
 	if code != 0 || !strings.HasPrefix(out, "ok: ") {
 		t.Fatalf("evindex check: exit %d\n%s%s", code, out, errOut)
 	}
-	st, err := store.Open(dataDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dataDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ sources:
 // to the checkpoint.
 func inspectSporks(t *testing.T, dataDir string, prev uint64) uint64 {
 	t.Helper()
-	st, err := store.Open(dataDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dataDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		return prev // killed before the store was created
 	}

@@ -12,16 +12,17 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // sampleDB writes a store with a few thousand events into dir and returns
 // the file's bytes.
 func sampleDB(t *testing.T, dir string) []byte {
 	t.Helper()
-	st, err := store.Open(dir, store.Options{})
+	st, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func sampleDB(t *testing.T, dir string) []byte {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, store.FileName))
+	raw, err := os.ReadFile(filepath.Join(dir, bolt.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestCorruptFile(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, store.FileName)
+			path := filepath.Join(dir, bolt.FileName)
 			if err := os.WriteFile(path, c.file, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -143,13 +144,13 @@ type layout struct {
 
 func pageLayout(t *testing.T, dir string) layout {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	db, err := bbolt.Open(filepath.Join(dir, bolt.FileName), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	var l layout
-	err = db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		l.hwm = int(tx.Size() / 4096)
 		for id := 2; id < l.hwm; id++ {
 			p, err := tx.Page(id)

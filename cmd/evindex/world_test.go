@@ -22,6 +22,7 @@ import (
 	"github.com/evindex/evindex/indexer/presearch/presim"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // The reliability tests index a "world": one simulated upstream of each
@@ -198,7 +199,7 @@ func diffTotals(got, want map[string]totals) string {
 func verifyWorld(t *testing.T, w *world, dataDir string) map[string]uint64 {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(dataDir, store.Options{ReadOnly: true})
+	st, err := bolt.Open(dataDir, bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/evindex/evindex/indexer/presearch"
 	"github.com/evindex/evindex/indexer/presearch/presim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -120,7 +121,7 @@ func newEnv(t *testing.T, simCfg presim.Config) *env {
 	e.sim = presim.New(simCfg)
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
-	s, err := store.Open(t.TempDir(), store.Options{Now: e.clk.Now})
+	s, err := bolt.Open(t.TempDir(), bolt.Options{Now: e.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

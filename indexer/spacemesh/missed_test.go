@@ -12,12 +12,13 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/storetest"
 )
 
 // allMissed reads every missed reward of the source, limit per page, so
 // the cursors are walked too.
-func allMissed(t *testing.T, st *store.BoltStore, limit int) []store.MissedReward {
+func allMissed(t *testing.T, st *bolt.Store, limit int) []store.MissedReward {
 	t.Helper()
 	var out []store.MissedReward
 	q := store.MissedQuery{Source: srcName, Limit: limit}
@@ -63,7 +64,7 @@ func missedTruth(sim *smsim.Sim, tracked []string, known func(smesher string, ep
 	return out
 }
 
-func missedDiff(t *testing.T, st *store.BoltStore, sim *smsim.Sim, want []string) string {
+func missedDiff(t *testing.T, st *bolt.Store, sim *smsim.Sim, want []string) string {
 	if msg := checkpointAt(t, st, sim.AppliedLayer()); msg != "" {
 		return msg
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/postgres"
 	"github.com/evindex/evindex/store/postgres/pgtest"
 )
@@ -36,7 +37,7 @@ func BenchmarkApply(b *testing.B) {
 // BenchmarkApplyBolt is BenchmarkApply on a bbolt file, for comparison
 // in the same run.
 func BenchmarkApplyBolt(b *testing.B) {
-	s, err := store.Open(b.TempDir(), store.Options{})
+	s, err := bolt.Open(b.TempDir(), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 	"github.com/evindex/evindex/store/postgres"
 	"github.com/evindex/evindex/store/postgres/pgtest"
 )
@@ -39,9 +40,9 @@ func openPG(t *testing.T) (*postgres.Store, string) {
 	return s, dsn
 }
 
-func openBolt(t *testing.T) *store.BoltStore {
+func openBolt(t *testing.T) *bolt.Store {
 	t.Helper()
-	s, err := store.Open(t.TempDir(), store.Options{Now: clock})
+	s, err := bolt.Open(t.TempDir(), bolt.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

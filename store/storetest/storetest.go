@@ -7,15 +7,15 @@ import (
 	"context"
 	"testing"
 
-	"github.com/evindex/evindex/store"
+	"github.com/evindex/evindex/store/bolt"
 )
 
 // MustOpen opens a store in a fresh temporary directory for a test and
 // registers a cleanup that closes it and fails the test if the file does
 // not pass Check.
-func MustOpen(tb testing.TB) *store.BoltStore {
+func MustOpen(tb testing.TB) *bolt.Store {
 	tb.Helper()
-	s, err := store.Open(tb.TempDir(), store.Options{})
+	s, err := bolt.Open(tb.TempDir(), bolt.Options{})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}

@@ -1,7 +1,0 @@
-//go:build !linux
-
-package store
-
-// ReleaseMapped is a no-op where the pages of a mapped file cannot be
-// handed back portably; see mapped_linux.go.
-func (s *BoltStore) ReleaseMapped() {}
