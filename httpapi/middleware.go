@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,17 +65,25 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", middleware.GetReqID(r.Context()))
 		start := time.Now()
 		defer func() {
-			if !s.log.Debug().Enabled() {
-				return
-			}
-			route := r.URL.Path
+			took := time.Since(start)
+			// The pattern, never the path: paths hold ids, which would
+			// make one series per node.
+			route := "none"
 			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 				route = rc.RoutePattern()
 			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK // nothing written: net/http answers 200
+			}
+			s.requestSeconds.WithLabelValues(route, strconv.Itoa(status)).Observe(took.Seconds())
+			if !s.log.Debug().Enabled() {
+				return
+			}
 			s.log.Debug().Str("request_id", middleware.GetReqID(r.Context())).
 				Str("method", r.Method).Str("path", r.URL.Path).Str("route", route).
-				Int("status", sw.status).Int64("bytes", sw.bytes).
-				Dur("duration", time.Since(start)).Msg("http request")
+				Int("status", status).Int64("bytes", sw.bytes).
+				Float64("duration_ms", float64(took.Microseconds())/1000).Msg("http request")
 		}()
 		next.ServeHTTP(sw, r)
 	})

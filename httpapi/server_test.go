@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +295,32 @@ func TestServeShutsDown(t *testing.T) {
 	ln2.Close()
 	if err := New(Config{Store: storetest.MustOpen(t)}).Serve(context.Background(), ln2); err == nil || errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve on a closed listener: %v", err)
+	}
+}
+
+// TestRequestDurationHistogram checks evindex_http_request_duration_seconds:
+// one series per route pattern (never a path with an id in it) and status.
+func TestRequestDurationHistogram(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, func(c *Config) { c.Gatherer, c.Registerer = reg, reg })
+	e.getOK("/v1/events?limit=1")
+	e.getOK("/v1/events?limit=2")
+	e.get("/v1/events?from_heigth=1")
+	e.getOK("/v1/nodes/presearch/" + url.PathEscape(preNodeA) + "/history")
+	e.get("/no/such/route")
+	body := string(e.getOK("/metrics").body)
+	for _, want := range []string{
+		`evindex_http_request_duration_seconds_count{route="/v1/events",status="200"} 2`,
+		`evindex_http_request_duration_seconds_count{route="/v1/events",status="400"} 1`,
+		`evindex_http_request_duration_seconds_count{route="/v1/nodes/{source}/{node}/history",status="200"} 1`,
+		`evindex_http_request_duration_seconds_count{route="none",status="404"} 1`,
+		`evindex_http_request_duration_seconds_bucket{route="/v1/events",status="200",le="+Inf"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "MFkw") {
+		t.Error("a node id is a label value")
 	}
 }

@@ -177,10 +177,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if ra != nil && ra.Failed {
 			r.failedUntilRetry(err)
-			r.log.Error().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("source failed; trying again later")
+			r.log.Error().Err(err).Int("attempt", attempt).Int64("retry_in_ms", wait.Milliseconds()).Msg("source failed; trying again later")
 		} else {
 			r.retrying(err)
-			r.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source failed; retrying")
+			r.log.Warn().Err(err).Int("attempt", attempt).Int64("backoff_ms", wait.Milliseconds()).Msg("source failed; retrying")
 		}
 		if r.cfg.Sleep(ctx, wait) != nil {
 			r.setState(store.StateStarting)
@@ -228,6 +228,7 @@ func (r *Runner) setStateLocked(s store.SourceState) {
 	if s == store.StateLive && r.status.State != store.StateLive {
 		r.status.LiveSince = r.cfg.Now()
 		r.status.Progress = nil
+		r.progressMetricsLocked()
 	}
 	if s != store.StateLive {
 		r.status.LiveSince = time.Time{}
@@ -256,6 +257,7 @@ func (r *Runner) failedRun(err error, s store.SourceState) {
 	r.status.Reconnects++
 	if m := r.cfg.Metrics; m != nil {
 		m.Reconnects.WithLabelValues(r.status.Name).Inc()
+		m.UpstreamErrors.WithLabelValues(r.status.Name, upstreamCode(err)).Inc()
 	}
 }
 
@@ -273,8 +275,19 @@ func (r *Runner) setCommitted(cp store.Checkpoint) {
 	r.status.Checkpoint = &cp
 	r.updateLagLocked()
 	if m := r.cfg.Metrics; m != nil {
-		m.CheckpointHeight.WithLabelValues(r.status.Name).Set(float64(cp.Height))
+		if !r.timePositioned() {
+			m.CheckpointHeight.WithLabelValues(r.status.Name).Set(float64(cp.Height))
+		}
+		if !cp.Time.IsZero() {
+			m.CheckpointTime.WithLabelValues(r.status.Name).Set(float64(cp.Time.UnixNano()) / 1e9)
+		}
 	}
+}
+
+// timePositioned reports whether the source's heights are Unix seconds.
+func (r *Runner) timePositioned() bool {
+	tp, ok := r.src.(TimePositioned)
+	return ok && tp.PositionsAreTimes()
 }
 
 func (r *Runner) setHead(h uint64) {
@@ -282,7 +295,7 @@ func (r *Runner) setHead(h uint64) {
 	defer r.mu.Unlock()
 	r.status.HeadHeight = h
 	r.updateLagLocked()
-	if m := r.cfg.Metrics; m != nil {
+	if m := r.cfg.Metrics; m != nil && !r.timePositioned() {
 		m.HeadHeight.WithLabelValues(r.status.Name).Set(float64(h))
 	}
 }
@@ -293,7 +306,11 @@ func (r *Runner) updateLagLocked() {
 		r.status.Lag = r.status.HeadHeight - r.status.Checkpoint.Height
 	}
 	if m := r.cfg.Metrics; m != nil {
-		m.Lag.WithLabelValues(r.status.Name).Set(float64(r.status.Lag))
+		if r.timePositioned() {
+			m.LagSeconds.WithLabelValues(r.status.Name).Set(float64(r.status.Lag))
+		} else {
+			m.Lag.WithLabelValues(r.status.Name).Set(float64(r.status.Lag))
+		}
 	}
 }
 
@@ -319,4 +336,21 @@ func (r *Runner) setProgress(done, total uint64) {
 		}
 	}
 	r.status.Progress = p
+	r.progressMetricsLocked()
+}
+
+// progressMetricsLocked sets the backfill gauges from the status: zero
+// when no backfill runs.
+func (r *Runner) progressMetricsLocked() {
+	m := r.cfg.Metrics
+	if m == nil {
+		return
+	}
+	var done, total, eta float64
+	if p := r.status.Progress; p != nil {
+		done, total, eta = float64(p.Done), float64(p.Total), p.ETA.Seconds()
+	}
+	m.BackfillDone.WithLabelValues(r.status.Name).Set(done)
+	m.BackfillTotal.WithLabelValues(r.status.Name).Set(total)
+	m.BackfillETA.WithLabelValues(r.status.Name).Set(eta)
 }

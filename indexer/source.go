@@ -118,3 +118,20 @@ func ValidName(s string) bool {
 	}
 	return s != ""
 }
+
+// HTTPStatusError is an upstream's HTTP answer other than 200. The Runner
+// counts failed runs by it (evindex_upstream_errors_total{code="http_429"}).
+type HTTPStatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *HTTPStatusError) Error() string { return e.Err.Error() }
+func (e *HTTPStatusError) Unwrap() error { return e.Err }
+
+// TimePositioned is implemented by a Source whose heights are Unix seconds
+// (the end of a Presearch earnings window) rather than block heights: its
+// checkpoint, head and lag are reported as times, never as heights.
+type TimePositioned interface {
+	PositionsAreTimes() bool
+}

@@ -39,7 +39,7 @@ func (w *warnings) next() *zerolog.Event {
 	now := w.now()
 	if now.Sub(w.since) >= warnPeriod {
 		if w.suppressed > 0 {
-			w.log.Warn().Uint64("not_logged", w.suppressed).Dur("period", warnPeriod).
+			w.log.Warn().Uint64("not_logged", w.suppressed).Float64("period_seconds", warnPeriod.Seconds()).
 				Msg("more per-record warnings in the last period than logged; see evindex_record_warnings_total and /v1/rejected")
 		}
 		w.since, w.logged, w.suppressed = now, 0, 0

@@ -184,6 +184,7 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 		Store:        st,
 		Sources:      func() []store.SourceStatus { return statuses(runners) },
 		Gatherer:     reg,
+		Registerer:   reg,
 		Token:        cfg.HTTP.Token,
 		AllowedHosts: cfg.HTTP.AllowedHosts,
 		MaxStreams:   cfg.HTTP.MaxStreams,

@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ func (r *run) collect(ctx context.Context, from, total uint64, chunks int, resul
 			}
 		}
 	}
-	r.log.Info().Uint64("to", r.next-1).Dur("took", r.s.now().Sub(began)).Msg("backfill done")
+	r.log.Info().Uint64("to", r.next-1).Float64("took_seconds", r.s.now().Sub(began).Seconds()).Msg("backfill done")
 	return nil
 }
 
@@ -157,7 +158,7 @@ func (r *run) logProgress(done, total uint64, elapsed time.Duration) {
 	if secs := elapsed.Seconds(); secs > 0 && done > 0 {
 		rate := float64(done) / secs
 		ev = ev.Float64("heights_per_second", rate).
-			Dur("eta", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+			Float64("eta_seconds", math.Round(float64(total-done)/rate))
 	}
 	ev.Msg("backfill progress")
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/store"
 )
 
@@ -168,11 +169,13 @@ func (s *Source) fetch(ctx context.Context, q statusQuery) (answer, error) {
 		}
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return answer{}, fmt.Errorf("%w (HTTP %d): check api_key", ErrKeyRejected, resp.StatusCode)
+			err = fmt.Errorf("%w (HTTP %d): check api_key", ErrKeyRejected, resp.StatusCode)
 		case http.StatusTooManyRequests:
-			return answer{}, &rateLimitedError{after: retryAfter(resp.Header.Get("Retry-After"), s.cfg.Now())}
+			err = &rateLimitedError{after: retryAfter(resp.Header.Get("Retry-After"), s.cfg.Now())}
+		default:
+			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, s.scrub(snippet(body)))
 		}
-		return answer{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, s.scrub(snippet(body)))
+		return answer{}, &indexer.HTTPStatusError{Status: resp.StatusCode, Err: err}
 	}
 	body := &boundedReader{r: resp.Body, left: maxBody}
 	a, err := decodeAnswer(body, s.keep)

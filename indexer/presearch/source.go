@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -359,21 +360,40 @@ func (r *run) fetchStats(ctx context.Context, now time.Time, w window) error {
 	r.cursor = w.end
 	if pending := r.s.pendingWindows(r.cursor, now); pending > 0 {
 		r.log.Info().Time("window_end", w.end).Int("windows_left", pending).
-			Dur("eta", r.eta(pending, now)).Msg("backfill progress")
+			Float64("eta_seconds", r.eta(pending, now).Seconds()).Msg("backfill progress")
 	} else if !r.live {
 		r.log.Info().Time("checkpoint", w.end).Msg("earnings history complete; following hourly")
 	}
 	return nil
 }
 
-// eta estimates how long the remaining windows take at the stats limit.
+// eta estimates how long the remaining windows take at the stats limit:
+// each needs a stats request, and one may go once fewer than statsLimit
+// went in the period before it. So the last request goes when the one
+// statsLimit before it (sent or planned) leaves the period. Counting from
+// the requests actually sent, the estimate falls as windows complete and
+// as time passes; counting whole rounds from now, it stayed put for every
+// window of a round.
 func (r *run) eta(pending int, now time.Time) time.Duration {
-	free := statsLimit - len(prune(r.lim.Stats, now, statsPer+statsMargin))
-	if pending <= free {
-		return 0
+	per := statsPer + statsMargin
+	sent := slices.Sorted(slices.Values(prune(r.lim.Stats, now, per)))
+	last := now
+	for range pending {
+		at := now
+		if n := len(sent); n >= statsLimit {
+			at = maxTime(at, time.Unix(0, sent[n-statsLimit]).Add(per))
+		}
+		sent = append(sent, at.UnixNano())
+		last = at
 	}
-	rounds := (pending - free + statsLimit - 1) / statsLimit
-	return time.Duration(rounds) * (statsPer + statsMargin)
+	return last.Sub(now)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // periodReward turns a node's period into its reward for the window. A
@@ -428,3 +448,9 @@ func shortKey(k string) string {
 	}
 	return "…" + k[len(k)-12:]
 }
+
+// PositionsAreTimes reports that a Presearch checkpoint is the Unix second
+// that ends an earnings window, not a block height.
+func (s *Source) PositionsAreTimes() bool { return true }
+
+var _ indexer.TimePositioned = (*Source)(nil)

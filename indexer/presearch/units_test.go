@@ -208,3 +208,44 @@ func TestRetryAfterIsCapped(t *testing.T) {
 		t.Errorf("Retry-After -5 = %s, want the default %s", got, defaultBlock)
 	}
 }
+
+// TestBackfillETA checks the backfill estimate against the stats limit:
+// it falls with every completed window and with the time that passes,
+// where whole rounds counted from now kept it at one value for a round.
+func TestBackfillETA(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	per := statsPer + statsMargin
+	r := &run{}
+	if got := r.eta(3, now); got != 0 {
+		t.Fatalf("3 windows, no request sent: eta %v, want 0", got)
+	}
+	// Four requests went 50, 40, 30 and 20 minutes ago: the next may go
+	// when the first leaves the period (in 11 minutes), the eighth window
+	// a period after that.
+	for _, ago := range []time.Duration{50, 40, 30, 20} {
+		r.lim.Stats = append(r.lim.Stats, now.Add(-ago*time.Minute).UnixNano())
+	}
+	for _, c := range []struct {
+		pending int
+		want    time.Duration
+	}{
+		{1, 11 * time.Minute},
+		{4, 41 * time.Minute},
+		{5, 11*time.Minute + per},
+		{8, 41*time.Minute + per},
+	} {
+		if got := r.eta(c.pending, now); got != c.want {
+			t.Errorf("%d windows: eta %v, want %v", c.pending, got, c.want)
+		}
+	}
+	// Five minutes later the same windows are five minutes nearer.
+	if got, want := r.eta(8, now.Add(5*time.Minute)), 36*time.Minute+per; got != want {
+		t.Errorf("5 minutes on: eta %v, want %v", got, want)
+	}
+	// A window completed (a request went at now+11m): one fewer pending,
+	// and the estimate of the last window is unchanged.
+	r.lim.Stats = append(r.lim.Stats, now.Add(11*time.Minute).UnixNano())
+	if got, want := r.eta(7, now.Add(11*time.Minute)), 30*time.Minute+per; got != want {
+		t.Errorf("after a window: eta %v, want %v", got, want)
+	}
+}

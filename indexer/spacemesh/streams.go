@@ -127,7 +127,7 @@ func follow[T any](ctx context.Context, r *run, what string,
 		if wait > r.cfg.StreamBackoff || wait <= 0 {
 			wait = r.cfg.StreamBackoff
 		}
-		ev.Err(err).Str("stream", what).Int("attempt", attempt).Dur("retry_in", wait).Msg("stream closed; catching up from the checkpoint and reopening")
+		ev.Err(err).Str("stream", what).Int("attempt", attempt).Int64("retry_in_ms", wait.Milliseconds()).Msg("stream closed; catching up from the checkpoint and reopening")
 		// Whatever the stream would have said is read again from the
 		// checkpoint by the loop's queries.
 		r.pokeLoop()
