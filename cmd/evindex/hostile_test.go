@@ -497,7 +497,7 @@ func hostilePresearch(t *testing.T, bin string, d time.Duration) {
 	}
 	defer sim.Close()
 	var flood strings.Builder
-	for i := range 12000 { // past MaxNodes (5000)
+	for i := range 100000 { // 20 times MaxNodes (5000): an answer of 100,000 nodes
 		fmt.Fprintf(&flood, `,"flood-%06d":{"meta":null,"status":{"connected":true}}`, i)
 	}
 	sim.TamperWith(func(stats bool, nodes []byte) []byte {
