@@ -200,19 +200,20 @@ type summaryJSON struct {
 	Amount      string  `json:"amount"`
 	RawAmount   string  `json:"raw_amount"`
 	Count       uint64  `json:"count"`
+	Missed      uint64  `json:"missed"`
 }
 
 // Summary buckets keep their time zone (tz): a day in Europe/Berlin starts
 // at 00:00+01:00, which is what a reader of the bucket expects.
 func summaryItem(s *summary) any {
-	return summaryJSON{apiTime(s.BucketStart), apiTime(s.BucketEnd), s.Epoch, s.Source, s.Account, s.Unit, s.amount, s.raw, s.Count}
+	return summaryJSON{apiTime(s.BucketStart), apiTime(s.BucketEnd), s.Epoch, s.Source, s.Account, s.Unit, s.amount, s.raw, s.Count, s.Missed}
 }
 
-var summaryHeader = []string{"bucket_start", "bucket_end", "source", "account", "unit", "amount", "raw_amount", "count"}
+var summaryHeader = []string{"bucket_start", "bucket_end", "source", "account", "unit", "amount", "raw_amount", "count", "missed"}
 
 func summaryRow(s *summary) []string {
 	return []string{s.BucketStart.Format(timeLayout), s.BucketEnd.Format(timeLayout),
-		s.Source, s.Account, s.Unit, s.amount, s.raw, u64(s.Count)}
+		s.Source, s.Account, s.Unit, s.amount, s.raw, u64(s.Count), u64(s.Missed)}
 }
 
 var summaryEpochHeader = append([]string{"epoch"}, summaryHeader...)

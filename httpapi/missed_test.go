@@ -42,6 +42,29 @@ func TestMissedRewards(t *testing.T) {
 			t.Fatalf("misses of an account without eligibilities: %v", items)
 		}
 	})
+	t.Run("Summary", func(t *testing.T) {
+		for _, q := range []string{"group_by=day", "group_by=epoch&source=" + smSource, "group_by=week&account=" + smSmesher} {
+			var p page
+			e.getOK("/v1/rewards/summary?"+q).json(t, &p)
+			missed := 0.0
+			for _, it := range p.Items {
+				missed += it["missed"].(float64)
+				if it["missed"].(float64) > 0 && it["account"] != smCoinbase {
+					t.Fatalf("%s: misses counted for %v, want the coinbase %s", q, it["account"], smCoinbase)
+				}
+			}
+			if int(missed) != len(want) {
+				t.Fatalf("%s: the summary counts %v missed, the list has %d", q, missed, len(want))
+			}
+		}
+		var p page
+		e.getOK("/v1/rewards/summary?group_by=day&kind=presearch_period").json(t, &p)
+		for _, it := range p.Items {
+			if it["missed"].(float64) != 0 {
+				t.Fatalf("presearch rewards count misses: %v", it)
+			}
+		}
+	})
 	t.Run("CSV", func(t *testing.T) {
 		recs := csvRecords(t, e.getOK("/v1/rewards/missed?format=csv").body)
 		if len(recs) != len(want)+1 || fmt.Sprint(recs[0]) != fmt.Sprint(missedHeader) {

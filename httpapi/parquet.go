@@ -209,6 +209,7 @@ type summaryPq struct {
 	Amount      [16]byte `parquet:"amount,decimal(18:38)"`
 	RawAmount   [16]byte `parquet:"raw_amount,decimal(0:38)"`
 	Count       int64    `parquet:"count"`
+	Missed      int64    `parquet:"missed"`
 }
 
 func summaryParquet(w io.Writer) rowWriter[summary] {
@@ -222,7 +223,7 @@ func summaryParquet(w io.Writer) rowWriter[summary] {
 		if err != nil {
 			return summaryPq{}, fmt.Errorf("summary of %s from %s: %w", s.Account, s.BucketStart.Format(timeLayout), err)
 		}
-		return summaryPq{micros(s.BucketStart), micros(s.BucketEnd), e, s.Source, s.Account, s.Unit, amount, rawAmount, int64(s.Count)}, nil
+		return summaryPq{micros(s.BucketStart), micros(s.BucketEnd), e, s.Source, s.Account, s.Unit, amount, rawAmount, int64(s.Count), int64(s.Missed)}, nil
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/evindex/evindex/store"
@@ -88,6 +89,12 @@ func (s lists) listRewardSummary(ctx context.Context, p *params, w io.Writer) er
 			}
 			if err != nil {
 				return store.Page[summary]{}, err
+			}
+			if len(q.Kinds) == 0 || slices.Contains(q.Kinds, "smesher_reward") {
+				// Only Spacemesh smeshers miss rewards they were eligible for.
+				if rows, err = store.CountMissed(ctx, s.st, q, rows); err != nil {
+					return store.Page[summary]{}, err
+				}
 			}
 			out := store.Page[summary]{Items: make([]summary, len(rows))}
 			for i := range rows {

@@ -169,6 +169,6 @@ func TestRewardSummary(t *testing.T) {
 		if !slices.Equal(recs[0], summaryEpochHeader) || recs[1][0] != "20" {
 			t.Fatalf("epoch csv = %v", recs)
 		}
-		wantKeys(t, "summary item", body.Items[0], "bucket_start", "bucket_end", "source", "account", "unit", "amount", "raw_amount", "count")
+		wantKeys(t, "summary item", body.Items[0], "bucket_start", "bucket_end", "source", "account", "unit", "amount", "raw_amount", "count", "missed")
 	})
 }

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/big"
 	"slices"
 	"sort"
 	"time"
@@ -412,4 +414,92 @@ func CheckProposal(p *Proposal) *FieldError {
 		return err
 	}
 	return checkTime("time", p.Time)
+}
+
+// CountMissed adds to a summary's rows (RewardSummary of q) the missed
+// rewards q selects, each counted in the row of its bucket, source and
+// the account its reward would have been paid to (the coinbase when known,
+// else the eligible account); a bucket with misses and no rewards gets a
+// row of amount 0. The rows stay in bucket, source, account, unit order.
+func CountMissed(ctx context.Context, r MissedReader, q SummaryQuery, rows []SummaryRow) ([]SummaryRow, error) {
+	infos, err := missedSources(ctx, r, q.Source)
+	if err != nil {
+		return nil, err
+	}
+	epochs := map[string]*Epochs{}
+	for _, in := range infos {
+		epochs[in.Name] = in.Epochs
+	}
+	loc := q.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	at := map[missedBucket]int{}
+	for i, row := range rows {
+		at[missedBucket{row.BucketStart.UnixNano(), row.Source, row.Account}] = i
+	}
+	mq := MissedQuery{Source: q.Source, Accounts: q.Accounts, FromTime: q.FromTime, ToTime: q.ToTime, Limit: MaxLimit}
+	for {
+		p, err := MissedRewards(ctx, r, mq)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range p.Items {
+			acct := cmp.Or(m.Coinbase, m.Account)
+			row := SummaryRow{Source: m.Source, Account: acct, RawAmount: new(big.Int)}
+			ep := epochs[m.Source]
+			switch {
+			case q.GroupBy == GroupEpoch && ep != nil && ep.BlocksPerEpoch > 0:
+				n := m.Epoch
+				span := time.Duration(ep.BlocksPerEpoch) * ep.BlockDuration
+				row.Epoch = &n
+				row.BucketStart = ep.Genesis.Add(time.Duration(n) * span).UTC()
+				row.BucketEnd = row.BucketStart.Add(span)
+			case q.GroupBy == GroupEpoch:
+				continue // rewards of such a source fail the summary already
+			default:
+				row.BucketStart, row.BucketEnd = BucketOf(m.Time.In(loc), q.GroupBy)
+			}
+			k := missedBucket{row.BucketStart.UnixNano(), row.Source, row.Account}
+			i, ok := at[k]
+			if !ok {
+				if row.Unit, row.Decimals, err = unitOf(ctx, r, rows, m.Source); err != nil {
+					return nil, err
+				}
+				i = len(rows)
+				at[k] = i
+				rows = append(rows, row)
+			}
+			rows[i].Missed++
+		}
+		if p.Next == "" {
+			break
+		}
+		mq.Cursor = p.Next
+	}
+	slices.SortStableFunc(rows, func(a, b SummaryRow) int {
+		return cmp.Or(a.BucketStart.Compare(b.BucketStart), cmp.Compare(a.Source, b.Source), cmp.Compare(a.Account, b.Account))
+	})
+	return rows, nil
+}
+
+// missedBucket is a summary row's identity, but for its unit.
+type missedBucket struct {
+	start           int64
+	source, account string
+}
+
+// unitOf is the unit a source's rewards are in, for a row of misses
+// only: a summary row's, else a stored reward's.
+func unitOf(ctx context.Context, r MissedReader, rows []SummaryRow, source string) (string, int, error) {
+	for _, row := range rows {
+		if row.Source == source && row.Unit != "" {
+			return row.Unit, row.Decimals, nil
+		}
+	}
+	p, err := r.Rewards(ctx, RewardQuery{Source: source, Limit: 1})
+	if err != nil || len(p.Items) == 0 {
+		return "", 0, err
+	}
+	return p.Items[0].Unit, p.Items[0].Decimals, nil
 }

@@ -84,6 +84,9 @@ type SummaryRow struct {
 	Decimals    int
 	RawAmount   *big.Int
 	Count       uint64
+	// Missed counts the bucket's missed rewards (CountMissed), paid to
+	// the row's account had they been earned.
+	Missed uint64
 }
 
 // NodeHistoryQuery selects the status snapshots of one node.
