@@ -162,7 +162,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		if closeErr != nil && !errors.Is(err, closeErr) {
 			err = errors.Join(err, closeErr)
 		}
-		if IsPermanent(runErr) {
+		// A damaged file will not mend by retrying: the source fails, and
+		// the rest of the daemon serves what it can still read.
+		if IsPermanent(runErr) || errors.Is(err, store.ErrCorrupt) {
 			r.fail(err)
 			return fmt.Errorf("source %s: %w", r.src.Name(), err)
 		}

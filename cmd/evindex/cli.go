@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/evindex/evindex/store"
 )
 
 // usageError is a command-line mistake: exit code 2.
@@ -26,7 +28,7 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "evindex:", err)
+	fmt.Fprintln(stderr, "evindex:", errorLine(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -35,6 +37,17 @@ func exitCode(err error, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// errorLine is err as the one line a command ends with. Joined problems
+// (a check that found several) are separated by "; ", and a damaged file
+// is followed by what to do about it.
+func errorLine(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	if errors.Is(err, store.ErrCorrupt) && !strings.Contains(msg, "evindex check") {
+		msg += " (evindex check on its data dir lists the damage; restore evindex.db from a backup taken with evindex backup)"
+	}
+	return msg
 }
 
 // env is the process environment as the commands see it.

@@ -34,29 +34,35 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 		sizeBefore int64
 		added      map[uint64]*payloadCodec
 	)
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		sizeBefore = tx.Size()
-		// Under the writer's lock: bbolt reads it when this commit grows the file.
-		tx.DB().AllocSize = growStep(sizeBefore)
-		// Events and blocks arrive in key order per source, and type and
-		// contract index entries append at the tail of a few prefixes, and
-		// an address's entries at the tail of its own: fuller pages on
-		// split keep the file small. (Tx ids are spread over the key
-		// space; they keep bbolt's default.)
-		for _, name := range appendOrderBuckets {
-			tx.Bucket(name).FillPercent = 0.9
-		}
-		w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
-		defer func() { added = w.addedCodecs }()
-		for i := range batches {
-			if err := w.apply(&batches[i]); err != nil {
-				return fmt.Errorf("batch %d of %s: %w", i, batches[i].Source, err)
+	// A damaged page makes bbolt panic (or fault, through the mapping) in
+	// the middle of a write; the transaction rolls back as the panic
+	// passes, and the caller gets ErrCorrupt naming the file instead of a
+	// dead process.
+	err := guard("write "+s.path, func() error {
+		return s.db.Update(func(tx *bbolt.Tx) error {
+			sizeBefore = tx.Size()
+			// Under the writer's lock: bbolt reads it when this commit grows the file.
+			tx.DB().AllocSize = growStep(sizeBefore)
+			// Events and blocks arrive in key order per source, and type and
+			// contract index entries append at the tail of a few prefixes, and
+			// an address's entries at the tail of its own: fuller pages on
+			// split keep the file small. (Tx ids are spread over the key
+			// space; they keep bbolt's default.)
+			for _, name := range appendOrderBuckets {
+				tx.Bucket(name).FillPercent = 0.9
 			}
-		}
-		if err := w.finish(); err != nil {
-			return err
-		}
-		return w.saveInfos()
+			w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
+			defer func() { added = w.addedCodecs }()
+			for i := range batches {
+				if err := w.apply(&batches[i]); err != nil {
+					return fmt.Errorf("batch %d of %s: %w", i, batches[i].Source, err)
+				}
+			}
+			if err := w.finish(); err != nil {
+				return err
+			}
+			return w.saveInfos()
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)

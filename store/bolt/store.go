@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -111,6 +112,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("open %s: schema version %d is older than %d: run evindex migrate", path, v, migrations.Latest())
 		}
+		if err := checkSchema(db, path); err != nil {
+			db.Close()
+			return nil, err
+		}
 		if err := s.loadCodecs(); err != nil {
 			db.Close()
 			return nil, err
@@ -130,6 +135,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := checkSchema(db, path); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := s.loadCodecs(); err != nil {
 		db.Close()
@@ -438,6 +447,10 @@ func (s *Store) Check(ctx context.Context) error {
 		// bbolt's own check runs in a goroutine of its own, where a page
 		// it cannot parse would crash the process. Walk every page here
 		// first, under guard; only a file that walks cleanly goes on.
+		if err := checkMetaPages(s.path, s.db.Info().PageSize); err != nil {
+			errs = append(errs, err)
+			return nil
+		}
 		err, crashed := trapFaults(func() error { return walkPages(ctx, tx) })
 		if crashed != nil {
 			errs = append(errs, fmt.Errorf("unreadable page: %v", crashed))
@@ -445,6 +458,11 @@ func (s *Store) Check(ctx context.Context) error {
 		}
 		if err != nil {
 			return err
+		}
+		if missing := missingBuckets(tx); len(missing) > 0 {
+			// The index checks read every core bucket.
+			errs = append(errs, fmt.Errorf("missing buckets: %s", strings.Join(missing, ", ")))
+			return nil
 		}
 		n := 0
 		for e := range tx.Check() { // drained to the end: the checker must not block
@@ -455,7 +473,12 @@ func (s *Store) Check(ctx context.Context) error {
 		if n > 20 {
 			errs = append(errs, fmt.Errorf("%d page problems in all", n))
 		}
-		errs = append(errs, checkIndexes(ctx, tx)...)
+		var indexErrs []error
+		err, crashed = trapFaults(func() error { indexErrs = checkIndexes(ctx, tx); return nil })
+		if crashed != nil {
+			indexErrs = append(indexErrs, fmt.Errorf("unreadable record: %v", crashed))
+		}
+		errs = append(errs, indexErrs...)
 		return nil
 	})
 	if err != nil {
