@@ -188,15 +188,15 @@ func patch(raw []byte, off int, b []byte) []byte {
 // bbolt, as a bad tool or a half-applied edit could leave it.
 func withoutBucket(t *testing.T, raw []byte, name string) []byte {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), store.FileName)
+	path := filepath.Join(t.TempDir(), bolt.FileName)
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(path, 0o600, nil)
+	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(name)) }); err != nil {
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte(name)) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
