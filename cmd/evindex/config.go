@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
 
 	"github.com/evindex/evindex/httpapi"
@@ -19,11 +20,15 @@ import (
 
 // Config is the whole configuration of `evindex run` (CONFIG.md).
 type Config struct {
-	DataDir string         `yaml:"data_dir"`
-	Log     LogConfig      `yaml:"log"`
-	HTTP    HTTPConfig     `yaml:"http"`
-	Store   StoreConfig    `yaml:"store"`
-	Sources []SourceConfig `yaml:"sources"`
+	DataDir string `yaml:"data_dir"`
+	// Instance names this process where several share one database: it
+	// is the owner shown on /v1/sources and written in the lease rows.
+	// Empty: hostname:pid.
+	Instance string         `yaml:"instance"`
+	Log      LogConfig      `yaml:"log"`
+	HTTP     HTTPConfig     `yaml:"http"`
+	Store    StoreConfig    `yaml:"store"`
+	Sources  []SourceConfig `yaml:"sources"`
 
 	// lines is where each field's value is in the file it was read from,
 	// by path, so a Validate error names the line too. A flag or variable
@@ -76,10 +81,37 @@ type HTTPConfig struct {
 	MaxBackups int `yaml:"max_backups"`
 }
 
-// StoreConfig sizes write transactions.
+// StoreConfig picks the storage backend and sizes write transactions.
 type StoreConfig struct {
 	BatchMaxRecords int           `yaml:"batch_max_records"`
 	BatchMaxDelay   time.Duration `yaml:"batch_max_delay"`
+	// Backend is bolt (one file in data_dir, one process) or postgres
+	// (a server that several evindex processes share).
+	Backend  string         `yaml:"backend"`
+	Postgres PostgresConfig `yaml:"postgres"`
+}
+
+// The storage backends of store.backend.
+const (
+	BackendBolt     = "bolt"
+	BackendPostgres = "postgres"
+)
+
+// PostgresConfig is the store.postgres block, read with backend: postgres.
+type PostgresConfig struct {
+	// DSN is the primary, where ingestion writes. It usually holds a
+	// password: it is never logged or shown, only its redacted form.
+	DSN string `yaml:"dsn"`
+	// ReadDSN, when set, is a streaming replica the API reads from.
+	ReadDSN string `yaml:"read_dsn"`
+	// LeaseTTL is how long a source's owner may be silent before another
+	// process takes the source over; the owner renews every third of it.
+	// Shorter fails over sooner and costs more renewals; a pause (GC,
+	// SIGSTOP, a partition) longer than it makes the owner lose its sources.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// MaxReplayLag is how far the replica of read_dsn may trail the
+	// primary before /readyz answers 503.
+	MaxReplayLag time.Duration `yaml:"max_replay_lag"`
 }
 
 // DefaultConfig is the configuration before the file and flags apply.
@@ -88,7 +120,8 @@ func DefaultConfig() Config {
 		DataDir: "./data",
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080", MaxStreams: httpapi.DefaultMaxStreams, MaxBackups: httpapi.DefaultMaxBackups},
-		Store:   StoreConfig{BatchMaxRecords: 5000, BatchMaxDelay: 100 * time.Millisecond},
+		Store: StoreConfig{BatchMaxRecords: 5000, BatchMaxDelay: 100 * time.Millisecond, Backend: BackendBolt,
+			Postgres: PostgresConfig{LeaseTTL: 10 * time.Second, MaxReplayLag: 30 * time.Second}},
 	}
 }
 
@@ -498,8 +531,8 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate() error {
-	if c.DataDir == "" {
-		return &ConfigError{"data_dir", "required"}
+	if err := c.Store.validate(c.DataDir); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -570,6 +603,42 @@ func (c *Config) validate() error {
 		if err := s.Settings.Validate(); err != nil {
 			return sourceError(i, err)
 		}
+	}
+	return nil
+}
+
+// validate checks the backend and its keys. A DSN is never quoted in an
+// error: it usually holds a password.
+func (s *StoreConfig) validate(dataDir string) error {
+	pg := s.Postgres
+	switch s.Backend {
+	case BackendBolt:
+		if dataDir == "" {
+			return &ConfigError{"data_dir", "required"}
+		}
+		if pg.DSN != "" || pg.ReadDSN != "" {
+			return &ConfigError{"store.postgres", "set, but store.backend is bolt (set store.backend: postgres to use it)"}
+		}
+	case BackendPostgres:
+		if pg.DSN == "" {
+			return &ConfigError{"store.postgres.dsn", "required with store.backend: postgres"}
+		}
+		if _, err := pgconn.ParseConfig(pg.DSN); err != nil {
+			return &ConfigError{"store.postgres.dsn", "not a PostgreSQL connection string (postgres://user:password@host:port/db or key=value pairs)"}
+		}
+		if pg.ReadDSN != "" {
+			if _, err := pgconn.ParseConfig(pg.ReadDSN); err != nil {
+				return &ConfigError{"store.postgres.read_dsn", "not a PostgreSQL connection string (postgres://user:password@host:port/db or key=value pairs)"}
+			}
+		}
+		if pg.LeaseTTL < time.Second {
+			return &ConfigError{"store.postgres.lease_ttl", fmt.Sprintf("%s: must be at least 1s", pg.LeaseTTL)}
+		}
+		if pg.MaxReplayLag <= 0 {
+			return &ConfigError{"store.postgres.max_replay_lag", "must be positive"}
+		}
+	default:
+		return &ConfigError{"store.backend", fmt.Sprintf("%q: want bolt or postgres", s.Backend)}
 	}
 	return nil
 }

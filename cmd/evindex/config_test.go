@@ -81,6 +81,12 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"ZeroBackups", "http: {max_backups: 0}\n", "http.max_backups"},
 		{"HistoryEndpointURL", "sources:\n  - {name: a, kind: flow, endpoint: x:1, history_endpoints: [y:1, \"grpc://z:1\"]}\n", "sources[0].history_endpoints[1]"},
 		{"HistoryEndpointRepeated", "sources:\n  - {name: a, kind: flow, endpoint: x:1, history_endpoints: [x:1]}\n", "sources[0].history_endpoints[0]"},
+		{"BadBackend", "store: {backend: sqlite}\n", "store.backend"},
+		{"PostgresWithoutDSN", "store: {backend: postgres}\n", "store.postgres.dsn"},
+		{"DSNOnBolt", "store: {postgres: {dsn: postgres://localhost/x}}\n", "store.postgres"},
+		{"ShortLease", "store: {backend: postgres, postgres: {dsn: postgres://localhost/x, lease_ttl: 100ms}}\n", "store.postgres.lease_ttl"},
+		{"UnknownPostgresKey", "store: {backend: postgres, postgres: {dns: x}}\n", "store.postgres.dns"},
+		{"BoltWithoutDataDir", "data_dir: ''\n", "data_dir"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -211,5 +217,54 @@ func TestConfigErrorsNamePathAndLine(t *testing.T) {
 	err := run(context.Background(), []string{"run", "--config", writeConfig(t, t.TempDir(), "http:\n  listen: 127.0.0.1:8080\n"), "--http-listen", "127.0.0.1:70000"}, noEnv, io.Discard, &stderr)
 	if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), "http.listen") || strings.Contains(stderr.String(), "line") {
 		t.Fatalf("--http-listen 127.0.0.1:70000: exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestPostgresStoreConfig: the store block of CONFIG.md selects PostgreSQL
+// from the environment, needs no data_dir, and a bad DSN is reported by
+// its field without repeating it (it holds the password).
+func TestPostgresStoreConfig(t *testing.T) {
+	env := map[string]string{"EVINDEX_PG_DSN": "postgres://evindex:hunter2@db.internal:5432/evindex"}
+	cfg, err := ParseConfig([]byte(`
+data_dir: ""
+instance: ingest-a
+store:
+  backend: postgres
+  postgres:
+    dsn: ${EVINDEX_PG_DSN}
+    read_dsn: postgres://reader:hunter3@replica.internal/evindex
+    lease_ttl: 6s
+`), func(k string) string { return env[k] })
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := cfg.Store.Postgres
+	if cfg.Store.Backend != BackendPostgres || pg.DSN != env["EVINDEX_PG_DSN"] || pg.LeaseTTL != 6*time.Second || cfg.Instance != "ingest-a" {
+		t.Fatalf("store block not decoded: %+v instance %q", cfg.Store, cfg.Instance)
+	}
+	if pg.MaxReplayLag != 30*time.Second {
+		t.Errorf("max_replay_lag default %v, want 30s", pg.MaxReplayLag)
+	}
+
+	for _, field := range []string{"dsn", "read_dsn"} {
+		t.Run("Bad_"+field, func(t *testing.T) {
+			dsns := map[string]string{"dsn": "postgres://evindex:hunter1@db.internal/evindex",
+				field: "postgres://evindex:hunter2@db.internal:notaport/evindex"}
+			cfg, err := ParseConfig([]byte("store:\n  backend: postgres\n  postgres:\n    dsn: ${dsn:-}\n    read_dsn: ${read_dsn:-}\n"),
+				func(k string) string { return dsns[k] })
+			if err == nil {
+				err = cfg.Validate()
+			}
+			ce, ok := asConfigError(err)
+			if !ok || ce.Field != "store.postgres."+field {
+				t.Fatalf("got %v, want a ConfigError on store.postgres.%s", err, field)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+		})
 	}
 }
