@@ -36,6 +36,9 @@ type RunnerConfig struct {
 	Now          func() time.Time
 	// Sleep waits for d or until ctx ends; tests inject a fast one.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Lease, when set, shares the source with other processes on the
+	// same store (see LeaseConfig); nil on a single-writer store.
+	Lease *LeaseConfig
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -128,6 +131,16 @@ func (r *Runner) Status() store.SourceStatus {
 // returns nil) or the source fails permanently (it returns that error and
 // the source stays "failed").
 func (r *Runner) Run(ctx context.Context) error {
+	if r.cfg.Lease != nil {
+		return r.runLeased(ctx)
+	}
+	return r.ingest(ctx, nil)
+}
+
+// ingest is Run on the store's single writer, or under a held lease: then
+// every commit carries the lease and a refused one ends the run with
+// errLeaseLost.
+func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 	if cp, found, err := r.st.Checkpoint(ctx, r.src.Name()); err == nil && found {
 		r.setCommitted(cp)
 	}
@@ -138,14 +151,29 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("source %s: read checkpoint: %w", r.src.Name(), err)
+			if lease == nil {
+				return fmt.Errorf("source %s: read checkpoint: %w", r.src.Name(), err)
+			}
+			// A shared database restarts or fails over: read it again
+			// after a backoff, as after a failed run.
+			attempt++
+			r.retrying(fmt.Errorf("read checkpoint: %w", err))
+			r.log.Warn().Err(err).Int("attempt", attempt).Msg("cannot read the checkpoint; retrying")
+			if r.cfg.Sleep(ctx, r.backoff(attempt)) != nil {
+				r.setState(store.StateStarting)
+				return nil
+			}
+			continue
 		}
 		resume := Resume{Checkpoint: cp, Found: found, Attempt: attempt,
 			State:    func(key string) ([]byte, error) { return r.st.State(ctx, r.src.Name(), key) },
 			Coverage: func() ([]store.Range, error) { return r.st.Coverage(ctx, r.src.Name()) }}
-		sk := newSink(r)
+		sk := newSink(r, lease)
 		runErr := r.src.Run(ctx, resume, sk)
 		closeErr := sk.close(ctx)
+		if errors.Is(runErr, store.ErrLeaseLost) || errors.Is(closeErr, store.ErrLeaseLost) {
+			return fmt.Errorf("%w: a commit was refused: %w", errLeaseLost, errors.Join(runErr, closeErr))
+		}
 		if ctx.Err() != nil {
 			if closeErr != nil {
 				r.log.Error().Err(closeErr).Msg("final commit on stop")

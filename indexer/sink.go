@@ -21,6 +21,8 @@ import (
 // checkpoint.
 type sink struct {
 	r *Runner
+	// lease, when set, fences every commit (see LeaseConfig).
+	lease *store.Lease
 
 	mu      sync.Mutex // guards the fields below
 	pending []store.Batch
@@ -48,8 +50,8 @@ type commitGroup struct {
 
 var _ Sink = (*sink)(nil)
 
-func newSink(r *Runner) *sink {
-	s := &sink{r: r, queue: make(chan commitGroup, 1), done: make(chan struct{})}
+func newSink(r *Runner, lease *store.Lease) *sink {
+	s := &sink{r: r, lease: lease, queue: make(chan commitGroup, 1), done: make(chan struct{})}
 	go s.commitLoop()
 	return s
 }
@@ -192,6 +194,11 @@ func (s *sink) commitLoop() {
 
 func (s *sink) commit(batches []store.Batch) error {
 	start := time.Now()
+	if s.lease != nil {
+		for i := range batches {
+			batches[i].Lease = s.lease
+		}
+	}
 	// The commit is not tied to the run's context: a stop must still
 	// commit what was handed over (close bounds the wait).
 	if err := s.r.st.Apply(context.Background(), batches...); err != nil {

@@ -15,6 +15,10 @@ const (
 	// StateStopped is a source the store holds data of that no runner
 	// reports on.
 	StateStopped SourceState = "stopped"
+	// StateStandby is a source that another process ingests on a shared
+	// store (Owner names it); a standby ingest process takes it over when
+	// that owner's lease expires.
+	StateStandby SourceState = "standby"
 )
 
 // SourceStatus is the runtime state of one running source: the one type
@@ -68,6 +72,9 @@ type SourceStatus struct {
 	// node serves: not indexed, passed over, filled once a node serves
 	// them (coverage shows the proven ranges on both sides).
 	Gaps []Gap
+	// Owner is the instance that holds the source's lease on a shared
+	// store and ingests it ("" on the bolt backend and while nobody does).
+	Owner string
 }
 
 // Endpoint is one upstream node of a source and the heights it serves.
