@@ -256,6 +256,7 @@ type sourcePq struct {
 	LastErrorAt         int64    `parquet:"last_error_at,optional,timestamp(microsecond)"`
 	Endpoints           string   `parquet:"endpoints,optional,json"`
 	Gaps                string   `parquet:"gaps,optional,json"`
+	Owner               string   `parquet:"owner,optional"`
 }
 
 func microsPtr(t *apiTime) int64 {
@@ -271,7 +272,7 @@ func sourceParquet(w io.Writer) rowWriter[sourceJSON] {
 			HeadHeight: int64(o.HeadHeight), Lag: int64(o.Lag), LagThreshold: int64(o.LagThreshold),
 			EventsIndexed: int64(o.EventsIndexed), BlocksIndexed: int64(o.BlocksIndexed), RewardsIndexed: int64(o.RewardsIndexed),
 			LastError: o.LastError, Reconnects: int64(o.Reconnects), LiveSince: microsPtr(o.LiveSince), Meta: string(o.Meta),
-			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings), LastErrorAt: microsPtr(o.LastErrorAt)}
+			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings), LastErrorAt: microsPtr(o.LastErrorAt), Owner: o.Owner}
 		if cp := o.Checkpoint; cp != nil {
 			h := int64(cp.Height)
 			r.CheckpointHeight, r.CheckpointBlockID = &h, cp.BlockID

@@ -62,6 +62,11 @@ type Config struct {
 	Logger                 zerolog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// ReplicaLag, when set, reports how far the replica the store reads
+	// trails its primary (ok false: no replica); /readyz is 503 while the
+	// lag exceeds MaxReplayLag.
+	ReplicaLag   func(ctx context.Context) (lag time.Duration, ok bool, err error)
+	MaxReplayLag time.Duration
 }
 
 // Server is the HTTP API over one store.
@@ -76,6 +81,9 @@ type Server struct {
 	backups      slots
 	log          zerolog.Logger
 	now          func() time.Time
+	// replicaLag and maxReplayLag: see Config.
+	replicaLag   func(ctx context.Context) (time.Duration, bool, error)
+	maxReplayLag time.Duration
 	router       chi.Router
 	metrics      http.Handler
 	// requestSeconds is evindex_http_request_duration_seconds.
@@ -85,13 +93,15 @@ type Server struct {
 // New builds a Server; nothing listens until Serve.
 func New(cfg Config) *Server {
 	s := &Server{
-		st:      cfg.Store,
-		sources: cfg.Sources,
-		token:   []byte(cfg.Token),
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		streams: newSlots(cfg.MaxStreams, DefaultMaxStreams),
-		backups: newSlots(cfg.MaxBackups, DefaultMaxBackups),
+		st:           cfg.Store,
+		sources:      cfg.Sources,
+		token:        []byte(cfg.Token),
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		streams:      newSlots(cfg.MaxStreams, DefaultMaxStreams),
+		replicaLag:   cfg.ReplicaLag,
+		maxReplayLag: cfg.MaxReplayLag,
+		backups:      newSlots(cfg.MaxBackups, DefaultMaxBackups),
 	}
 	for _, h := range cfg.AllowedHosts {
 		if h = NormalizeHost(h); h != "" {

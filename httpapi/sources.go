@@ -51,6 +51,7 @@ type sourceJSON struct {
 	Rejected       uint64          `json:"rejected"`
 	Warnings       uint64          `json:"warnings"`
 	LastErrorAt    *apiTime        `json:"last_error_at"`
+	Owner          string          `json:"owner"`
 	LastError      string          `json:"last_error"`
 	Reconnects     uint64          `json:"reconnects"`
 	LiveSince      *apiTime        `json:"live_since"`
@@ -103,7 +104,7 @@ func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: string(st.State),
 			HeadHeight: st.HeadHeight, Lag: st.Lag, LagThreshold: st.LagThreshold,
 			LastError: st.LastError, Reconnects: st.Reconnects, Warnings: st.Warnings, LiveSince: jsonTime(st.LiveSince),
-			LastErrorAt: jsonTime(st.LastErrorAt)}
+			LastErrorAt: jsonTime(st.LastErrorAt), Owner: st.Owner}
 		if p := st.Progress; p != nil {
 			o.Progress = &progressJSON{Done: p.Done, Total: p.Total, Rate: p.Rate, ETASeconds: p.ETA.Seconds()}
 		}
@@ -176,7 +177,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error
 var sourceHeader = []string{"name", "kind", "endpoint", "state", "checkpoint_height", "checkpoint_block_id", "checkpoint_time",
 	"checkpoint_updated_at", "head_height", "lag", "lag_threshold", "events_indexed", "blocks_indexed", "rewards_indexed",
 	"last_error", "reconnects", "live_since", "progress_done", "progress_total", "progress_rate", "progress_eta_seconds",
-	"meta", "epochs", "rejected", "warnings", "last_error_at", "endpoints", "gaps"}
+	"meta", "epochs", "rejected", "warnings", "last_error_at", "endpoints", "gaps", "owner"}
 
 func sourceRow(o *sourceJSON) []string {
 	var cpHeight, cpBlock, cpTime, cpUpdated string
@@ -196,7 +197,7 @@ func sourceRow(o *sourceJSON) []string {
 	return []string{o.Name, o.Kind, o.Endpoint, o.State, cpHeight, cpBlock, cpTime, cpUpdated,
 		u64(o.HeadHeight), u64(o.Lag), u64(o.LagThreshold), u64(o.EventsIndexed), u64(o.BlocksIndexed), u64(o.RewardsIndexed),
 		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs,
-		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt), jsonCell(o.Endpoints), jsonCell(o.Gaps)}
+		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt), jsonCell(o.Endpoints), jsonCell(o.Gaps), o.Owner}
 }
 
 // jsonCell is a list as one CSV or Parquet cell: its JSON, or empty when
@@ -323,6 +324,10 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	for _, st := range s.sources() {
 		rd := readiness{Name: st.Name, State: string(st.State), Ready: true}
 		switch {
+		case st.State == store.StateStandby && st.Owner != "":
+			// Another process ingests it and has not reported yet.
+		case st.State == store.StateStandby:
+			rd.Ready, rd.Reason = false, "no process holds its lease"
 		case st.State != store.StateLive:
 			rd.Ready, rd.Reason = false, "not live: "+string(st.State)
 			if st.State == store.StateBackfilling && st.Progress != nil && st.Progress.Total > 0 {
@@ -338,16 +343,49 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 		ready = ready && rd.Ready
 		out = append(out, rd)
 	}
+	replica := s.replicaReadiness(r.Context())
+	if replica != nil {
+		ready = ready && replica.Ready
+	}
+	body := struct {
+		Status  string            `json:"status"`
+		Sources []readiness       `json:"sources"`
+		Replica *replicaReadiness `json:"replica,omitempty"`
+	}{"ok", out, replica}
 	if !ready {
-		writeJSON(w, http.StatusServiceUnavailable, struct {
-			Status  string      `json:"status"`
-			Sources []readiness `json:"sources"`
-		}{"unavailable", out})
+		body.Status = "unavailable"
+		writeJSON(w, http.StatusServiceUnavailable, body)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Status  string      `json:"status"`
-		Sources []readiness `json:"sources"`
-	}{"ok", out})
+	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// replicaReadiness is the replica part of /readyz.
+type replicaReadiness struct {
+	Ready               bool    `json:"ready"`
+	ReplayLagSeconds    float64 `json:"replay_lag_seconds"`
+	MaxReplayLagSeconds float64 `json:"max_replay_lag_seconds"`
+	Reason              string  `json:"reason,omitempty"`
+}
+
+// replicaReadiness reports the replica's replay lag, or nil when the
+// store reads no replica.
+func (s *Server) replicaReadiness(ctx context.Context) *replicaReadiness {
+	if s.replicaLag == nil {
+		return nil
+	}
+	lag, ok, err := s.replicaLag(ctx)
+	if !ok {
+		return nil
+	}
+	rr := &replicaReadiness{Ready: true, ReplayLagSeconds: lag.Seconds(), MaxReplayLagSeconds: s.maxReplayLag.Seconds()}
+	switch {
+	case err != nil:
+		s.log.Error().Err(err).Msg("readiness check: replica lag")
+		rr.Ready, rr.Reason = false, "replica not readable"
+	case s.maxReplayLag > 0 && lag > s.maxReplayLag:
+		rr.Ready, rr.Reason = false, fmt.Sprintf("replay lag %s exceeds %s", lag.Round(time.Millisecond), s.maxReplayLag)
+	}
+	return rr
 }

@@ -70,6 +70,7 @@ func commands() []command {
 		{"backup", "--url URL -o FILE", "a consistent hot copy of the database through the running daemon", runBackupCmd},
 		{"check", "--data DIR", "integrity check of a stopped database; exit 0 when sound", runCheckCmd},
 		{"migrate", "--data DIR", "apply pending schema migrations and print the version", runMigrateCmd},
+		{"copy", "--data DIR --to-dsn DSN", "move a bbolt data dir into an empty PostgreSQL database, verified", runCopyCmd},
 		{"version", "", "version, commit and schema version", runVersionCmd},
 		{"token", "", "print a new random API token for http.token", runTokenCmd},
 	}

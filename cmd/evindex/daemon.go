@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/store"
-	"github.com/evindex/evindex/store/bolt"
 )
 
 // runFlags are the flags of `evindex run`; each can also be set by the
@@ -157,14 +155,21 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	if err != nil {
 		return err
 	}
-	st, err := bolt.Open(cfg.DataDir, bolt.Options{})
+	be, err := openBackend(ctx, cfg)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%w (is another evindex running on this data dir?)", err)
-		}
 		return err
 	}
+	st := be.st
 	defer st.Close()
+	var lease *indexer.LeaseConfig
+	var board *leaseBoard
+	if be.leases != nil {
+		ttl := cfg.Store.Postgres.LeaseTTL
+		lease = &indexer.LeaseConfig{Leases: be.leases, Owner: instanceName(cfg), TTL: ttl}
+		board = &leaseBoard{leases: be.leases, every: ttl / 3, log: log}
+		board.refresh(ctx)
+		log.Info().Str("instance", lease.Owner).Dur("lease_ttl", ttl).Msg("shared store: sources are ingested under leases")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -178,11 +183,12 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 			LagThreshold:    s.lagThreshold,
 			Logger:          log,
 			Metrics:         metrics,
+			Lease:           lease,
 		})
 	}
 	api := httpapi.New(httpapi.Config{
 		Store:        st,
-		Sources:      func() []store.SourceStatus { return statuses(runners) },
+		Sources:      func() []store.SourceStatus { return sourceStatuses(runners, board) },
 		Gatherer:     reg,
 		Registerer:   reg,
 		Token:        cfg.HTTP.Token,
@@ -190,6 +196,8 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 		MaxStreams:   cfg.HTTP.MaxStreams,
 		MaxBackups:   cfg.HTTP.MaxBackups,
 		Logger:       log,
+		ReplicaLag:   be.replicaLag,
+		MaxReplayLag: cfg.Store.Postgres.MaxReplayLag,
 	})
 
 	ln := hooks.listener
@@ -198,7 +206,7 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 			return fmt.Errorf("http.listen: %w", err)
 		}
 	}
-	log.Info().Str("addr", ln.Addr().String()).Str("db", st.Path()).Int("sources", len(sources)).Msg("evindex serving")
+	log.Info().Str("addr", ln.Addr().String()).Str("db", be.where).Int("sources", len(sources)).Msg("evindex serving")
 	if len(sources) == 0 {
 		log.Info().Msg("no sources configured: serving the stored data only")
 	}
@@ -206,6 +214,13 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
 	var wg sync.WaitGroup
+	if board != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			board.run(runCtx)
+		}()
+	}
 	for _, r := range runners {
 		wg.Add(1)
 		go func() {
@@ -236,13 +251,4 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	}
 	log.Info().Msg("stopped")
 	return nil
-}
-
-// statuses is the live status of every runner, for the API.
-func statuses(runners []*indexer.Runner) []store.SourceStatus {
-	out := make([]store.SourceStatus, len(runners))
-	for i, r := range runners {
-		out[i] = r.Status()
-	}
-	return out
 }

@@ -116,6 +116,7 @@ type sourceView struct {
 	} `json:"checkpoint"`
 	EventsIndexed uint64 `json:"events_indexed"`
 	LastError     string `json:"last_error"`
+	Owner         string `json:"owner"`
 }
 
 func (d *daemon) source(name string) sourceView {

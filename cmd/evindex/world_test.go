@@ -23,6 +23,7 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/bolt"
+	"github.com/evindex/evindex/store/postgres/pgtest"
 )
 
 // The reliability tests index a "world": one simulated upstream of each
@@ -116,6 +117,16 @@ sources:
 		worldPre, w.pre.URL, w.pre.Sim.APIKey())
 }
 
+// pgConfig is config on a PostgreSQL store instead of a data dir: the
+// same sources, the shared database and a short lease, so a dead owner's
+// sources are taken over within a few seconds.
+func (w *world) pgConfig(dsn string, leaseTTL time.Duration) string {
+	c := w.config("")
+	c = strings.Replace(c, "data_dir: \n", "data_dir: \"\"\n", 1)
+	return strings.Replace(c, "store: {batch_max_records: 2000, batch_max_delay: 20ms}",
+		fmt.Sprintf("store: {batch_max_records: 2000, batch_max_delay: 20ms, backend: postgres, postgres: {dsn: '%s', lease_ttl: %s}}", dsn, leaseTTL), 1)
+}
+
 // heads are the simulators' newest heights: what a caught-up evindex has
 // checkpointed.
 func (w *world) heads() map[string]uint64 {
@@ -207,6 +218,13 @@ func verifyWorld(t *testing.T, w *world, dataDir string) map[string]uint64 {
 	if err := st.Check(ctx); err != nil {
 		t.Fatalf("integrity: %v", err)
 	}
+	return verifyWorldIn(t, w, st)
+}
+
+// verifyWorldIn is verifyWorld on an open store of either backend.
+func verifyWorldIn(t *testing.T, w *world, st store.Store) map[string]uint64 {
+	t.Helper()
+	ctx := context.Background()
 	cps := map[string]uint64{}
 	for _, name := range []string{worldFlow, worldSM, worldPre} {
 		cp, found, err := st.Checkpoint(ctx, name)
@@ -447,7 +465,7 @@ func evindexBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

@@ -136,3 +136,22 @@ func (s *Store) State(ctx context.Context, source, key string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// States returns every source-private value of the source (written
+// through Batch.State), by key; copying a store moves them with the
+// records.
+func (s *Store) States(ctx context.Context, source string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.view(func(tx *bbolt.Tx) error {
+		prefix := appendText(nil, source)
+		c := tx.Bucket(migrations.BucketState).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			out[string(k[len(prefix):])] = bytes.Clone(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("states of %s: %w", source, err)
+	}
+	return out, nil
+}

@@ -42,6 +42,13 @@ type Options struct {
 	// Now is the clock for checkpoint timestamps. Default time.Now.
 	// Lease expiry uses the database's clock instead.
 	Now func() time.Time
+	// IdleInTransactionTimeout, when set, makes the server end a primary
+	// session that sits inside a transaction for longer
+	// (idle_in_transaction_session_timeout). A fenced Apply holds its
+	// lease row for the transaction: a writer paused mid-transaction
+	// (SIGSTOP, a partition) would hold it, and so block the takeover,
+	// for as long as it stays paused. Set it below the lease TTL.
+	IdleInTransactionTimeout time.Duration
 }
 
 // Store is an open evindex database on PostgreSQL.
@@ -67,7 +74,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s := &Store{now: opts.Now, tracer: opts.Tracer, secrets: passwords(dsn, opts.ReadDSN)}
 	var err error
-	if s.db, err = s.connect(ctx, dsn, opts.MaxConns); err != nil {
+	if s.db, err = s.connect(ctx, dsn, opts.MaxConns, opts.IdleInTransactionTimeout); err != nil {
 		return nil, s.redact(fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err))
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -76,7 +83,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s.read = s.db
 	if opts.ReadDSN != "" {
-		if s.read, err = s.connect(ctx, opts.ReadDSN, opts.MaxConns); err != nil {
+		if s.read, err = s.connect(ctx, opts.ReadDSN, opts.MaxConns, 0); err != nil {
 			s.db.Close()
 			return nil, s.redact(fmt.Errorf("open postgres replica %s: %w", RedactDSN(opts.ReadDSN), err))
 		}
@@ -88,12 +95,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInTx time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("invalid DSN") // the parser's message may quote the DSN
 	}
 	cfg.MaxConns = maxConns
+	if idleInTx > 0 {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(idleInTx.Milliseconds())
+	}
 	cfg.ConnConfig.Tracer = s.tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
