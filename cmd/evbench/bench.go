@@ -20,6 +20,7 @@ import (
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/bolt"
+	"github.com/evindex/evindex/store/postgres"
 )
 
 // bench is the state of one run.
@@ -33,6 +34,12 @@ type bench struct {
 
 	ingestHeight uint64 // the height the ingestion phases stop at
 	fillHeight   uint64 // the last height of the query databases
+
+	pg *pgServer // nil: PostgreSQL is not measured
+	// pgDSN is the PostgreSQL query database; pgBase is its size when
+	// it was empty.
+	pgDSN  string
+	pgBase int64
 }
 
 func (b *bench) progress(format string, args ...any) {
@@ -73,6 +80,12 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	defer sim.Close()
 	b.sim = sim
+	if b.pg, err = b.startPostgres(ctx); err != nil {
+		return nil, err
+	}
+	if b.pg != nil {
+		defer b.pg.stop()
+	}
 
 	steps := []struct {
 		name string
@@ -83,6 +96,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		{"raw store", b.rawStore},
 		{"end to end", b.endToEnd},
 		{"SQLite peer ingestion", b.sqlitePeer},
+		{"PostgreSQL end to end", b.pgEndToEnd},
 		{"query databases", b.fill},
 		{"queries", b.queries},
 		{"resume", b.resume},
@@ -191,9 +205,20 @@ func (b *bench) rawStore(ctx context.Context) error {
 	for _, p := range []struct {
 		name string
 		eps  *float64
-	}{{"store", &b.res.StoreEPS}, {"sqlite-store", &b.res.SQLiteStoreEPS}} {
+		pg   bool
+	}{{"store", &b.res.StoreEPS, false}, {"sqlite-store", &b.res.SQLiteStoreEPS, false}, {"pg-store", &b.res.PGStoreEPS, true}} {
+		if p.pg && b.pg == nil {
+			continue
+		}
 		dir := b.path("raw-" + p.name)
-		r, err := runChild(ctx, b.log, phaseArgs{Name: p.name, Dir: dir, File: file}, nil)
+		var dsn string
+		if p.pg {
+			var err error
+			if dsn, err = b.pg.database(ctx, "evbench_raw"); err != nil {
+				return err
+			}
+		}
+		r, err := runChild(ctx, b.log, phaseArgs{Name: p.name, Dir: dir, File: file, DSN: dsn}, nil)
 		os.RemoveAll(dir)
 		if err != nil {
 			return err
@@ -230,6 +255,26 @@ func (b *bench) sqlitePeer(ctx context.Context) error {
 	b.res.SQLiteEPS = float64(r.Events) / r.Seconds
 	b.res.SQLitePeakRSSMB = float64(r.PeakRSSKB) / 1024
 	b.progress("SQLite end to end: %d events in %.2fs: %.0f events/s, peak RSS %.0f MB", r.Events, r.Seconds, b.res.SQLiteEPS, b.res.SQLitePeakRSSMB)
+	return nil
+}
+
+// pgEndToEnd is the node -> Flow source -> Runner (under a lease) ->
+// PostgreSQL path in a child process, into a database of its own.
+func (b *bench) pgEndToEnd(ctx context.Context) error {
+	if b.pg == nil {
+		return nil
+	}
+	dsn, err := b.pg.database(ctx, "evbench_e2e")
+	if err != nil {
+		return err
+	}
+	r, err := runChild(ctx, b.log, phaseArgs{Name: "pg-ingest", Addr: b.sim.Addr(), ToHeight: b.ingestHeight, DSN: dsn}, nil)
+	if err != nil {
+		return err
+	}
+	b.res.PGE2EEPS = float64(r.Events) / r.Seconds
+	b.res.PGPeakRSSMB = float64(r.PeakRSSKB) / 1024
+	b.progress("PostgreSQL end to end: %d events in %.2fs: %.0f events/s, peak RSS %.0f MB", r.Events, r.Seconds, b.res.PGE2EEPS, b.res.PGPeakRSSMB)
 	return nil
 }
 
@@ -277,6 +322,27 @@ func (b *bench) fill(ctx context.Context) error {
 		err   error
 	}
 	writers := []*writer{{name: "evindex", apply: st.Apply}, {name: "sqlite", apply: w.Apply}}
+	var pgst *postgres.Store
+	if b.pg != nil {
+		// The PostgreSQL query database is filled from height 1 (its
+		// end-to-end run went to a database of its own, past the others'
+		// height); the other two skip what they hold already.
+		if b.pgDSN, err = b.pg.database(ctx, "evbench_query"); err != nil {
+			return err
+		}
+		if b.pgBase, err = databaseBytes(ctx, b.pgDSN); err != nil {
+			return err
+		}
+		if pgst, err = postgres.Open(ctx, b.pgDSN, postgres.Options{}); err != nil {
+			return err
+		}
+		defer pgst.Close()
+		boltApply, sqlApply := st.Apply, w.Apply
+		writers[0].apply = func(ctx context.Context, g ...store.Batch) error { return boltApply(ctx, above(g, cp.Height)...) }
+		writers[1].apply = func(ctx context.Context, g ...store.Batch) error { return sqlApply(ctx, above(g, sqlCP)...) }
+		writers = append(writers, &writer{name: "postgresql", apply: pgst.Apply})
+		from, base = 1, 0
+	}
 	var wg sync.WaitGroup
 	for _, wr := range writers {
 		wr.ch = make(chan []store.Batch, 2)
@@ -372,9 +438,46 @@ func (b *bench) fill(ctx context.Context) error {
 		return err
 	}
 	b.res.SQLiteBytesPerEvent = float64(sqlBytes) / float64(sqlEvents)
+	if pgst != nil {
+		in, err := pgst.Source(ctx, sourceName)
+		if err != nil {
+			return err
+		}
+		if in.Events != info.Events {
+			b.res.note("the query databases differ: evindex holds %d events, PostgreSQL %d", info.Events, in.Events)
+		}
+		n, err := databaseBytes(ctx, b.pgDSN)
+		if err != nil {
+			return err
+		}
+		b.res.PGBytesPerEvent = float64(n-b.pgBase) / float64(in.Events)
+		b.progress("query databases: PostgreSQL %.0f bytes/event", b.res.PGBytesPerEvent)
+	}
 	b.progress("query databases: %d events through height %d; evindex %.0f bytes/event, SQLite %.0f bytes/event",
 		info.Events, b.fillHeight, b.res.DBBytesPerEvent, b.res.SQLiteBytesPerEvent)
 	return nil
+}
+
+// above keeps the batches of group past height h, for a writer that
+// holds everything up to h already.
+func above(group []store.Batch, h uint64) []store.Batch {
+	out := group[:0:0]
+	for _, b := range group {
+		top := uint64(0)
+		if b.Checkpoint != nil {
+			top = b.Checkpoint.Height
+		}
+		for i := range b.Blocks {
+			top = max(top, b.Blocks[i].Height)
+		}
+		for i := range b.Events {
+			top = max(top, b.Events[i].Height)
+		}
+		if top > h {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // resume restarts ingestion on the full query database in a new process,

@@ -41,6 +41,10 @@ type Config struct {
 	Keep bool
 	// JSON prints one JSON object instead of the table.
 	JSON bool
+	// PostgresDSN is a PostgreSQL server to measure on (evbench creates
+	// and drops databases named evbench_* there); empty: a throwaway
+	// server when the binaries are installed.
+	PostgresDSN string
 }
 
 // DefaultConfig is the standard run: 2,000,000 events in the query
@@ -93,6 +97,7 @@ type phaseArgs struct {
 	Addr     string
 	File     string
 	ToHeight uint64
+	DSN      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
@@ -116,6 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the databases (default: a temporary one, removed afterwards)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the databases after the run")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object instead of the table")
+	fs.StringVar(&cfg.PostgresDSN, "pg-dsn", "", "PostgreSQL server to measure on, as postgres://user@host:port/db (evbench creates and drops evbench_* databases there); default: a throwaway PostgreSQL 15 when installed")
 	// The child-process flags are not for people; they stay out of -help.
 	child := flag.NewFlagSet("phase", flag.ContinueOnError)
 	child.SetOutput(stderr)
@@ -124,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
 	child.StringVar(&ph.Addr, "phase-addr", "", "")
 	child.StringVar(&ph.File, "phase-file", "", "")
 	child.Uint64Var(&ph.ToHeight, "phase-to-height", 0, "")
+	child.StringVar(&ph.DSN, "phase-dsn", "", "")
 	if len(args) > 0 && args[0] == "-phase" {
 		if err := child.Parse(args); err != nil {
 			return cfg, ph, fmt.Errorf("%w: %w", errUsage, err)

@@ -57,6 +57,24 @@ func TestRunTinyJSON(t *testing.T) {
 			t.Errorf("%s = %v, want a positive number", k, got[k])
 		}
 	}
+	// PostgreSQL is measured wherever its server is installed; CI installs
+	// it, so there it must be.
+	measuredPG := got["pg_e2e_eps"].(float64) > 0
+	if !measuredPG && (os.Getenv("CI") == "true" || !strings.Contains(strings.Join(res.Notes, "\n"), "PostgreSQL not measured")) {
+		t.Errorf("PostgreSQL not measured: %v", res.Notes)
+	}
+	if measuredPG {
+		for _, k := range []string{"pg_e2e_eps", "pg_store_eps", "pg_bytes_per_event"} {
+			if v, ok := got[k].(float64); !ok || !(v > 0) {
+				t.Errorf("%s = %v, want a positive number", k, got[k])
+			}
+		}
+		for _, q := range queryNames {
+			if v, ok := got["pg_query_p99_ms"].(map[string]any)[q].(float64); !ok || !(v > 0) {
+				t.Errorf("pg_query_p99_ms[%s] = %v, want a positive number", q, v)
+			}
+		}
+	}
 	if n := got["events"].(float64); n < float64(cfg.Events) {
 		t.Errorf("events = %v, want at least %d", n, cfg.Events)
 	}

@@ -65,6 +65,10 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 		res, err = phaseSQLiteStore(ctx, ph)
 	case "resume":
 		res, err = phaseResume(ctx, ph, stdout)
+	case "pg-store":
+		res, err = phasePGStore(ctx, ph)
+	case "pg-ingest":
+		res, err = phasePGIngest(ctx, ph)
 	default:
 		return fmt.Errorf("%w: -phase: unknown phase %q", errUsage, ph.Name)
 	}
@@ -95,32 +99,7 @@ func phaseIngest(ctx context.Context, ph phaseArgs) (phaseResult, error) {
 		return phaseResult{}, err
 	}
 	defer st.Close()
-	src, err := flow.New(flow.Config{Name: sourceName, Endpoint: ph.Addr, StartHeight: 1})
-	if err != nil {
-		return phaseResult{}, fmt.Errorf("flow source: %w", err)
-	}
-	m := indexer.NewMetrics(nil)
-	r := indexer.NewRunner(st, src, indexer.RunnerConfig{
-		BatchMaxRecords: batchMaxRecords, BatchMaxDelay: batchMaxDelay, Logger: zerolog.Nop(), Metrics: m})
-	events := m.EventsCommitted.WithLabelValues(sourceName)
-
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(rctx) }()
-	res, at, err := waitCommitted(ctx, errc, ph.ToHeight, func() (uint64, float64) {
-		if cp := r.Status().Checkpoint; cp != nil {
-			return cp.Height, counterValue(events)
-		}
-		return 0, 0
-	}, 2*time.Millisecond)
-	res.Seconds = at.Sub(start).Seconds()
-	cancel()
-	if runErr := <-errc; err == nil && runErr != nil {
-		err = runErr
-	}
-	return res, err
+	return ingestPhase(ctx, ph, st, nil)
 }
 
 // waitCommitted polls progress until the committed height reaches to and
@@ -356,7 +335,7 @@ func runChild(ctx context.Context, stderr io.Writer, ph phaseArgs, onLine func(p
 		return phaseResult{}, fmt.Errorf("find own binary: %w", err)
 	}
 	args := []string{"-phase", ph.Name, "-phase-dir", ph.Dir, "-phase-addr", ph.Addr,
-		"-phase-file", ph.File, "-phase-to-height", fmt.Sprint(ph.ToHeight)}
+		"-phase-file", ph.File, "-phase-to-height", fmt.Sprint(ph.ToHeight), "-phase-dsn", ph.DSN}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = stderr

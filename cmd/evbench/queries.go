@@ -22,6 +22,7 @@ import (
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store/bolt"
+	"github.com/evindex/evindex/store/postgres"
 )
 
 // Query names, as keyed in the results.
@@ -118,21 +119,40 @@ func (b *bench) queries(ctx context.Context) error {
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
 	defer client.CloseIdleConnections()
-	systems := []struct {
+	type system struct {
 		name, base string
 		p50, p99   map[string]float64
-	}{
+	}
+	systems := []system{
 		{"evindex", "http://" + evLn.Addr().String(), b.res.QueryP50MS, b.res.QueryP99MS},
 		{"sqlite", "http://" + sqLn.Addr().String(), b.res.SQLiteQueryP50MS, b.res.SQLiteQueryP99MS},
+	}
+	if b.pgDSN != "" {
+		pgst, err := postgres.Open(ctx, b.pgDSN, postgres.Options{})
+		if err != nil {
+			return err
+		}
+		defer pgst.Close()
+		pgLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		pgAPI := httpapi.New(httpapi.Config{Store: pgst, Logger: zerolog.Nop(), Gatherer: prometheus.NewRegistry()})
+		pgServed := make(chan error, 1)
+		go func() { pgServed <- pgAPI.Serve(ctx, pgLn) }()
+		defer func() { cancel(); <-pgServed }()
+		systems = append(systems, system{"postgresql", "http://" + pgLn.Addr().String(), b.res.PGQueryP50MS, b.res.PGQueryP99MS})
 	}
 	rng := rand.New(rand.NewPCG(uint64(b.cfg.Seed), 42))
 	warmup := max(b.cfg.QuerySamples/10, 5)
 	for _, name := range queryNames {
 		paths := queryPaths(name, warmup+b.cfg.QuerySamples, b.fillHeight, rng)
-		if err := b.sameAnswers(ctx, client, name, systems[0].base, systems[1].base, paths[:5]); err != nil {
-			return err
+		for _, other := range systems[1:] {
+			if err := b.sameAnswers(ctx, client, name, other.name, systems[0].base, other.base, paths[:5]); err != nil {
+				return err
+			}
 		}
-		lat := [2][]float64{}
+		lat := make([][]float64, len(systems))
 		for i, p := range paths {
 			for k := range systems {
 				j := (k + i) % len(systems) // alternate who goes first
@@ -148,8 +168,11 @@ func (b *bench) queries(ctx context.Context) error {
 		for j, s := range systems {
 			s.p50[name], s.p99[name] = percentile(lat[j], 0.50), percentile(lat[j], 0.99)
 		}
-		b.progress("%s: evindex p50 %.2f ms p99 %.2f ms; SQLite p50 %.2f ms p99 %.2f ms", name,
-			systems[0].p50[name], systems[0].p99[name], systems[1].p50[name], systems[1].p99[name])
+		line := ""
+		for _, sy := range systems {
+			line += fmt.Sprintf("; %s p50 %.2f ms p99 %.2f ms", sy.name, sy.p50[name], sy.p99[name])
+		}
+		b.progress("%s%s", name, line)
 	}
 	cancel()
 	sqSrv.Close()
@@ -198,7 +221,7 @@ func percentile(xs []float64, p float64) float64 {
 
 // sameAnswers checks that both systems return the same rows for the
 // first requests of a query, so the comparison compares equal work.
-func (b *bench) sameAnswers(ctx context.Context, client *http.Client, name, a, c string, paths []string) error {
+func (b *bench) sameAnswers(ctx context.Context, client *http.Client, name, other, a, c string, paths []string) error {
 	for _, p := range paths {
 		x, err := answerKey(ctx, client, a+p)
 		if err != nil {
@@ -206,10 +229,10 @@ func (b *bench) sameAnswers(ctx context.Context, client *http.Client, name, a, c
 		}
 		y, err := answerKey(ctx, client, c+p)
 		if err != nil {
-			return fmt.Errorf("%s on sqlite: %w", name, err)
+			return fmt.Errorf("%s on %s: %w", name, other, err)
 		}
 		if x != y {
-			b.res.note("%s: evindex and SQLite answer %s differently", name, p)
+			b.res.note("%s: evindex and %s answer %s differently", name, other, p)
 			return nil
 		}
 		if x == "" {

@@ -30,6 +30,8 @@ type Result struct {
 	SQLiteEPS      float64 `json:"sqlite_eps"`       // node -> Flow source -> SQLite, batched alike
 	SQLiteStoreEPS float64 `json:"sqlite_store_eps"` // SQLite writer on the pre-built batches
 	DecodeEPS      float64 `json:"decode_eps"`       // the Flow source alone (stream + decoder), no store
+	PGStoreEPS     float64 `json:"pg_store_eps"`     // PostgreSQL Apply of the pre-built batches
+	PGE2EEPS       float64 `json:"pg_e2e_eps"`       // node -> Flow source -> Runner (leased) -> PostgreSQL
 	E2ECores       float64 `json:"e2e_cores"`        // CPU busy during end to end (indexer + simulator), in cores
 	BackfillCores  float64 `json:"backfill_cores"`   // CPU busy during the parallel backfill, in cores
 
@@ -48,17 +50,21 @@ type Result struct {
 	QueryP99MS       map[string]float64 `json:"query_p99_ms"`
 	SQLiteQueryP50MS map[string]float64 `json:"sqlite_query_p50_ms"`
 	SQLiteQueryP99MS map[string]float64 `json:"sqlite_query_p99_ms"`
+	PGQueryP50MS     map[string]float64 `json:"pg_query_p50_ms"`
+	PGQueryP99MS     map[string]float64 `json:"pg_query_p99_ms"`
 	QuerySamples     int                `json:"query_samples"`
 
 	ResumeMS        float64 `json:"resume_ms"`      // process start -> first new event committed
 	ResumeOpenMS    float64 `json:"resume_open_ms"` // of which opening the store
 	PeakRSSMB       float64 `json:"peak_rss_mb"`    // VmHWM of the end-to-end ingestion process
 	SQLitePeakRSSMB float64 `json:"sqlite_peak_rss_mb"`
+	PGPeakRSSMB     float64 `json:"pg_peak_rss_mb"` // of the evindex process; the server's memory is not counted
 	ResumePeakRSSMB float64 `json:"resume_peak_rss_mb"`
 
 	DBBytesPerEvent      float64 `json:"db_bytes_per_event"`
 	PayloadBytesPerEvent float64 `json:"payload_bytes_per_event"` // JSON-CDC as the node sends it
 	SQLiteBytesPerEvent  float64 `json:"sqlite_bytes_per_event"`
+	PGBytesPerEvent      float64 `json:"pg_bytes_per_event"` // pg_database_size after a checkpoint, less the empty database
 	// DBBytesByBucket splits the evindex file's allocated pages per event
 	// by bucket.
 	DBBytesByBucket map[string]float64 `json:"db_bytes_by_bucket"`
@@ -86,6 +92,7 @@ func newResult(cfg Config) *Result {
 	return &Result{
 		QueryP50MS: map[string]float64{}, QueryP99MS: map[string]float64{},
 		SQLiteQueryP50MS: map[string]float64{}, SQLiteQueryP99MS: map[string]float64{},
+		PGQueryP50MS: map[string]float64{}, PGQueryP99MS: map[string]float64{},
 		DBBytesByBucket:   map[string]float64{},
 		QuerySamples:      cfg.QuerySamples,
 		BackfillWorkers:   cfg.BackfillWorkers,
@@ -136,6 +143,21 @@ func (r *Result) finish(took time.Duration) {
 		size = r.DBBytesPerEvent / r.PayloadBytesPerEvent
 	}
 	add("DB bytes vs payload bytes", "<= 2 x", size, "x", size <= 2)
+	if r.PGE2EEPS == 0 {
+		return // PostgreSQL not measured (a note says why)
+	}
+	pgSQ, pgBolt := 0.0, 0.0
+	if r.SQLiteEPS > 0 {
+		pgSQ = r.PGE2EEPS / r.SQLiteEPS
+	}
+	if r.E2EEPS > 0 {
+		pgBolt = r.PGE2EEPS / r.E2EEPS
+	}
+	add("PostgreSQL end to end vs SQLite peer end to end", ">= 1.0 x", pgSQ, "x", pgSQ >= 1)
+	add("PostgreSQL end to end vs bbolt end to end", ">= 0.4 x", pgBolt, "x", pgBolt >= 0.4)
+	for _, q := range queryNames {
+		add("PostgreSQL p99 "+q, "<= 10 ms", r.PGQueryP99MS[q], "ms", r.PGQueryP99MS[q] <= 10)
+	}
 }
 
 // WriteJSON prints the result as one JSON object.
@@ -169,6 +191,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "Flow source alone: stream + decoder, no store\t%.0f\t\n", r.DecodeEPS)
 	fmt.Fprintf(tw, "SQLite peer end to end: flowsim -> Flow source -> SQLite\t%.0f\t\n", r.SQLiteEPS)
 	fmt.Fprintf(tw, "SQLite writer on the pre-built batches\t%.0f\t\n", r.SQLiteStoreEPS)
+	if r.PGE2EEPS > 0 {
+		fmt.Fprintf(tw, "PostgreSQL end to end: flowsim -> Flow source -> Runner (leased) -> PostgreSQL\t%.0f\t\n", r.PGE2EEPS)
+		fmt.Fprintf(tw, "PostgreSQL Apply of the pre-built batches\t%.0f\t\n", r.PGStoreEPS)
+	}
 	tw.Flush()
 
 	fmt.Fprintf(&b, "\nbackfill (GetEventsForHeightRange, %.0f ms per call, 250 heights per call)\n", r.BackfillLatencyMS)
@@ -183,9 +209,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 
 	fmt.Fprintf(&b, "\nqueries over HTTP on loopback at %d events, %d samples each (ms)\n", r.Events, r.QuerySamples)
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tevindex p50\tevindex p99\tSQLite p50\tSQLite p99\t")
+	fmt.Fprintln(tw, "\tevindex p50\tevindex p99\tSQLite p50\tSQLite p99\tPostgreSQL p50\tPostgreSQL p99\t")
 	for _, q := range queryNames {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", q, r.QueryP50MS[q], r.QueryP99MS[q], r.SQLiteQueryP50MS[q], r.SQLiteQueryP99MS[q])
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", q, r.QueryP50MS[q], r.QueryP99MS[q], r.SQLiteQueryP50MS[q], r.SQLiteQueryP99MS[q],
+			r.PGQueryP50MS[q], r.PGQueryP99MS[q])
 	}
 	tw.Flush()
 
@@ -197,6 +224,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "peak RSS of the SQLite ingestion process\t%.0f MB\t\t\n", r.SQLitePeakRSSMB)
 	fmt.Fprintf(tw, "evindex DB bytes per event\t%.0f\t\t\n", r.DBBytesPerEvent)
 	fmt.Fprintf(tw, "SQLite DB bytes per event\t%.0f\t\t\n", r.SQLiteBytesPerEvent)
+	fmt.Fprintf(tw, "PostgreSQL DB bytes per event\t%.0f\t\t\n", r.PGBytesPerEvent)
+	fmt.Fprintf(tw, "peak RSS of the PostgreSQL ingestion process (evindex only)\t%.0f MB\t\t\n", r.PGPeakRSSMB)
 	fmt.Fprintf(tw, "payload bytes per event (JSON-CDC as sent)\t%.0f\t\t\n", r.PayloadBytesPerEvent)
 	tw.Flush()
 	if len(r.DBBytesByBucket) > 0 {
@@ -237,5 +266,6 @@ var methodNotes = []string{
 	"The query databases start with the end-to-end data and are filled to N through store.Apply with NoSync (and SQLite with synchronous=OFF): bulk fill only, not timed.",
 	"Queries: the same random 100-row pages (random type, address or height) against both, alternating, after a warm-up; the summary is one staking node's year by day.",
 	"Backfill lifts the source's requests_per_second limit (default 50, for public nodes) so the workers' rate shows; theory events/s is theory heights/s x the measured events per height.",
+	"PostgreSQL: a PostgreSQL 15 server on this machine with its default settings (fsync and synchronous_commit on, shared_buffers 128 MB), reached over loopback TCP; the end-to-end process holds the source's lease, so every commit is fenced as in a shared deployment. Its query database is filled like the others.",
 	"Resume: a new process opens the full query database and resumes the Flow source with 1000+ new blocks waiting; timed by the parent from process start to the first committed new event.",
 }
