@@ -45,11 +45,16 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 	// later: the error names it and the service manager restarts us.
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	// A session idle inside a transaction for half the TTL belongs to a
-	// paused writer: the server ends it, so its lock on the lease row
-	// cannot hold the takeover up.
-	st, err := postgres.Open(octx, pg.DSN, postgres.Options{ReadDSN: pg.ReadDSN,
-		IdleInTransactionTimeout: max(pg.LeaseTTL/2, 500*time.Millisecond)})
+	opts := postgres.Options{ReadDSN: pg.ReadDSN}
+	if len(cfg.Sources) > 0 {
+		// An ingest process's transaction idle for half the TTL, or a
+		// statement running for the TTL, is a paused writer's: the server
+		// ends it, so its locks (the lease row, the rows it wrote) cannot
+		// hold the takeover and the new owner's commits up.
+		opts.IdleInTransactionTimeout = max(pg.LeaseTTL/2, 500*time.Millisecond)
+		opts.StatementTimeout = pg.LeaseTTL
+	}
+	st, err := postgres.Open(octx, pg.DSN, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,11 @@ type Options struct {
 	// (SIGSTOP, a partition) would hold it, and so block the takeover,
 	// for as long as it stays paused. Set it below the lease TTL.
 	IdleInTransactionTimeout time.Duration
+	// StatementTimeout, when set, makes the server cancel a primary
+	// statement that runs longer (statement_timeout): a writer paused in
+	// the middle of a COPY is in a running statement, not idle, and holds
+	// its locks until this ends it.
+	StatementTimeout time.Duration
 }
 
 // Store is an open evindex database on PostgreSQL.
@@ -74,7 +79,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s := &Store{now: opts.Now, tracer: opts.Tracer, secrets: passwords(dsn, opts.ReadDSN)}
 	var err error
-	if s.db, err = s.connect(ctx, dsn, opts.MaxConns, opts.IdleInTransactionTimeout); err != nil {
+	if s.db, err = s.connect(ctx, dsn, opts.MaxConns, opts.IdleInTransactionTimeout, opts.StatementTimeout); err != nil {
 		return nil, s.redact(fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err))
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -83,7 +88,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s.read = s.db
 	if opts.ReadDSN != "" {
-		if s.read, err = s.connect(ctx, opts.ReadDSN, opts.MaxConns, 0); err != nil {
+		if s.read, err = s.connect(ctx, opts.ReadDSN, opts.MaxConns, 0, 0); err != nil {
 			s.db.Close()
 			return nil, s.redact(fmt.Errorf("open postgres replica %s: %w", RedactDSN(opts.ReadDSN), err))
 		}
@@ -95,7 +100,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInTx time.Duration) (*pgxpool.Pool, error) {
+func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInTx, statement time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("invalid DSN") // the parser's message may quote the DSN
@@ -103,6 +108,9 @@ func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInT
 	cfg.MaxConns = maxConns
 	if idleInTx > 0 {
 		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(idleInTx.Milliseconds())
+	}
+	if statement > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(statement.Milliseconds())
 	}
 	cfg.ConnConfig.Tracer = s.tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
