@@ -23,6 +23,7 @@ const (
 	ListRejected      = "rejected"
 	ListMissed        = "rewards-missed"
 	ListMissedCover   = "rewards-missed-coverage"
+	ListEpochTotals   = "rewards-epochs"
 )
 
 // lists reads the API's lists from one store. The list endpoints and the
@@ -96,6 +97,8 @@ func (s lists) writer(list string) func(ctx context.Context, p *params, w io.Wri
 		return s.listMissed
 	case ListMissedCover:
 		return s.listMissedCoverage
+	case ListEpochTotals:
+		return s.listEpochTotals
 	}
 	return nil
 }
@@ -119,7 +122,7 @@ func (s lists) write(ctx context.Context, list string, q url.Values, format stri
 	write := s.writer(list)
 	if write == nil {
 		return &NotFoundError{Message: fmt.Sprintf("no list %q (%s, %s, %s, %s or %s)", list,
-			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected+", "+ListMissed+", "+ListMissedCover)}
+			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected+", "+ListMissed+", "+ListMissedCover+", "+ListEpochTotals)}
 	}
 	p := newParams(q)
 	p.defaultFormat = format

@@ -66,7 +66,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	e.getOK("/v1/events?limit=1").json(t, &p)
 	preHist := "/v1/nodes/presearch/" + url.PathEscape(preNodeA) + "/history"
 	itemSchema := map[string]string{
-		"/v1/sources": "Source", "/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary",
+		"/v1/sources": "Source", "/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary", "/v1/rewards/epochs": "EpochTotal",
 		"/v1/nodes": "NodeStatus", "/v1/nodes/{source}/{node}/history": "NodeStatus", "/v1/rejected": "Rejected",
 		"/v1/rewards/missed": "MissedReward", "/v1/rewards/missed/coverage": "EpochCoverage",
 	}
@@ -122,6 +122,9 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"/v1/rewards?source=nope&format=csv", 404, nil},
 		{"/v1/rewards/summary?group_by=day", 200, nil},
 		{"/v1/rewards/summary?group_by=epoch&source=sm-node", 200, nil},
+		{"/v1/rewards/epochs?source=flow-main", 200, nil},
+		{"/v1/rewards/epochs?from_epoch=3&to_epoch=2", 400, nil},
+		{"/v1/rewards/epochs?format=csv", 200, nil},
 		{"/v1/rewards/summary?group_by=week&tz=Europe/Berlin&format=ndjson", 200, nil},
 		{"/v1/rewards/summary?group_by=month&format=csv", 200, nil},
 		{"/v1/rewards/summary?group_by=month&format=parquet", 200, nil},

@@ -15,7 +15,7 @@ import (
 var queryParams = []string{
 	"source", "type", "contract", "address", "tx_id", "account", "kind",
 	"from_height", "to_height", "from_time", "to_time",
-	"group_by", "tz", "order", "limit", "cursor", "format",
+	"group_by", "tz", "order", "limit", "cursor", "format", "from_epoch", "to_epoch",
 }
 
 // parseQuery parses a raw query string strictly. url.Values drops a pair

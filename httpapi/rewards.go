@@ -75,8 +75,8 @@ func (s lists) listRewardSummary(ctx context.Context, p *params, w io.Writer) er
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err == nil && (in.Epochs == nil || in.Epochs.BlocksPerEpoch == 0) {
-			return invalidParam("group_by", "epoch needs a source with epochs (Spacemesh); %q has none", q.Source)
+		if err == nil && (in.Epochs == nil || in.Epochs.BlocksPerEpoch == 0 && !in.Epochs.Named) {
+			return invalidParam("group_by", "epoch needs a source with epochs (Spacemesh, Flow); %q has none", q.Source)
 		}
 	}
 	l := listing[summary]{
@@ -85,7 +85,7 @@ func (s lists) listRewardSummary(ctx context.Context, p *params, w io.Writer) er
 			rows, err := s.st.RewardSummary(ctx, q)
 			if errors.Is(err, store.ErrInvalid) && q.GroupBy == store.GroupEpoch {
 				return store.Page[summary]{}, invalidParam("group_by",
-					"epoch covers only sources with epochs (Spacemesh); choose one with source=")
+					"epoch covers only sources with epochs (Spacemesh, Flow); choose one with source=")
 			}
 			if err != nil {
 				return store.Page[summary]{}, err

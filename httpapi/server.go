@@ -209,6 +209,7 @@ func (s *Server) routes() chi.Router {
 			r.Get("/v1/rewards/summary", s.handle(s.handleList(ListRewardSummary)))
 			r.Get("/v1/rewards/missed", s.handle(s.handleList(ListMissed)))
 			r.Get("/v1/rewards/missed/coverage", s.handle(s.handleList(ListMissedCover)))
+			r.Get("/v1/rewards/epochs", s.handle(s.handleList(ListEpochTotals)))
 			r.Get("/v1/nodes", s.handle(s.handleList(ListNodes)))
 			r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
 			r.Get("/v1/rejected", s.handle(s.handleList(ListRejected)))

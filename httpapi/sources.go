@@ -125,7 +125,7 @@ func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 	if len(in.Meta) > 0 && json.Valid(in.Meta) {
 		o.Meta = in.Meta
 	}
-	if e := in.Epochs; e != nil {
+	if e := in.Epochs; e != nil && e.BlocksPerEpoch > 0 {
 		o.Epochs = &epochsJSON{apiTime(e.Genesis.UTC()), e.BlockDuration.Seconds(), e.BlocksPerEpoch}
 	}
 	return o

@@ -43,8 +43,14 @@ type Reward struct {
 	ID      string
 	// Height is meaningful only when HasHeight is set (rewards for a
 	// period of time may have no height).
-	Height      uint64
-	HasHeight   bool
+	Height    uint64
+	HasHeight bool
+	// Epoch is meaningful only when HasEpoch is set: the epoch the
+	// upstream says the reward pays (a Flow reward's epochCounter). A
+	// summary by epoch groups such rewards by it; others by their
+	// source's Epochs.
+	Epoch       uint64
+	HasEpoch    bool
 	Time        time.Time
 	PeriodStart time.Time // zero when not a period reward
 	PeriodEnd   time.Time
@@ -57,6 +63,22 @@ type Reward struct {
 	// the id of the node that earned it next to the account paid).
 	Aliases []string
 	Details json.RawMessage
+}
+
+// EpochTotal is a network's whole reward payout of one epoch (Flow's
+// EpochTotalRewardsPaid), kept so a reader can set an account's rewards of
+// the epoch against it. Its identity is (Source, Epoch): a replay rewrites
+// it. Amounts are decimal integers in base units, like Reward.RawAmount.
+type EpochTotal struct {
+	Source string
+	Epoch  uint64
+	Height uint64 // where it was paid
+	Time   time.Time
+	// RawTotal is what the epoch paid; RawFromFees the part the collected
+	// fees paid, RawMinted the part minted; RawBurned the fees burned.
+	RawTotal, RawFromFees, RawMinted, RawBurned string
+	Unit                                        string
+	Decimals                                    int
 }
 
 // NodeStatus is one snapshot of a monitored node's health.
@@ -90,6 +112,10 @@ type Epochs struct {
 	Genesis        time.Time     `json:"genesis"`
 	BlockDuration  time.Duration `json:"block_duration"`
 	BlocksPerEpoch uint64        `json:"blocks_per_epoch"`
+	// Named says the source's rewards name their epoch (Reward.Epoch), so
+	// a summary by epoch needs no schedule (Flow's epochs are not a fixed
+	// number of blocks).
+	Named bool `json:"named,omitempty"`
 }
 
 // SourceInfo is what the store keeps about one source besides its records.
@@ -141,6 +167,8 @@ type Batch struct {
 	// that the batch does not rewrite are deleted (a chain revert).
 	ReplaceRewards *Range
 	Nodes          []NodeStatus
+	// EpochTotals are network-wide payouts, one per (source, epoch).
+	EpochTotals []EpochTotal
 	// Rejected are records quarantined by the source or by Quarantine.
 	Rejected []Rejected
 	// Eligibilities and Proposals are what the node announced about its

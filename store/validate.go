@@ -273,6 +273,20 @@ func validName(s string) error {
 	return nil
 }
 
+// CheckEpochTotal checks a network payout the way Apply does: amounts
+// every reader holds exactly, a time of this world, a unit as text.
+func CheckEpochTotal(e *EpochTotal) *FieldError {
+	for _, a := range []struct{ field, v string }{{"raw_total", e.RawTotal}, {"raw_from_fees", e.RawFromFees}, {"raw_minted", e.RawMinted}, {"raw_burned", e.RawBurned}} {
+		if err := CheckAmount(a.v); err != nil {
+			return fieldErr(a.field, []byte(a.v), "%v", err)
+		}
+	}
+	if err := checkText("unit", e.Unit, false); err != nil {
+		return err
+	}
+	return checkTime("time", e.Time)
+}
+
 // ValidateBatch checks a batch the way every backend's Apply does before
 // writing anything: records of the batch's source only (an empty Source
 // takes the batch's), each passing CheckEvent, CheckBlock, CheckReward or
@@ -315,6 +329,18 @@ func ValidateBatch(b *Batch) error {
 		}
 		if err := CheckReward(r); err != nil {
 			return fmt.Errorf("rewards[%d].%w", i, err)
+		}
+	}
+	for i := range b.EpochTotals {
+		e := &b.EpochTotals[i]
+		if e.Source == "" {
+			e.Source = b.Source
+		}
+		if e.Source != b.Source {
+			return fmt.Errorf("%w: epoch_totals[%d]: source %q in a batch of %q", ErrInvalid, i, e.Source, b.Source)
+		}
+		if err := CheckEpochTotal(e); err != nil {
+			return fmt.Errorf("epoch_totals[%d].%w", i, err)
 		}
 	}
 	for i := range b.Nodes {
@@ -385,6 +411,8 @@ const (
 	RecordBlock  = "block"
 	RecordReward = "reward"
 	RecordNode   = "node"
+	// RecordEpochTotal is a network payout of an epoch.
+	RecordEpochTotal = "epoch_total"
 )
 
 // NewRejected builds a rejected record, bounding what it keeps: the key

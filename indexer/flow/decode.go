@@ -25,6 +25,7 @@ import (
 const (
 	rewardsPaidEvent          = "FlowIDTableStaking.RewardsPaid"
 	delegatorRewardsPaidEvent = "FlowIDTableStaking.DelegatorRewardsPaid"
+	epochTotalEvent           = "FlowIDTableStaking.EpochTotalRewardsPaid"
 )
 
 // decoder turns access node messages into store records.
@@ -32,6 +33,7 @@ type decoder struct {
 	source          string
 	rewardsPaid     string // full event types
 	delegatorReward string
+	epochTotal      string
 	// onBadPayload is called for an event whose payload is not JSON.
 	onBadPayload func(ev *entities.Event, height uint64)
 	// onBadReward is called for a reward event that cannot be read.
@@ -47,6 +49,7 @@ func newDecoder(source, stakingContract string) *decoder {
 		source:          source,
 		rewardsPaid:     prefix + rewardsPaidEvent,
 		delegatorReward: prefix + delegatorRewardsPaidEvent,
+		epochTotal:      prefix + epochTotalEvent,
 		onBadPayload:    func(*entities.Event, uint64) {},
 		onBadReward:     func(string, uint64, error) {},
 		now:             time.Now,
@@ -96,6 +99,7 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 	// One slice growth per height, not a doubling's worth of garbage: a
 	// block can hold a hundred thousand events.
 	b.Events = slices.Grow(b.Events, len(bd.events))
+	blockEpoch, hasBlockEpoch := d.blockEpoch(b, bd)
 	for _, ev := range bd.events {
 		payload, addrs, ok := decodePayload(ev.Payload)
 		if !ok {
@@ -123,6 +127,11 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 			if err == nil {
 				err = store.CheckAmount(r.RawAmount)
 			}
+			if err == nil && !r.HasEpoch && hasBlockEpoch {
+				// The signatures before epochCounter: the block's epoch
+				// payout says which epoch it pays.
+				r.Epoch, r.HasEpoch = blockEpoch, true
+			}
 			if err != nil {
 				// The event is stored (its payload is the reward's raw
 				// bytes); the reward it should pay is quarantined, naming
@@ -138,7 +147,70 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 	}
 }
 
-// reward reads a RewardsPaid or DelegatorRewardsPaid event.
+// blockEpoch reads the block's EpochTotalRewardsPaid, if it has one: its
+// epochCounterForRewards is the epoch of the block's payments, and the
+// event becomes the epoch's network-wide total. One that cannot be read is
+// quarantined with its payload.
+func (d *decoder) blockEpoch(b *store.Batch, bd blockData) (uint64, bool) {
+	for _, ev := range bd.events {
+		if ev.Type != d.epochTotal {
+			continue
+		}
+		et, err := d.epochTotalOf(ev, bd)
+		if err != nil {
+			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordEpochTotal, bd.height,
+				fmt.Sprintf("epoch total tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", err.Error(), ev.Payload))
+			return 0, false
+		}
+		if !et.HasEpoch {
+			return 0, false // the oldest signature names no epoch
+		}
+		b.EpochTotals = append(b.EpochTotals, et.EpochTotal)
+		return et.Epoch, true
+	}
+	return 0, false
+}
+
+// epochTotal is a decoded EpochTotalRewardsPaid.
+type epochTotal struct {
+	store.EpochTotal
+	HasEpoch bool
+}
+
+// epochTotalOf reads EpochTotalRewardsPaid(total, fromFees, minted,
+// feesBurned, epochCounterForRewards); the oldest contracts emitted it
+// without the counter.
+func (d *decoder) epochTotalOf(ev *entities.Event, bd blockData) (epochTotal, error) {
+	f, err := cdcFields(ev.Payload)
+	if err != nil {
+		return epochTotal{}, err
+	}
+	et := epochTotal{EpochTotal: store.EpochTotal{Source: d.source, Height: bd.height, Time: bd.time, Unit: "FLOW", Decimals: 8}}
+	for _, a := range []struct {
+		field string
+		dst   *string
+	}{{"total", &et.RawTotal}, {"fromFees", &et.RawFromFees}, {"minted", &et.RawMinted}, {"feesBurned", &et.RawBurned}} {
+		text, err := f.str(a.field)
+		if err != nil {
+			return epochTotal{}, err
+		}
+		raw, err := parseUFix64(text)
+		if err != nil {
+			return epochTotal{}, fmt.Errorf("%s: %w", a.field, err)
+		}
+		*a.dst = strconv.FormatUint(raw, 10)
+	}
+	if _, ok := f["epochCounterForRewards"]; ok {
+		if et.Epoch, err = f.uint64("epochCounterForRewards"); err != nil {
+			return epochTotal{}, err
+		}
+		et.HasEpoch = true
+	}
+	return et, nil
+}
+
+// reward reads a RewardsPaid or DelegatorRewardsPaid event; the current
+// signatures end with epochCounter, the older ones lack it.
 func (d *decoder) reward(ev *entities.Event, bd blockData, txID string) (store.Reward, error) {
 	f, err := cdcFields(ev.Payload)
 	if err != nil {
@@ -168,6 +240,12 @@ func (d *decoder) reward(ev *entities.Event, bd blockData, txID string) (store.R
 		RawAmount: strconv.FormatUint(raw, 10),
 		Unit:      "FLOW",
 		Decimals:  8,
+	}
+	if _, ok := f["epochCounter"]; ok {
+		if r.Epoch, err = f.uint64("epochCounter"); err != nil {
+			return store.Reward{}, err
+		}
+		r.HasEpoch = true
 	}
 	details := map[string]any{"tx_id": txID, "event_type": ev.Type}
 	if ev.Type == d.delegatorReward {
@@ -728,6 +806,19 @@ func cdcFields(payload []byte) (cdcFieldSet, error) {
 
 // str returns a field's value as text, unwrapping an Optional; Cadence's
 // JSON encodes numbers as strings too.
+// uint64 reads a UInt64 field.
+func (f cdcFieldSet) uint64(name string) (uint64, error) {
+	text, err := f.str(name)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("field %s: %q is not a UInt64", name, text)
+	}
+	return v, nil
+}
+
 func (f cdcFieldSet) str(name string) (string, error) {
 	v, ok := f[name]
 	if !ok {

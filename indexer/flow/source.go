@@ -576,6 +576,8 @@ func (r *run) emit(ctx context.Context, b store.Batch) error {
 	b.Source, b.Kind = r.s.cfg.Name, Kind
 	if r.dictSent.CompareAndSwap(false, true) {
 		b.PayloadDictionary = &PayloadDictionary
+		// Flow rewards name their epoch: group_by=epoch needs no schedule.
+		b.Epochs = &store.Epochs{Named: true}
 	}
 	if err := r.sink.Emit(ctx, b); err != nil {
 		if ctx.Err() != nil {

@@ -2,6 +2,8 @@ package flow_test
 
 import (
 	"context"
+	"fmt"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
@@ -221,5 +223,86 @@ func TestContradictingNodes(t *testing.T) {
 	}
 	if s := r.Status(); s.State != store.StateFailed {
 		t.Fatalf("state %s, want failed", s.State)
+	}
+}
+
+// Flow rewards carry their epoch: from epochCounter, or for the legacy
+// signatures (below height 1200 here) from the block's
+// EpochTotalRewardsPaid. A summary by epoch equals the sum of the rows it
+// summarizes, and the network total of each epoch is kept.
+func TestRewardEpochs(t *testing.T) {
+	past := sporkSim(t, "", 1, 999, 0, 0)
+	live := sporkSim(t, "", 1000, 0, 900, 0)
+	chain := flowsim.Sporks{past, live}
+	st := storetest.MustOpen(t)
+	startRunner(t, st, sporkSource(t, live.Addr(), []string{past.Addr()}))
+	head := live.SealedHeight()
+	waitCheckpoint(t, st, head)
+	ctx := context.Background()
+
+	want := map[string]uint64{} // reward id -> epoch
+	for _, r := range chain.Rewards(1, head) {
+		want[fmt.Sprintf("%d/%d/%d", r.Height, r.TxIndex, r.EventIndex)] = r.Epoch
+	}
+	rows := allRewards(t, st)
+	if len(rows) != len(want) || len(rows) == 0 {
+		t.Fatalf("%d rewards stored, the chain paid %d", len(rows), len(want))
+	}
+	type key struct {
+		account string
+		epoch   uint64
+	}
+	sums := map[key]*big.Int{}
+	counts := map[key]uint64{}
+	legacy := 0
+	for _, r := range rows {
+		if !r.HasEpoch || r.Epoch != want[r.ID] {
+			t.Fatalf("reward %s: epoch %d (set %v), the chain says %d", r.ID, r.Epoch, r.HasEpoch, want[r.ID])
+		}
+		if r.Height < 1200 {
+			legacy++
+		}
+		k := key{r.Account, r.Epoch}
+		if sums[k] == nil {
+			sums[k] = new(big.Int)
+		}
+		amt, _ := new(big.Int).SetString(r.RawAmount, 10)
+		sums[k].Add(sums[k], amt)
+		counts[k]++
+	}
+	if legacy == 0 {
+		t.Fatal("no legacy-signature reward was checked")
+	}
+	summary, err := st.RewardSummary(ctx, store.SummaryQuery{RewardQuery: store.RewardQuery{Source: srcName}, GroupBy: store.GroupEpoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(summary) != len(sums) {
+		t.Fatalf("%d summary rows, want one per account and epoch: %d", len(summary), len(sums))
+	}
+	for _, row := range summary {
+		if row.Epoch == nil {
+			t.Fatalf("row %+v has no epoch", row)
+		}
+		k := key{row.Account, *row.Epoch}
+		if sums[k] == nil || row.RawAmount.Cmp(sums[k]) != 0 || row.Count != counts[k] {
+			t.Fatalf("epoch %d account %s: summary %s (%d rows), rows sum %s (%d)", k.epoch, k.account, row.RawAmount, row.Count, sums[k], counts[k])
+		}
+	}
+
+	totals, err := st.EpochTotals(ctx, store.EpochTotalQuery{Source: srcName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := chain.EpochTotals(1, head)
+	if len(totals) != len(truth) || len(totals) == 0 {
+		t.Fatalf("%d epoch totals stored, the chain paid %d", len(totals), len(truth))
+	}
+	for i, w := range truth {
+		g := totals[i]
+		if g.Epoch != w.Epoch || g.Height != w.Height || g.RawTotal != fmt.Sprint(w.Total) || g.RawFromFees != fmt.Sprint(w.FromFees) ||
+			g.RawMinted != fmt.Sprint(w.Minted) || g.RawBurned != fmt.Sprint(w.Burned) || g.Unit != "FLOW" || g.Decimals != 8 {
+			t.Fatalf("epoch total %d: stored %+v, chain %+v", i, g, w)
+		}
 	}
 }

@@ -46,6 +46,9 @@ var (
 	BucketEligibilities = []byte("eligibilities")
 	BucketProposals     = []byte("proposals")
 	BucketProposalGaps  = []byte("proposal_gaps")
+	// BucketEpochTotals maps source|epoch (8 bytes, big endian) to a
+	// network's payout of that epoch, JSON.
+	BucketEpochTotals = []byte("epoch_totals")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -68,6 +71,7 @@ var All = []Migration{
 	{Version: 5, Name: "eligibilities and proposals", Up: createBuckets(
 		BucketEligibilities, BucketProposals, BucketProposalGaps,
 	)},
+	{Version: 6, Name: "network reward totals per epoch", Up: createBuckets(BucketEpochTotals)},
 }
 
 // Latest is the schema version this build writes.

@@ -237,6 +237,11 @@ func (w *writer) apply(b *store.Batch) error {
 			return fmt.Errorf("node %s: %w", b.Nodes[i].Node, err)
 		}
 	}
+	for i := range b.EpochTotals {
+		if err := w.putEpochTotal(&b.EpochTotals[i]); err != nil {
+			return fmt.Errorf("epoch total %d: %w", b.EpochTotals[i].Epoch, err)
+		}
+	}
 	for i := range b.Rejected {
 		if err := w.putRejected(info, &b.Rejected[i]); err != nil {
 			return fmt.Errorf("rejected %d/%s: %w", b.Rejected[i].Height, b.Rejected[i].Key, err)

@@ -381,6 +381,7 @@ const (
 	rwHeight     = 1 << iota // a height follows
 	rwPeriod                 // period start and end follow
 	rwAmountUint             // the amount is a uvarint, not text
+	rwEpoch                  // an epoch follows the height
 )
 
 func encodeReward(r *store.Reward) ([]byte, error) {
@@ -388,6 +389,9 @@ func encodeReward(r *store.Reward) ([]byte, error) {
 	var flags byte
 	if r.HasHeight {
 		flags |= rwHeight
+	}
+	if r.HasEpoch {
+		flags |= rwEpoch
 	}
 	if !r.PeriodStart.IsZero() {
 		flags |= rwPeriod
@@ -401,6 +405,9 @@ func encodeReward(r *store.Reward) ([]byte, error) {
 	x.time(r.Time)
 	if r.HasHeight {
 		x.uvarint(r.Height)
+	}
+	if r.HasEpoch {
+		x.uvarint(r.Epoch)
 	}
 	if !r.PeriodStart.IsZero() {
 		x.time(r.PeriodStart)
@@ -450,6 +457,7 @@ type rewardHead struct {
 	kind      []byte // points into the value
 	time      time.Time
 	height    uint64
+	epoch     uint64 // when flags has rwEpoch
 	amount    uint64 // when flags has rwAmountUint
 	rawAmount []byte // otherwise; points into the value
 	unit      []byte // points into the value
@@ -470,6 +478,9 @@ func decodeRewardHead(v []byte, h *rewardHead) error {
 	h.time = d.time()
 	if h.flags&rwHeight != 0 {
 		h.height = d.uvarint()
+	}
+	if h.flags&rwEpoch != 0 {
+		h.epoch = d.uvarint()
 	}
 	if h.flags&rwPeriod != 0 {
 		d.time()
@@ -513,9 +524,13 @@ func decodeReward(k, v []byte, r *store.Reward) error {
 	d := dec{b: v[2:]}
 	*r = store.Reward{Source: src, Account: acct, ID: id, Kind: d.str(), Time: h.time, Unit: string(h.unit), Decimals: h.decimals}
 	r.Height, r.HasHeight = h.height, h.flags&rwHeight != 0
+	r.Epoch, r.HasEpoch = h.epoch, h.flags&rwEpoch != 0
 	if h.flags&rwPeriod != 0 {
-		d.time() // Time, and Height when set, are in h
+		d.time() // Time, and Height and Epoch when set, are in h
 		if r.HasHeight {
+			d.uvarint()
+		}
+		if r.HasEpoch {
 			d.uvarint()
 		}
 		r.PeriodStart, r.PeriodEnd = d.time(), d.time()

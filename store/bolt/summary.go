@@ -87,6 +87,14 @@ func (s *Store) summaryBuckets(ctx context.Context, q store.SummaryQuery) (bucke
 			}
 		}
 		return func(r *rewardAmount, row *store.SummaryRow) error {
+			if r.hasEpoch {
+				// The upstream named the epoch (Flow's epochCounter):
+				// the row spans the payments counted in it.
+				n := r.epoch
+				row.Epoch = &n
+				row.BucketStart, row.BucketEnd = r.time.UTC(), r.time.UTC()
+				return nil
+			}
 			ep := epochs[r.source]
 			if ep == nil || !r.hasHeight {
 				return fmt.Errorf("%w: group_by=epoch: source %q has no epochs", store.ErrInvalid, r.source)
@@ -109,6 +117,7 @@ type rewardSums map[sumKey]*rewardSum
 
 type sumKey struct {
 	start                 int64
+	epoch                 uint64 // a named epoch (start is then 0)
 	source, account, unit string
 }
 
@@ -126,11 +135,20 @@ func (sums rewardSums) add(bucket bucketFunc, r *rewardAmount) error {
 	if err := bucket(r, &row); err != nil {
 		return err
 	}
-	k := sumKey{row.BucketStart.UnixNano(), r.source, r.account, r.unit}
+	k := sumKey{start: row.BucketStart.UnixNano(), source: r.source, account: r.account, unit: r.unit}
+	if r.hasEpoch && row.Epoch != nil {
+		k.start, k.epoch = 0, *row.Epoch
+	}
 	g := sums[k]
 	if g == nil {
 		g = &rewardSum{row: row}
 		sums[k] = g
+	}
+	if g.row.BucketStart.After(row.BucketStart) {
+		g.row.BucketStart = row.BucketStart
+	}
+	if g.row.BucketEnd.Before(row.BucketEnd) {
+		g.row.BucketEnd = row.BucketEnd
 	}
 	return g.add(r)
 }
@@ -182,6 +200,8 @@ type rewardAmount struct {
 	time            time.Time
 	height          uint64
 	hasHeight       bool
+	epoch           uint64
+	hasEpoch        bool
 	unit            string
 	decimals        int
 	amount          uint64 // when isUint
@@ -232,7 +252,7 @@ func amountMatcher(tx *bbolt.Tx, q *store.RewardQuery) func(pk, val []byte) (rew
 			units[unit] = unit
 		}
 		a := rewardAmount{source: last.source, account: last.account, time: h.time, height: h.height,
-			hasHeight: h.flags&rwHeight != 0, unit: unit, decimals: h.decimals, amount: h.amount, isUint: h.flags&rwAmountUint != 0}
+			hasHeight: h.flags&rwHeight != 0, epoch: h.epoch, hasEpoch: h.flags&rwEpoch != 0, unit: unit, decimals: h.decimals, amount: h.amount, isUint: h.flags&rwAmountUint != 0}
 		if !a.isUint {
 			a.text = string(h.rawAmount)
 		}
