@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -21,7 +23,7 @@ func TestDashboardAssets(t *testing.T) {
 		t.Fatalf("/ content type %q", page.header.Get("Content-Type"))
 	}
 	html := string(page.body)
-	for _, want := range []string{`id="sources"`, `id="chart"`, `id="auth"`, `src="assets/app.js"`, `href="assets/app.css"`} {
+	for _, want := range []string{`id="sources"`, `id="nodes"`, `id="chart"`, `id="auth"`, `src="assets/app.js"`, `href="assets/app.css"`, `href="openapi.json"`} {
 		if !strings.Contains(html, want) {
 			t.Fatalf("page lacks %s", want)
 		}
@@ -47,19 +49,22 @@ func TestDashboardAssets(t *testing.T) {
 }
 
 // TestDashboardInBrowser loads the page in headless Chromium (when
-// installed) and reads the rendered DOM: one row per source and chart
-// points for the accounts with rewards in the last 30 days.
+// installed) and reads the rendered DOM: one row per source with the
+// checkpoint's age apart from when it was stored, a node panel with
+// descriptions and sparklines, daily bars in a window fitted to the data
+// (or the one chosen) with today marked as partial, Presearch series named
+// by their node's description, and export links for each chart.
 func TestDashboardInBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium not installed")
 	}
-	// The page asks for the last 30 days of the real clock, so this store
-	// holds rewards relative to it and nothing else.
+	// The page asks for days of the real clock, so this store holds
+	// rewards relative to it and nothing else.
 	st := storetest.MustOpen(t)
 	now := time.Now().UTC()
 	err = st.Apply(context.Background(),
-		store.Batch{Source: flowSource, Kind: "flow", Checkpoint: &store.Checkpoint{Height: 1999}},
+		store.Batch{Source: flowSource, Kind: "flow", Checkpoint: &store.Checkpoint{Height: 1999, Time: now.Add(-40 * time.Second)}},
 		store.Batch{Source: smSource, Kind: "spacemesh", Checkpoint: &store.Checkpoint{Height: 30}})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +75,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		b.Rewards = append(b.Rewards, store.Reward{Source: preSource, Account: preNodeA, Kind: "presearch_period",
 			ID: end.Format(time.RFC3339), Time: end, PeriodStart: end.Add(-time.Hour), PeriodEnd: end,
 			RawAmount: "2500000000000000000", Unit: "PRE", Decimals: 18})
+	}
+	for i := range 5 {
+		up := i != 3
+		b.Nodes = append(b.Nodes, store.NodeStatus{Source: preSource, Node: preNodeA, Time: now.Add(-time.Duration(5-i) * time.Hour), Connected: &up,
+			Details: json.RawMessage(`{"meta":{"description":"attic-node","url":null},"status":{"connected":true},"period":null}`)})
 	}
 	if err := st.Apply(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -92,22 +102,76 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !strings.Contains(dom, `<progress max="120" value="30">`) {
 		t.Fatalf("no backfill progress bar:\n%s", clip(dom))
 	}
-	series := regexp.MustCompile(`<figure class="series" data-source="presearch" data-account="([^"]+)" data-unit="PRE">`).FindAllStringSubmatch(dom, -1)
-	if len(series) != 1 || series[0][1] != preNodeA {
+	// The checkpoint's age is its block's, apart from when it was stored.
+	if !regexp.MustCompile(`<span class="sub age" [^>]*>block time 4\d s ago</span><span class="sub stored" [^>]*>stored (now|\d s ago)</span>`).MatchString(dom) {
+		t.Errorf("flow-main's checkpoint does not show its block time apart from when it was stored:\n%s", clip(dom))
+	}
+	// One date format: no locale-formatted dates (12/1/2026, 12:46:13 PM).
+	if m := regexp.MustCompile(`\d+/\d+/\d{4}|\d:\d\d:\d\d [AP]M`).FindString(dom); m != "" {
+		t.Errorf("a date in another format: %q", m)
+	}
+	if !strings.Contains(dom, `href="openapi.json"`) {
+		t.Error("no link to /openapi.json")
+	}
+
+	// The node panel: the description, its state and a tick per snapshot.
+	node := regexp.MustCompile(`(?s)<tr class="node" data-source="presearch" data-node="([^"]+)">.*?</tr>`).FindString(dom)
+	if !strings.Contains(node, "attic-node") || !strings.Contains(node, `<td class="connected"><span class="yes">yes</span>`) ||
+		strings.Count(node, `class="tick up"`) != 4 || strings.Count(node, `class="tick down"`) != 1 || !strings.Contains(node, "60 min ago") {
+		t.Errorf("node row %q", node)
+	}
+
+	// Fitted to the data: three days of rewards fit the 7-day window.
+	series := regexp.MustCompile(`<figure class="series" data-source="presearch" data-account="([^"]+)" data-unit="PRE"><figcaption[^>]*>([^<]+)</figcaption>`).FindAllStringSubmatch(dom, -1)
+	if len(series) != 1 || series[0][1] != preNodeA || series[0][2] != "presearch · attic-node · 7.5 PRE" {
 		t.Fatalf("chart series %v:\n%s", series, clip(dom))
 	}
-	points := regexp.MustCompile(`<circle class="point"[^>]*data-amount="([^"]+)"`).FindAllStringSubmatch(dom, -1)
-	if len(points) != 3 {
-		t.Fatalf("%d non-zero chart points, want 3:\n%s", len(points), clip(dom))
+	bars := regexp.MustCompile(`<rect class="bar( zero)?( partial)?"[^>]*data-day="([^"]+)" data-amount="([^"]+)"`).FindAllStringSubmatch(dom, -1)
+	if len(bars) != 7 {
+		t.Fatalf("%d bars, want 7 (the fitted window):\n%s", len(bars), clip(dom))
 	}
-	for _, p := range points {
-		if p[1] != "2.500000000000000000" {
-			t.Fatalf("point amount %q", p[1])
+	today := now.Format(time.DateOnly)
+	for i, b := range bars {
+		last := i == len(bars)-1
+		if (b[2] == " partial") != last || last && b[3] != today {
+			t.Errorf("bar %d %v: only today's, the last, is partial", i, b)
+		}
+		if (b[1] == "") != (b[4] == "2.500000000000000000") || b[1] == "" && i < 3 {
+			t.Errorf("bar %d %v", i, b)
 		}
 	}
-	if n := strings.Count(dom, `class="point zero"`); n != 27 {
-		t.Fatalf("%d zero points, want 27 (30 days)", n)
+	if !strings.Contains(dom, "(7 days, fitted to the data)") {
+		t.Error("the window label does not say it is fitted")
 	}
+	// Export links of the chart's rows.
+	links := regexp.MustCompile(`<a class="export" href="([^"]+)" download="([^"]+)">(CSV|Parquet)</a>`).FindAllStringSubmatch(dom, -1)
+	if len(links) != 2 {
+		t.Fatalf("export links %v", links)
+	}
+	for _, l := range links {
+		u, err := url.Parse(strings.ReplaceAll(l[1], "&amp;", "&"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		if u.Path != "v1/rewards/summary" || q.Get("account") != preNodeA || q.Get("source") != preSource || q.Get("format") != strings.ToLower(l[3]) {
+			t.Errorf("export link %s", l[1])
+		}
+		r := e.getOK("/" + u.String())
+		if cd := r.header.Get("Content-Disposition"); !strings.Contains(cd, "."+q.Get("format")) || len(r.body) == 0 {
+			t.Errorf("GET %s: %v", l[1], r.header)
+		}
+	}
+
+	t.Run("ChosenWindow", func(t *testing.T) {
+		dom := dumpDOM(t, chromium, e.srv.URL+"/#days=30")
+		if n := strings.Count(dom, `<rect class="bar`); n != 30 {
+			t.Fatalf("%d bars in the 30-day window", n)
+		}
+		if n := strings.Count(dom, `<rect class="bar zero`); n != 27 {
+			t.Fatalf("%d empty days, want 27", n)
+		}
+	})
 
 	t.Run("WithToken", func(t *testing.T) {
 		tok := newEnvStore(t, st, withToken("dash-token"))

@@ -110,18 +110,29 @@ func TestDashboardOnTheDemo(t *testing.T) {
 	if want := []string{"flow-demo", "presearch-demo", "sm-demo"}; !slices.Equal(names, want) {
 		t.Errorf("source rows %v, want %v", names, want)
 	}
-	points := regexp.MustCompile(`<circle class="point" [^>]*data-amount="([^"]+)"`).FindAllStringSubmatch(dom, -1)
-	if len(points) == 0 {
-		t.Errorf("the chart has no non-zero point")
+	bars := regexp.MustCompile(`<rect class="bar( partial)?"[^>]*data-amount="([^"]+)"`).FindAllStringSubmatch(dom, -1)
+	if len(bars) == 0 {
+		t.Errorf("the chart has no non-zero bar")
 	}
-	for _, p := range points {
-		if p[1] == "0" || strings.Trim(p[1], "0.") == "" {
-			t.Errorf("a point drawn as non-zero has amount %q", p[1])
+	for _, b := range bars {
+		if b[2] == "0" || strings.Trim(b[2], "0.") == "" {
+			t.Errorf("a bar drawn as non-zero has amount %q", b[2])
 		}
 	}
 	var series []string
-	for _, m := range regexp.MustCompile(`<figure class="series" data-source="([^"]+)" data-account="([^"]+)"`).FindAllStringSubmatch(dom, -1) {
+	for _, m := range regexp.MustCompile(`<figure class="series" data-source="([^"]+)" data-account="([^"]+)"[^>]*><figcaption[^>]*>([^<]+)<`).FindAllStringSubmatch(dom, -1) {
 		series = append(series, m[1]+"/"+m[2])
+		// Presearch series are named by their node's description.
+		if m[1] == "presearch-demo" && !strings.Contains(m[3], "demo-node-") {
+			t.Errorf("presearch series caption %q lacks the node's description", m[3])
+		}
+	}
+	if n := strings.Count(dom, `<a class="export"`); n != 2*len(series) || n == 0 {
+		t.Errorf("%d export links for %d charts", n, len(series))
+	}
+	nodes := regexp.MustCompile(`<tr class="node" data-source="([^"]+)"`).FindAllStringSubmatch(dom, -1)
+	if len(nodes) == 0 || !strings.Contains(dom, `<svg class="spark"`) {
+		t.Errorf("the node panel has %d rows and no sparkline", len(nodes))
 	}
 	t.Logf("%d chart series: %v", len(series), series)
 	if regexp.MustCompile(`<span id="status" role="status" class="error">`).MatchString(dom) {
@@ -130,7 +141,7 @@ func TestDashboardOnTheDemo(t *testing.T) {
 
 	shot := filepath.Join(artifacts, "dashboard.png")
 	os.Remove(shot)
-	chromiumRun(t, chromium, "--screenshot="+shot, "--window-size=1280,900", "--hide-scrollbars", base+"/")
+	chromiumRun(t, chromium, "--screenshot="+shot, "--window-size=1280,1400", "--hide-scrollbars", base+"/")
 	if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {
 		t.Fatalf("no screenshot at %s: %v", shot, err)
 	}
