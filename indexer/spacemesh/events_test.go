@@ -79,3 +79,16 @@ func TestEventRecordIdentity(t *testing.T) {
 		t.Fatal("an event without a timestamp was accepted")
 	}
 }
+
+// TestEventRecordRefusesInvalidTimestamps: an admin event whose timestamp
+// protobuf calls invalid ({seconds: 1, nanos: -5}, or past year 9999) was
+// stored with whatever AsTime made of it; it is refused, and the stream
+// follower quarantines it with its bytes.
+func TestEventRecordRefusesInvalidTimestamps(t *testing.T) {
+	r := &run{net: network{genesis: time.Date(2023, 7, 14, 8, 0, 0, 0, time.UTC), layerDuration: 5 * time.Minute, layersPerEpoch: 4032}}
+	for _, ts := range []*timestamppb.Timestamp{{Seconds: 1, Nanos: -5}, {Seconds: 253402300800}} {
+		if _, err := r.eventRecord(&smv1.Event{Timestamp: ts, Details: &smv1.Event_Beacon{Beacon: &smv1.EventBeacon{Epoch: 1}}}); err == nil {
+			t.Errorf("timestamp %v accepted", ts)
+		}
+	}
+}
