@@ -269,6 +269,18 @@ func (r *run) run(ctx context.Context) error {
 	}
 }
 
+// Checkpoint and coverage when some heights are gaps (README: "Flow
+// history across sporks"). Coverage is the only statement of what is
+// indexed: a range enters it only in the transaction that stores its
+// records, so "coverage = what is proven, exactly once" holds as with one
+// node. The checkpoint is where the forward scan resumes: every height at
+// or below it is in coverage or was a gap when the scan passed it; nothing
+// is written for a gap, the next batch's checkpoint passes it and its
+// coverage starts after it. The holes are found again from coverage at
+// every pass (fillHoles), and filled with batches that carry coverage and
+// no checkpoint, so the checkpoint never goes back and a replay rewrites
+// the same keys. With no gap this is the checkpoint as it always was.
+//
 // pass fills the holes below the checkpoint that some node now serves,
 // reads the earlier sporks' heights from their nodes (passing over the
 // heights no node serves: gaps), catches up on the live spork with range
