@@ -68,6 +68,8 @@ type plan struct {
 	// Announcements (announcements.go), the last write of each wins.
 	eligibilities []store.Eligibility
 	eligibleAt    map[nodeKey]int // (source, account, epoch)
+	epochTotals   []store.EpochTotal
+	epochTotalAt  map[blockKey]int // (source, epoch)
 	proposals     []store.Proposal
 	proposalAt    map[nodeKey]int // (source, account, height)
 	history       []store.NodeStatus
@@ -100,7 +102,7 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 	p := &plan{now: now,
 		source: map[string]*sourcePlan{}, eventAt: map[eventKey]int{}, blockAt: map[blockKey]int{},
 		rewardAt: map[rewardKey]int{}, rejectAt: map[rejectedKey]int{},
-		eligibleAt: map[nodeKey]int{}, proposalAt: map[nodeKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
+		eligibleAt: map[nodeKey]int{}, epochTotalAt: map[blockKey]int{}, proposalAt: map[nodeKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
 		state: map[stateKey][]byte{},
 	}
 	for i := range batches {
@@ -219,6 +221,15 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 				p.eligibilities = append(p.eligibilities, e)
 			}
 		}
+		for _, e := range b.EpochTotals {
+			k := blockKey{e.Source, int64(e.Epoch)}
+			if j, ok := p.epochTotalAt[k]; ok {
+				p.epochTotals[j] = e
+			} else {
+				p.epochTotalAt[k] = len(p.epochTotals)
+				p.epochTotals = append(p.epochTotals, e)
+			}
+		}
 		for _, pr := range b.Proposals {
 			k := nodeKey{pr.Source, pr.Account, int64(pr.Height)}
 			if j, ok := p.proposalAt[k]; ok {
@@ -271,6 +282,9 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 	}
 	if err := p.writeRejected(ctx, tx, delta); err != nil {
 		return fmt.Errorf("rejected: %w", err)
+	}
+	if err := p.writeEpochTotals(ctx, tx); err != nil {
+		return fmt.Errorf("epoch totals: %w", err)
 	}
 	if err := p.writeAnnouncements(ctx, tx); err != nil {
 		return err
@@ -396,7 +410,7 @@ var (
 		lookup: "event_addresses", lookupCol: "address", array: "addresses"}
 	rewardTable = recordTable{name: "rewards", key: []string{"source", "account", "time_key", "id"},
 		cols: []string{"kind", "height", "time_ns", "period_start_ns", "period_end_ns", "amount",
-			"unit", "decimals", "aliases", "details"},
+			"unit", "decimals", "aliases", "details", "epoch"},
 		lookup: "reward_aliases", lookupCol: "alias", array: "aliases"}
 	rejectedTable = recordTable{name: "rejected", key: []string{"source", "height", "key"},
 		cols: []string{"kind", "field", "reason", "raw", "raw_size", "time_ns"}}
@@ -574,8 +588,13 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 		if len(r.Details) > 0 {
 			details = r.Details
 		}
+		var epoch *int64
+		if r.HasEpoch {
+			e := int64(r.Epoch)
+			epoch = &e
+		}
 		rows[i] = []any{r.Source, r.Account, timeKey(r.Time), r.ID, r.Kind, height, nanos(r.Time), ps, pe,
-			pgtype.Numeric{Int: amt, Valid: true}, r.Unit, int64(r.Decimals), aliases, details}
+			pgtype.Numeric{Int: amt, Valid: true}, r.Unit, int64(r.Decimals), aliases, details, epoch}
 	}
 	added, err := rewardTable.write(ctx, tx, rows, nil, nil)
 	for src, n := range added {
@@ -702,9 +721,10 @@ func (p *plan) writeState(ctx context.Context, tx pgx.Tx) error {
 func (p *plan) writeSource(ctx context.Context, tx pgx.Tx, name string, d *counts) error {
 	sp := p.source[name]
 	var eg, eb, en *int64
+	var named *bool
 	if e := sp.epochs; e != nil {
 		g, b, n := nanos(e.Genesis), int64(e.BlockDuration), int64(e.BlocksPerEpoch)
-		eg, eb, en = &g, &b, &n
+		eg, eb, en, named = &g, &b, &n, &e.Named
 	}
 	var meta []byte
 	if len(sp.meta) > 0 {
@@ -717,13 +737,14 @@ func (p *plan) writeSource(ctx context.Context, tx pgx.Tx, name string, d *count
 		cph, cpt, cpu, cpb = &h, &t, &u, &cp.BlockID
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO sources AS s (name, kind, epoch_genesis_ns, epoch_block_ns, epoch_blocks, meta,
-			events, blocks, rewards, rejected, checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns)
-		VALUES ($1, $2, $3, $4, $5, $6, greatest($7, 0), greatest($8, 0), greatest($9, 0), greatest($14, 0), $10, $11, $12, $13)
+			events, blocks, rewards, rejected, checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns, epoch_named)
+		VALUES ($1, $2, $3, $4, $5, $6, greatest($7, 0), greatest($8, 0), greatest($9, 0), greatest($14, 0), $10, $11, $12, $13, $15)
 		ON CONFLICT (name) DO UPDATE SET
 			kind = CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE s.kind END,
 			epoch_genesis_ns = coalesce(excluded.epoch_genesis_ns, s.epoch_genesis_ns),
 			epoch_block_ns = coalesce(excluded.epoch_block_ns, s.epoch_block_ns),
 			epoch_blocks = coalesce(excluded.epoch_blocks, s.epoch_blocks),
+			epoch_named = coalesce(excluded.epoch_named, s.epoch_named),
 			meta = coalesce(excluded.meta, s.meta),
 			events = greatest(s.events + $7, 0),
 			blocks = greatest(s.blocks + $8, 0),
@@ -733,7 +754,7 @@ func (p *plan) writeSource(ctx context.Context, tx pgx.Tx, name string, d *count
 			checkpoint_block_id = CASE WHEN excluded.checkpoint_height IS NULL THEN s.checkpoint_block_id ELSE excluded.checkpoint_block_id END,
 			checkpoint_time_ns = CASE WHEN excluded.checkpoint_height IS NULL THEN s.checkpoint_time_ns ELSE excluded.checkpoint_time_ns END,
 			checkpoint_updated_ns = CASE WHEN excluded.checkpoint_height IS NULL THEN s.checkpoint_updated_ns ELSE excluded.checkpoint_updated_ns END`,
-		name, sp.kind, eg, eb, en, meta, d.events, d.blocks, d.rewards, cph, cpb, cpt, cpu, d.rejected)
+		name, sp.kind, eg, eb, en, meta, d.events, d.blocks, d.rewards, cph, cpb, cpt, cpu, d.rejected, named)
 	if err != nil {
 		return err
 	}

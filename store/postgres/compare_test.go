@@ -190,6 +190,22 @@ func history() [][]store.Batch {
 	steps = append(steps, []store.Batch{{Source: "flow", Rejected: rej[:2]}, {Source: "presearch", Rejected: rej[2:]},
 		{Source: "flow", Rejected: []store.Rejected{store.NewRejected(store.RecordEvent, 7, "tx 0 event 1", "type", "too long", []byte("t"))}}})
 	steps = append(steps, []store.Batch{{Source: "empty"}})
+	// Rewards that name their epoch, on a source whose epochs are named,
+	// and the network's payouts per epoch (one rewritten).
+	var named []store.Reward
+	for i := uint64(0); i < 9; i++ {
+		named = append(named, store.Reward{Account: fmt.Sprintf("n%d", i%2), Kind: "flow_node_reward", ID: fmt.Sprint(i),
+			Height: 100 + i*7, HasHeight: true, Epoch: 40 + i/3, HasEpoch: true, Time: t0.Add(time.Duration(i)*97*time.Minute + time.Duration(i)),
+			RawAmount: fmt.Sprint(5000000000 + i), Unit: "FLOW", Decimals: 8})
+	}
+	total := func(epoch uint64, amount string) store.EpochTotal {
+		return store.EpochTotal{Epoch: epoch, Height: 100 + epoch, Time: t0.Add(time.Duration(epoch) * time.Hour),
+			RawTotal: amount, RawFromFees: "12", RawMinted: "34028236692093846346337460743176821145", RawBurned: "0", Unit: "FLOW", Decimals: 8}
+	}
+	steps = append(steps, []store.Batch{
+		{Source: "flowx", Kind: "flow", Rewards: named, Epochs: &store.Epochs{Named: true}, EpochTotals: []store.EpochTotal{total(40, "100"), total(41, "200")}},
+		{Source: "flowx", EpochTotals: []store.EpochTotal{total(41, "201"), total(42, "300")}},
+	})
 	// Contracts that are not their type's prefix, or only its text's.
 	odd := []store.Event{
 		{Height: 50, TxIndex: 0, EventIndex: 0, Type: "flow.AccountCreated", Contract: "A.0000000000000001.Core"},
@@ -351,6 +367,8 @@ func compare(t *testing.T, bolt, pg store.Store) {
 		{GroupBy: store.GroupDay}, {GroupBy: store.GroupWeek, Location: ny}, {GroupBy: store.GroupMonth, Location: ktm},
 		{GroupBy: store.GroupDay, Location: ktm, RewardQuery: store.RewardQuery{Accounts: []string{"s1", "key2"}}},
 		{GroupBy: store.GroupEpoch, RewardQuery: store.RewardQuery{Source: "sm"}},
+		{GroupBy: store.GroupEpoch, RewardQuery: store.RewardQuery{Source: "flowx"}},
+		{GroupBy: store.GroupWeek, RewardQuery: store.RewardQuery{Source: "flowx", Accounts: []string{"n1"}}},
 		{GroupBy: store.GroupMonth, RewardQuery: store.RewardQuery{Kinds: []string{"presearch_period", "smesher_reward"}}},
 		{GroupBy: store.GroupEpoch}, // presearch has no epochs: an error on both
 		{GroupBy: "year"},
@@ -387,6 +405,9 @@ func compare(t *testing.T, bolt, pg store.Store) {
 			t.Errorf("%s: first difference: %s", label, firstDiff(got, want))
 		}
 		sameCursors(t, label, gc, wc)
+	}
+	for _, q := range []store.EpochTotalQuery{{}, {Source: "flowx", FromEpoch: 41}, {ToEpoch: 41}, {Source: "sm"}} {
+		same(t, fmt.Sprintf("epoch totals %+v", q), func(b store.Store) (any, error) { return b.(store.EpochTotalReader).EpochTotals(ctx, q) }, bolt, pg)
 	}
 	same(t, "nodes", func(b store.Store) (any, error) { return b.Nodes(ctx, "") }, bolt, pg)
 	same(t, "nodes of presearch", func(b store.Store) (any, error) { return b.Nodes(ctx, "presearch") }, bolt, pg)

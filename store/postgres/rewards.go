@@ -17,7 +17,7 @@ import (
 var rewardKeys = []string{"source", "account", "time_key", "id"}
 
 const rewardSelect = `r.source, r.account, r.time_key, r.id, r.kind, r.height, r.time_ns, r.period_start_ns, r.period_end_ns,
-	r.amount, r.unit, r.decimals, r.aliases, r.details`
+	r.amount, r.unit, r.decimals, r.aliases, r.details, r.epoch`
 
 // Rewards returns one page of rewards in (source, account, time) order, or
 // reversed with q.Desc. With accounts, only those accounts' rows are read
@@ -123,13 +123,17 @@ func scanReward(row pgx.CollectableRow) (store.Reward, error) {
 	var height, ps, pe *int64
 	var amount pgtype.Numeric
 	var details []byte
-	err := row.Scan(&r.Source, &r.Account, &tkey, &r.ID, &r.Kind, &height, &tns, &ps, &pe, &amount, &r.Unit, &dec, &r.Aliases, &details)
+	var epoch *int64
+	err := row.Scan(&r.Source, &r.Account, &tkey, &r.ID, &r.Kind, &height, &tns, &ps, &pe, &amount, &r.Unit, &dec, &r.Aliases, &details, &epoch)
 	if err != nil {
 		return r, err
 	}
 	r.Time, r.Decimals = fromNanos(tns), int(dec)
 	if height != nil {
 		r.Height, r.HasHeight = uint64(*height), true
+	}
+	if epoch != nil {
+		r.Epoch, r.HasEpoch = uint64(*epoch), true
 	}
 	if ps != nil {
 		r.PeriodStart, r.PeriodEnd = fromNanos(*ps), fromNanos(*pe)

@@ -11,7 +11,7 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-const sourceSelect = `name, kind, epoch_genesis_ns, epoch_block_ns, epoch_blocks, meta, events, blocks, rewards, rejected,
+const sourceSelect = `name, kind, epoch_genesis_ns, epoch_block_ns, epoch_blocks, epoch_named, meta, events, blocks, rewards, rejected,
 	checkpoint_height, checkpoint_block_id, checkpoint_time_ns, checkpoint_updated_ns`
 
 func scanSource(row pgx.CollectableRow) (store.SourceInfo, error) {
@@ -20,7 +20,8 @@ func scanSource(row pgx.CollectableRow) (store.SourceInfo, error) {
 	var cpb *string
 	var ev, bl, rw, rj int64
 	var meta []byte
-	err := row.Scan(&in.Name, &in.Kind, &eg, &eb, &en, &meta, &ev, &bl, &rw, &rj, &cph, &cpb, &cpt, &cpu)
+	var named *bool
+	err := row.Scan(&in.Name, &in.Kind, &eg, &eb, &en, &named, &meta, &ev, &bl, &rw, &rj, &cph, &cpb, &cpt, &cpu)
 	if err != nil {
 		return in, err
 	}
@@ -29,7 +30,7 @@ func scanSource(row pgx.CollectableRow) (store.SourceInfo, error) {
 		in.Meta = meta
 	}
 	if eg != nil {
-		in.Epochs = &store.Epochs{Genesis: fromNanos(*eg), BlockDuration: time.Duration(*eb), BlocksPerEpoch: uint64(*en)}
+		in.Epochs = &store.Epochs{Genesis: fromNanos(*eg), BlockDuration: time.Duration(*eb), BlocksPerEpoch: uint64(*en), Named: named != nil && *named}
 	}
 	if cph != nil {
 		in.Checkpoint = &store.Checkpoint{Height: uint64(*cph), BlockID: *cpb, Time: fromNanos(*cpt), UpdatedAt: fromNanos(*cpu)}

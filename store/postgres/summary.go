@@ -44,6 +44,7 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 	}
 	type groupKey struct {
 		start                 int64
+		epoch                 uint64 // a named epoch (start is then 0)
 		source, account, unit string
 	}
 	groups := map[groupKey]*store.SummaryRow{}
@@ -55,7 +56,7 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 	filters := rewardFilters(&a, &rq)
 	// In key order, so a group's Decimals come from its first reward as
 	// in the bbolt store.
-	rows, err := s.read.Query(ctx, `SELECT r.source, r.account, r.unit, r.decimals, r.time_ns, r.height, r.amount
+	rows, err := s.read.Query(ctx, `SELECT r.source, r.account, r.unit, r.decimals, r.time_ns, r.height, r.amount, r.epoch
 		FROM rewards r WHERE `+and(filters)+` ORDER BY r.source, r.account, r.time_key, r.id`, a...)
 	if err != nil {
 		return nil, s.redact(fmt.Errorf("summarize rewards: %w", err))
@@ -64,13 +65,22 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 	for rows.Next() {
 		var src, acct, unit string
 		var dec, tns int64
-		var height *int64
+		var height, named *int64
 		var amount pgtype.Numeric
-		if err := rows.Scan(&src, &acct, &unit, &dec, &tns, &height, &amount); err != nil {
+		if err := rows.Scan(&src, &acct, &unit, &dec, &tns, &height, &amount, &named); err != nil {
 			return nil, s.redact(fmt.Errorf("summarize rewards: %w", err))
 		}
 		row := store.SummaryRow{Source: src, Account: acct, Unit: unit, Decimals: int(dec)}
-		if q.GroupBy == store.GroupEpoch {
+		k := groupKey{source: src, account: acct, unit: unit}
+		switch {
+		case q.GroupBy == store.GroupEpoch && named != nil:
+			// The upstream named the epoch (Flow's epochCounter): the row
+			// spans the payments counted in it.
+			n := uint64(*named)
+			row.Epoch, k.epoch = &n, n
+			row.BucketStart = fromNanos(tns)
+			row.BucketEnd = row.BucketStart
+		case q.GroupBy == store.GroupEpoch:
 			ep := epochs[src]
 			if ep == nil || height == nil {
 				return nil, fmt.Errorf("%w: group_by=epoch: source %q has no epochs", store.ErrInvalid, src)
@@ -80,15 +90,22 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 			row.Epoch = &n
 			row.BucketStart = ep.Genesis.Add(time.Duration(n) * span).UTC()
 			row.BucketEnd = row.BucketStart.Add(span)
-		} else {
+			k.start = row.BucketStart.UnixNano()
+		default:
 			row.BucketStart, row.BucketEnd = store.BucketOf(fromNanos(tns).In(loc), q.GroupBy)
+			k.start = row.BucketStart.UnixNano()
 		}
-		k := groupKey{row.BucketStart.UnixNano(), src, acct, unit}
 		g := groups[k]
 		if g == nil {
 			row.RawAmount = new(big.Int)
 			g = &row
 			groups[k] = g
+		}
+		if g.BucketStart.After(row.BucketStart) {
+			g.BucketStart = row.BucketStart
+		}
+		if g.BucketEnd.Before(row.BucketEnd) {
+			g.BucketEnd = row.BucketEnd
 		}
 		text, err := integerText(amount)
 		if err != nil {

@@ -31,6 +31,15 @@ func validate(b *store.Batch) error {
 			v.height(fmt.Sprintf("rewards[%d].height", i), b.Rewards[i].Height)
 		}
 	}
+	for i, r := range b.Rewards {
+		if r.HasEpoch {
+			v.height(fmt.Sprintf("rewards[%d].epoch", i), r.Epoch)
+		}
+	}
+	for i, e := range b.EpochTotals {
+		v.height(fmt.Sprintf("epoch_totals[%d].epoch", i), e.Epoch)
+		v.height(fmt.Sprintf("epoch_totals[%d].height", i), e.Height)
+	}
 	for i := range b.Rejected {
 		v.height(fmt.Sprintf("rejected[%d].height", i), b.Rejected[i].Height)
 	}
