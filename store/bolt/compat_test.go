@@ -113,7 +113,7 @@ func testReadsOldFile(t *testing.T, name string) {
 		{FromHeight: u64(7), ToHeight: u64(9), Limit: 1000},
 		{Source: "flow", Desc: true, Limit: 7},
 	} {
-		got, want := allEvents(t, old, q), allEvents(t, fresh, q)
+		got, want := storetest.AllEvents(t, old, q), storetest.AllEvents(t, fresh, q)
 		if len(want) == 0 {
 			t.Errorf("query %+v finds nothing", q)
 		}
@@ -152,7 +152,7 @@ func testReadsOldFile(t *testing.T, name string) {
 	if err := old.Apply(ctx, compatBatches()...); err != nil {
 		t.Fatal(err)
 	}
-	same("events after rewrite", allEvents(t, old, store.EventQuery{Limit: 1000}), allEvents(t, fresh, store.EventQuery{Limit: 1000}))
+	same("events after rewrite", storetest.AllEvents(t, old, store.EventQuery{Limit: 1000}), storetest.AllEvents(t, fresh, store.EventQuery{Limit: 1000}))
 	if err := old.Check(ctx); err != nil {
 		t.Errorf("check after rewrite: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/bolt"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestReadsOfADamagedFileNameIt overwrites the pages of a file one at a
@@ -27,7 +28,7 @@ func TestReadsOfADamagedFileNameIt(t *testing.T) {
 	}
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for h := uint64(1); h <= 300; h++ {
-		b := flowBatch(h, 6)
+		b := storetest.FlowBatch(h, 6)
 		b.Rewards = []store.Reward{{Account: fmt.Sprintf("node%d", h%3), Kind: "flow_node_reward", ID: fmt.Sprint(h),
 			Height: h, HasHeight: true, Time: base.Add(time.Duration(h) * time.Second), RawAmount: fmt.Sprint(h * 1000), Unit: "FLOW", Decimals: 8}}
 		if err := s.Apply(ctx, b); err != nil {

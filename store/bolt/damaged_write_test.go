@@ -11,6 +11,7 @@ import (
 
 	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/bolt"
+	"github.com/evindex/evindex/store/storetest"
 )
 
 // TestWritesToADamagedFileNameIt garbles one page at a time of a file and
@@ -26,7 +27,7 @@ func TestWritesToADamagedFileNameIt(t *testing.T) {
 	}
 	const heights = 200
 	for h := uint64(1); h <= heights; h++ {
-		if err := s.Apply(ctx, flowBatch(h, 6)); err != nil {
+		if err := s.Apply(ctx, storetest.FlowBatch(h, 6)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,7 +56,7 @@ func TestWritesToADamagedFileNameIt(t *testing.T) {
 		// One transaction replays every height.
 		var all []store.Batch
 		for h := uint64(1); h <= heights; h++ {
-			all = append(all, flowBatch(h, 6))
+			all = append(all, storetest.FlowBatch(h, 6))
 		}
 		err = s.Apply(ctx, all...)
 		s.Close()

@@ -21,7 +21,7 @@ const stallBound = 2 * time.Minute
 // bigBatch is one height with n events of about 1 KiB each: a few hundred
 // of them grow the file by megabytes.
 func bigBatch(h uint64, n int) store.Batch {
-	b := flowBatch(h, n)
+	b := storetest.FlowBatch(h, n)
 	pad := strings.Repeat("x", 1000)
 	for i := range b.Events {
 		b.Events[i].Payload = json.RawMessage(`{"type":"Event","value":{"pad":"` + pad + `","h":` + jsonInt(h) + `,"i":` + jsonInt(uint64(i)) + `}}`)
@@ -64,7 +64,7 @@ func TestSlowReaderDoesNotStallApply(t *testing.T) {
 		<-applied
 		t.Fatalf("Apply waited %v for a read transaction to end", stallBound)
 	}
-	if got := len(allEvents(t, s, store.EventQuery{})); got != 1+400*40 {
+	if got := len(storetest.AllEvents(t, s, store.EventQuery{})); got != 1+400*40 {
 		t.Fatalf("%d events stored, want %d", got, 1+400*40)
 	}
 }
