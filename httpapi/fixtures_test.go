@@ -193,7 +193,7 @@ func preBatch() store.Batch {
 				Source: preSource, Account: node, Kind: "presearch_period", ID: start.Format(time.RFC3339),
 				Time: start.Add(time.Hour), PeriodStart: start, PeriodEnd: start.Add(time.Hour),
 				RawAmount: preRaw(n, h).String(), Unit: "PRE", Decimals: 18,
-				Details: json.RawMessage(`{"total_pre_earned":1.23,"avg_uptime_score":100}`),
+				Details: json.RawMessage(`{"total_pre_earned":1.23,"avg_uptime_score":100,"avg_reliability_score":97.5,"avg_latency_ms":250}`),
 			})
 			if h%24 == 0 {
 				up, synced := h%48 == 0, true

@@ -45,8 +45,9 @@ type Config struct {
 	Sources func() []store.SourceStatus
 	// Gatherer feeds /metrics (nil: prometheus.DefaultGatherer).
 	Gatherer prometheus.Gatherer
-	// Registerer takes the API's own metrics (request durations); nil
-	// keeps them unregistered.
+	// Registerer takes the API's own metrics (request durations) and the
+	// monitoring metrics read from the store (per node, per tracked
+	// account: MonitoringMetrics); nil keeps them unregistered.
 	Registerer prometheus.Registerer
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// every route but /healthz, /readyz and the dashboard's static page.
@@ -127,7 +128,7 @@ func New(cfg Config) *Server {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 19),
 	}, []string{"route", "status"})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.requestSeconds)
+		cfg.Registerer.MustRegister(s.requestSeconds, newMonitorCollector(cfg.Store, s.sources, time.Now))
 	}
 	s.router = s.routes()
 	return s
