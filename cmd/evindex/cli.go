@@ -73,6 +73,7 @@ func commands() []command {
 		{"copy", "--data DIR --to-dsn DSN", "move a bbolt data dir into an empty PostgreSQL database, verified", runCopyCmd},
 		{"version", "", "version, commit and schema version", runVersionCmd},
 		{"token", "", "print a new random API token for http.token", runTokenCmd},
+		{"monitoring", "prometheus-rules|grafana-dashboard", "generated Prometheus rules or Grafana dashboard for /metrics", runMonitoringCmd},
 	}
 }
 
