@@ -306,3 +306,63 @@ func TestRewardEpochs(t *testing.T) {
 		}
 	}
 }
+
+// A past spork's node too old to answer GetNodeVersionInfo: its root is
+// found by bisecting GetBlockHeaderByHeight, and its range is read from
+// it like any other.
+func TestNodeWithoutVersionInfo(t *testing.T) {
+	past, err := flowsim.Start(context.Background(), "127.0.0.1:0", flowsim.Config{
+		Seed: sporkSeed, RootHeight: 300, LastHeight: 999, RewardEvery: 100, LegacyRewardsBelow: 1200, NoVersionInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(past.Close)
+	live := sporkSim(t, "", 1000, 0, 300, 0)
+	st := storetest.MustOpen(t)
+	cfg := flow.Config{Name: srcName, Endpoint: live.Addr(), HistoryEndpoints: []string{past.Addr()}, StartHeight: 300, EventTypes: sporkTypes}
+	src, err := flow.New(cfg, flow.WithHeadPollInterval(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRunner(t, st, src)
+	waitCheckpoint(t, st, live.SealedHeight())
+	for _, ep := range r.Status().Endpoints {
+		if ep.Endpoint == past.Addr() && (!ep.Known || ep.From != 300 || ep.To != 999) {
+			t.Fatalf("endpoint %+v, want 300-999 found by bisection", ep)
+		}
+	}
+	if past.Stats().Calls["GetBlockHeaderByHeight"] == 0 {
+		t.Fatal("the root was not bisected")
+	}
+	checkTruth(t, st, flowsim.Sporks{past, live}, 300, live.SealedHeight(), flowsim.Filter{EventTypes: sporkTypes}, false)
+}
+
+// Two nodes of the live spork: when the one the stream follows dies,
+// the other takes the stream over from the checkpoint; nothing is lost or
+// repeated.
+func TestLiveFailover(t *testing.T) {
+	a := sporkSim(t, "", 1000, 0, 200, 0)
+	b := sporkSim(t, "", 1000, 0, 200, 0)
+	st := storetest.MustOpen(t)
+	r := startRunner(t, st, sporkSource(t, a.Addr(), []string{b.Addr()}))
+	waitCheckpoint(t, st, 1200)
+	eventually(t, "live on the configured endpoint", func() bool {
+		for _, ep := range r.Status().Endpoints {
+			if ep.Endpoint == a.Addr() && ep.State == store.EndpointLive {
+				return true
+			}
+		}
+		return false
+	})
+	a.Produce(20)
+	b.Produce(20)
+	waitCheckpoint(t, st, 1220)
+	a.Close()
+	b.Produce(30)
+	waitCheckpoint(t, st, 1250)
+	if b.Stats().Streams == 0 {
+		t.Fatal("the second node's stream was never followed")
+	}
+	// The chain is the same on both nodes: b's truth is the truth.
+	checkTruth(t, st, b, 1000, 1250, flowsim.Filter{EventTypes: sporkTypes}, false)
+}

@@ -23,6 +23,9 @@ func (a *accessServer) Ping(context.Context, *access.PingRequest) (*access.PingR
 }
 
 func (a *accessServer) GetNodeVersionInfo(context.Context, *access.GetNodeVersionInfoRequest) (*access.GetNodeVersionInfoResponse, error) {
+	if a.s.cfg.NoVersionInfo {
+		return nil, status.Error(codes.Unimplemented, "unknown method GetNodeVersionInfo for service flow.access.AccessAPI")
+	}
 	return &access.GetNodeVersionInfoResponse{Info: &entities.NodeVersionInfo{
 		Semver:               "v0.0.0-flowsim",
 		SporkId:              a.s.chain.blockID(a.s.SporkRootHeight()),

@@ -45,6 +45,9 @@ type Config struct {
 	// height up to LastHeight is sealed from the start (History is
 	// ignored) and no block is ever produced after it.
 	LastHeight uint64
+	// NoVersionInfo makes GetNodeVersionInfo answer Unimplemented, as
+	// access nodes of software older than the call do.
+	NoVersionInfo bool
 	// LegacyRewardsBelow makes reward payments below this height use the
 	// signatures without epochCounter (RewardsPaid(nodeID, amount),
 	// DelegatorRewardsPaid(nodeID, delegatorID, amount)), as mainnet's
