@@ -109,7 +109,13 @@ func listOrNone(names []string) string {
 
 // suggest is " (did you mean X?)" for the candidate closest to name, or ""
 // when none is close enough to be what was meant.
-func suggest(name string, candidates []string) string {
+func suggest(name string, candidates []string) string { return DidYouMean(name, candidates) }
+
+// DidYouMean is " (did you mean X?)" for the candidate closest to name,
+// or "" when none is close enough to be what was meant. The command line
+// suggests flags, commands and config keys with it, as the API does
+// parameters, so both guess alike.
+func DidYouMean(name string, candidates []string) string {
 	best, bestD := "", 0
 	norm := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
 	for _, c := range candidates {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/store"
 )
 
@@ -71,6 +72,7 @@ func commands() []command {
 		{"check", "--data DIR", "integrity check of a stopped database; exit 0 when sound", runCheckCmd},
 		{"migrate", "--data DIR", "apply pending schema migrations and print the version", runMigrateCmd},
 		{"copy", "--data DIR --to-dsn DSN", "move a bbolt data dir into an empty PostgreSQL database, verified", runCopyCmd},
+		{"config", "| config check FILE", "the annotated reference of every config key / validate a file without starting", runConfigCmd},
 		{"version", "", "version, commit and schema version", runVersionCmd},
 		{"token", "", "print a new random API token for http.token", runTokenCmd},
 		{"monitoring", "prometheus-rules|grafana-dashboard", "generated Prometheus rules or Grafana dashboard for /metrics", runMonitoringCmd},
@@ -86,13 +88,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return errHelp
 	}
+	var names []string
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return c.run(ctx, e, args[1:])
 		}
+		names = append(names, c.name)
 	}
-	printUsage(stderr)
-	return usagef("unknown command %q", args[0])
+	// The mistake first and one line of help, not the whole usage.
+	return usagef("unknown command %q%s; 'evindex --help' lists the commands", args[0], httpapi.DidYouMean(args[0], names))
 }
 
 func printUsage(w io.Writer) {

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,15 +22,15 @@ import (
 
 // Config is the whole configuration of `evindex run` (CONFIG.md).
 type Config struct {
-	DataDir string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir" doc:"directory of evindex.db (file mode 0600, directory 0700); bolt backend only"`
 	// Instance names this process where several share one database: it
 	// is the owner shown on /v1/sources and written in the lease rows.
 	// Empty: hostname:pid.
-	Instance string         `yaml:"instance"`
-	Log      LogConfig      `yaml:"log"`
-	HTTP     HTTPConfig     `yaml:"http"`
-	Store    StoreConfig    `yaml:"store"`
-	Sources  []SourceConfig `yaml:"sources"`
+	Instance string         `yaml:"instance" doc:"this process's name as a source owner where several share a PostgreSQL database (empty: hostname:pid)"`
+	Log      LogConfig      `yaml:"log" doc:"logging"`
+	HTTP     HTTPConfig     `yaml:"http" doc:"the REST API and dashboard listener"`
+	Store    StoreConfig    `yaml:"store" doc:"storage backend and write batching"`
+	Sources  []SourceConfig `yaml:"sources" doc:"the upstreams to index; empty: serve the stored data only"`
 
 	// lines is where each field's value is in the file it was read from,
 	// by path, so a Validate error names the line too. A flag or variable
@@ -58,37 +60,37 @@ func recordLines(n *yaml.Node, path string, into map[string]int) {
 
 // LogConfig selects the log level and encoding.
 type LogConfig struct {
-	Level  string `yaml:"level"`  // debug|info|warn|error
-	Format string `yaml:"format"` // auto|console|json
+	Level  string `yaml:"level" doc:"debug, info, warn or error"`                                      // debug|info|warn|error
+	Format string `yaml:"format" doc:"auto (console on a terminal, else JSON lines), console or json"` // auto|console|json
 }
 
 // HTTPConfig is the API listener.
 type HTTPConfig struct {
-	Listen string `yaml:"listen"`
-	Token  string `yaml:"token"`
+	Listen string `yaml:"listen" doc:"host:port of the API; off loopback a token is required"`
+	Token  string `yaml:"token" doc:"bearer token the API requires (at least 16 characters; evindex token prints one); usually ${EVINDEX_TOKEN}"`
 	// Insecure allows a non-loopback listen address without a token.
 	// Anyone who can reach the address can then read everything and
 	// download the whole database.
-	Insecure bool `yaml:"insecure"`
+	Insecure bool `yaml:"insecure" doc:"allow a non-loopback listen address without a token: anyone who reaches it reads everything"`
 	// AllowedHosts are Host names, besides localhost, 127.0.0.1 and
 	// [::1], that a request reaching a loopback address may carry: a
 	// reverse proxy's public name. Others are refused (421), which stops
 	// a web page from rebinding its name to 127.0.0.1 to read the API.
-	AllowedHosts []string `yaml:"allowed_hosts"`
+	AllowedHosts []string `yaml:"allowed_hosts" doc:"Host names besides localhost a request to a loopback listener may carry (a reverse proxy's name)"`
 	// MaxStreams caps concurrent streamed exports (ndjson, csv, parquet)
 	// and MaxBackups concurrent backups; past them a request gets 429.
-	MaxStreams int `yaml:"max_streams"`
-	MaxBackups int `yaml:"max_backups"`
+	MaxStreams int `yaml:"max_streams" doc:"concurrent streamed exports (ndjson, csv, parquet); more get 429"`
+	MaxBackups int `yaml:"max_backups" doc:"concurrent backups; more get 429"`
 }
 
 // StoreConfig picks the storage backend and sizes write transactions.
 type StoreConfig struct {
-	BatchMaxRecords int           `yaml:"batch_max_records"`
-	BatchMaxDelay   time.Duration `yaml:"batch_max_delay"`
+	BatchMaxRecords int           `yaml:"batch_max_records" doc:"records per write transaction"`
+	BatchMaxDelay   time.Duration `yaml:"batch_max_delay" doc:"longest a received record waits before its transaction commits"`
 	// Backend is bolt (one file in data_dir, one process) or postgres
 	// (a server that several evindex processes share).
-	Backend  string         `yaml:"backend"`
-	Postgres PostgresConfig `yaml:"postgres"`
+	Backend  string         `yaml:"backend" doc:"bolt (one file in data_dir, one process) or postgres (a server several processes share)"`
+	Postgres PostgresConfig `yaml:"postgres" doc:"the PostgreSQL backend, with backend: postgres"`
 }
 
 // The storage backends of store.backend.
@@ -101,17 +103,17 @@ const (
 type PostgresConfig struct {
 	// DSN is the primary, where ingestion writes. It usually holds a
 	// password: it is never logged or shown, only its redacted form.
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" doc:"the primary's connection string, where ingestion writes; usually ${EVINDEX_PG_DSN} (holds a password, never shown)"`
 	// ReadDSN, when set, is a streaming replica the API reads from.
-	ReadDSN string `yaml:"read_dsn"`
+	ReadDSN string `yaml:"read_dsn" doc:"optional streaming replica the API reads from"`
 	// LeaseTTL is how long a source's owner may be silent before another
 	// process takes the source over; the owner renews every third of it.
 	// Shorter fails over sooner and costs more renewals; a pause (GC,
 	// SIGSTOP, a partition) longer than it makes the owner lose its sources.
-	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	LeaseTTL time.Duration `yaml:"lease_ttl" doc:"how long a source's owner may be silent before another process takes the source over"`
 	// MaxReplayLag is how far the replica of read_dsn may trail the
 	// primary before /readyz answers 503.
-	MaxReplayLag time.Duration `yaml:"max_replay_lag"`
+	MaxReplayLag time.Duration `yaml:"max_replay_lag" doc:"how far the read_dsn replica may trail before /readyz answers 503"`
 }
 
 // DefaultConfig is the configuration before the file and flags apply.
@@ -169,6 +171,47 @@ func LoadConfigFile(path string, getenv func(string) string) (Config, error) {
 // (a token, an API key) is taken verbatim whatever characters it holds:
 // '#', ': ', '*' or quotes in a secret never change the YAML around it.
 func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
+	var p problemList
+	cfg := parseConfig(raw, getenv, &p)
+	if err := p.first(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// problemList collects the problems of a configuration, one per field:
+// the first is what run reports, all of them what `config check` lists.
+type problemList struct {
+	errs []error
+	// all lists each of a source's problems on its own instead of the
+	// first with a count of the rest.
+	all bool
+}
+
+func (p *problemList) add(err error) {
+	if err == nil {
+		return
+	}
+	if ce, ok := asConfigError(err); ok {
+		for _, e := range p.errs {
+			if prev, ok := asConfigError(e); ok && prev.Field == ce.Field {
+				return // one problem per field: the rest follow from it
+			}
+		}
+	}
+	p.errs = append(p.errs, err)
+}
+
+func (p *problemList) first() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	return p.errs[0]
+}
+
+// parseConfig parses the text as far as it can, adding every problem to
+// p: a syntax error stops it, an unset variable or a bad key does not.
+func parseConfig(raw []byte, getenv func(string) string, p *problemList) Config {
 	cfg := DefaultConfig()
 	// Each reference becomes a placeholder that is a plain scalar in any
 	// YAML context (flow mappings included) until the text is parsed.
@@ -184,27 +227,33 @@ func ParseConfig(raw []byte, getenv func(string) string) (Config, error) {
 	})
 	var doc yaml.Node
 	if err := yaml.Unmarshal(marked, &doc); err != nil {
-		return Config{}, &ConfigError{Field: "config", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		p.add(&ConfigError{Field: "config", Msg: strings.TrimPrefix(err.Error(), "yaml: ")})
+		return cfg
 	}
 	if len(doc.Content) == 0 {
-		return cfg, nil
+		return cfg
 	}
-	if err := expandEnv(doc.Content[0], refs, getenv, ""); err != nil {
-		return Config{}, err
-	}
+	expandEnv(doc.Content[0], refs, getenv, "", p)
 	if err := checkValue(doc.Content[0], reflect.TypeOf(cfg), "config"); err != nil {
-		return Config{}, err
+		p.add(err)
+		return cfg
 	}
-	if err := checkKeys(doc.Content[0], reflect.TypeOf(cfg), ""); err != nil {
-		return Config{}, err
+	checkKeys(doc.Content[0], reflect.TypeOf(cfg), "", p)
+	if len(p.errs) > 0 && !p.all {
+		return cfg // run stops at the first problem
 	}
 	if err := doc.Decode(&cfg); err != nil {
-		return Config{}, decodeError(doc.Content[0], err)
+		p.add(decodeError(doc.Content[0], err))
+		return cfg
 	}
 	cfg.lines = map[string]int{}
 	recordLines(doc.Content[0], "", cfg.lines)
-	return cfg, nil
+	return cfg
 }
+
+// decoded reports whether a parsed configuration holds the file's values
+// (its lines are known), so validating it says something about the file.
+func (c *Config) decoded() bool { return c.lines != nil }
 
 var typeErrorLine = regexp.MustCompile(`(?s)^line ([0-9]+): cannot unmarshal !!\w+ .* into (.+)$`)
 
@@ -276,29 +325,23 @@ var envPlaceholderRef = regexp.MustCompile(`EVINDEXENVREF([0-9]+)FERVNEXEDNIVE`)
 // never becomes null: an expanded "~" or "null" is that text. A reference
 // to an unset variable without a default is a ConfigError naming the
 // field and the variable.
-func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, path string) error {
+func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, path string, p *problemList) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := expandEnv(c, refs, getenv, path); err != nil {
-				return err
-			}
+			expandEnv(c, refs, getenv, path, p)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := expandEnv(c, refs, getenv, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
+			expandEnv(c, refs, getenv, fmt.Sprintf("%s[%d]", path, i), p)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := expandEnv(n.Content[i+1], refs, getenv, joinPath(path, n.Content[i].Value)); err != nil {
-				return err
-			}
+			expandEnv(n.Content[i+1], refs, getenv, joinPath(path, n.Content[i].Value), p)
 		}
 	case yaml.ScalarNode:
 		if !envPlaceholderRef.MatchString(n.Value) {
-			return nil
+			return
 		}
 		var unset *envReference
 		n.Value = envPlaceholderRef.ReplaceAllStringFunc(n.Value, func(m string) string {
@@ -317,8 +360,9 @@ func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, pa
 			if field == "" {
 				field = "config"
 			}
-			return &ConfigError{Field: field, Msg: fmt.Sprintf("${%s} is not set (line %d); set it, or write ${%s:-} where an empty value is meant",
-				unset.name, n.Line, unset.name)}
+			p.add(&ConfigError{Field: field, Msg: fmt.Sprintf("${%s} is not set (line %d); set it, or write ${%s:-} where an empty value is meant",
+				unset.name, n.Line, unset.name)})
+			return
 		}
 		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 			n.Tag = ""
@@ -327,23 +371,20 @@ func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, pa
 			}
 		}
 	}
-	return nil
 }
 
 // checkKeys walks a YAML mapping against a struct's yaml tags so an
 // unknown key is reported by its path (sources[1].coinbase), with the
 // line, before decoding. A source's keys are the common ones of
 // SourceConfig and those of its kind's configuration type.
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+func checkKeys(n *yaml.Node, t reflect.Type, path string, p *problemList) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch {
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
+			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), p)
 		}
 	case t.Kind() == reflect.Struct && t != reflect.TypeOf(time.Time{}) && n.Kind == yaml.MappingNode:
 		fields := map[string]reflect.StructField{}
@@ -352,7 +393,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if t == reflect.TypeOf(SourceConfig{}) {
 			var err error
 			if kind, err = sourceKeys(n, path, fields); err != nil {
-				return err
+				// Which keys are right depends on the kind: only the kind
+				// is named, not every key that follows it.
+				p.add(err)
+				return
 			}
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -362,25 +406,33 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 				if field == "" {
 					field = "config"
 				}
-				return &ConfigError{Field: field, Msg: fmt.Sprintf("a key must be a plain name (line %d)", k.Line)}
+				p.add(&ConfigError{Field: field, Msg: fmt.Sprintf("a key must be a plain name (line %d)", k.Line)})
+				continue
 			}
 			field := joinPath(path, k.Value)
 			f, ok := fields[k.Value]
 			if !ok && kind != "" && isSourceKey(k.Value) {
-				return &ConfigError{Field: field, Msg: fmt.Sprintf("not a key of a %s source (line %d)", kind, k.Line)}
+				p.add(&ConfigError{Field: field, Msg: fmt.Sprintf("not a key of a %s source (line %d)%s", kind, k.Line, suggestKey(k.Value, fields))})
+				continue
 			}
 			if !ok {
-				return &ConfigError{Field: field, Msg: fmt.Sprintf("unknown key (line %d)", k.Line)}
+				p.add(&ConfigError{Field: field, Msg: fmt.Sprintf("unknown key (line %d)%s", k.Line, suggestKey(k.Value, fields))})
+				continue
 			}
 			if err := checkValue(v, f.Type, field); err != nil {
-				return err
+				p.add(err)
+				continue
 			}
-			if err := checkKeys(v, f.Type, field); err != nil {
-				return err
-			}
+			checkKeys(v, f.Type, field, p)
 		}
 	}
-	return nil
+}
+
+// suggestKey is " (did you mean KEY?)" for the key of fields closest to
+// key, or "" when none is close.
+func suggestKey(key string, fields map[string]reflect.StructField) string {
+	names := slices.Sorted(maps.Keys(fields))
+	return httpapi.DidYouMean(key, names)
 }
 
 // sourceKeys adds the keys of the source n's kind to fields and returns
@@ -522,89 +574,126 @@ func joinPath(path, key string) string {
 // line when the field came from a file.
 func (c *Config) Validate() error {
 	err := c.validate()
+	c.withLine(err)
+	return err
+}
+
+// withLine adds the line of err's field to its message, when the field
+// came from a file and the message has no line yet.
+func (c *Config) withLine(err error) {
 	if ce, ok := asConfigError(err); ok && !strings.Contains(ce.Msg, "(line ") {
 		if line, ok := c.lines[ce.Field]; ok {
 			ce.Msg += fmt.Sprintf(" (line %d)", line)
 		}
 	}
-	return err
+}
+
+// CheckConfig validates configuration text without starting anything and
+// returns every problem it finds, each a ConfigError naming the field and
+// its line: unset ${VAR}s, unknown keys, an unknown kind (and not the
+// keys after it), values of the wrong type, and what Validate refuses.
+func CheckConfig(raw []byte, getenv func(string) string) (Config, []error) {
+	p := problemList{all: true}
+	cfg := parseConfig(raw, getenv, &p)
+	if cfg.decoded() {
+		// Past a bad key or an unset variable the rest is still checked;
+		// a field already named is not named again.
+		cfg.problems(&p)
+		for _, err := range p.errs {
+			cfg.withLine(err)
+		}
+	}
+	return cfg, p.errs
 }
 
 func (c *Config) validate() error {
-	if err := c.Store.validate(c.DataDir); err != nil {
-		return err
-	}
+	var p problemList
+	c.problems(&p)
+	return p.first()
+}
+
+// problems adds every problem of the configuration to p, in the order of
+// the file's sections: Validate reports the first, `config check` all.
+func (c *Config) problems(p *problemList) {
+	p.add(c.Store.validate(c.DataDir))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return &ConfigError{"log.level", fmt.Sprintf("%q: want debug, info, warn or error", c.Log.Level)}
+		p.add(&ConfigError{"log.level", fmt.Sprintf("%q: want debug, info, warn or error", c.Log.Level)})
 	}
 	switch c.Log.Format {
 	case "auto", "console", "json":
 	default:
-		return &ConfigError{"log.format", fmt.Sprintf("%q: want auto, console or json", c.Log.Format)}
+		p.add(&ConfigError{"log.format", fmt.Sprintf("%q: want auto, console or json", c.Log.Format)})
 	}
-	if err := checkDataDir(c.DataDir); err != nil {
-		return err
-	}
+	p.add(checkDataDir(c.DataDir))
 	host, port, err := net.SplitHostPort(c.HTTP.Listen)
 	if err != nil {
-		return &ConfigError{"http.listen", fmt.Sprintf("%q: want host:port", c.HTTP.Listen)}
+		p.add(&ConfigError{"http.listen", fmt.Sprintf("%q: want host:port", c.HTTP.Listen)})
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		p.add(&ConfigError{"http.listen", fmt.Sprintf("%q: the port must be a number from 0 to 65535", c.HTTP.Listen)})
 	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return &ConfigError{"http.listen", fmt.Sprintf("%q: the port must be a number from 0 to 65535", c.HTTP.Listen)}
-	}
-	if err := checkToken(c.HTTP.Token); err != nil {
-		return err
-	}
-	if !isLoopback(host) && c.HTTP.Token == "" && !c.HTTP.Insecure {
-		return &ConfigError{"http.token", fmt.Sprintf("required when http.listen (%s) is not a loopback address (or set http.insecure: true)", c.HTTP.Listen)}
+	p.add(checkToken(c.HTTP.Token))
+	if err == nil && !isLoopback(host) && c.HTTP.Token == "" && !c.HTTP.Insecure {
+		p.add(&ConfigError{"http.token", fmt.Sprintf("required when http.listen (%s) is not a loopback address (or set http.insecure: true)", c.HTTP.Listen)})
 	}
 	for i, h := range c.HTTP.AllowedHosts {
 		if httpapi.NormalizeHost(h) == "" {
-			return &ConfigError{fmt.Sprintf("http.allowed_hosts[%d]", i), fmt.Sprintf("%q: want a host name or IP address without scheme, port or path", h)}
+			p.add(&ConfigError{fmt.Sprintf("http.allowed_hosts[%d]", i), fmt.Sprintf("%q: want a host name or IP address without scheme, port or path", h)})
 		}
 	}
 	if c.HTTP.MaxStreams < 1 {
-		return &ConfigError{"http.max_streams", "must be at least 1"}
+		p.add(&ConfigError{"http.max_streams", "must be at least 1"})
 	}
 	if c.HTTP.MaxBackups < 1 {
-		return &ConfigError{"http.max_backups", "must be at least 1"}
+		p.add(&ConfigError{"http.max_backups", "must be at least 1"})
 	}
 	if c.Store.BatchMaxRecords < 1 {
-		return &ConfigError{"store.batch_max_records", "must be at least 1"}
+		p.add(&ConfigError{"store.batch_max_records", "must be at least 1"})
 	}
 	if c.Store.BatchMaxDelay <= 0 {
-		return &ConfigError{"store.batch_max_delay", "must be positive"}
+		p.add(&ConfigError{"store.batch_max_delay", "must be positive"})
 	}
 	seen := map[string]int{}
+	known := make([]bool, len(c.Sources))
 	for i, s := range c.Sources {
-		p := fmt.Sprintf("sources[%d]", i)
-		if s.Name == "" {
-			return &ConfigError{p + ".name", "required"}
+		pfx := fmt.Sprintf("sources[%d]", i)
+		switch j, dup := seen[s.Name]; {
+		case s.Name == "":
+			p.add(&ConfigError{pfx + ".name", "required"})
+		case !indexer.ValidName(s.Name):
+			p.add(&ConfigError{pfx + ".name", fmt.Sprintf("%q: use lowercase letters, digits and -", s.Name)})
+		case dup:
+			p.add(&ConfigError{pfx + ".name", fmt.Sprintf("%q is already the name of sources[%d]", s.Name, j)})
+		default:
+			seen[s.Name] = i
 		}
-		if !indexer.ValidName(s.Name) {
-			return &ConfigError{p + ".name", fmt.Sprintf("%q: use lowercase letters, digits and -", s.Name)}
-		}
-		if j, dup := seen[s.Name]; dup {
-			return &ConfigError{p + ".name", fmt.Sprintf("%q is already the name of sources[%d]", s.Name, j)}
-		}
-		seen[s.Name] = i
 		k, ok := lookupKind(s.Kind)
 		if !ok {
-			return &ConfigError{p + ".kind", kindError(s.Kind)}
+			p.add(&ConfigError{pfx + ".kind", kindError(s.Kind)})
+			continue
 		}
+		known[i] = true
 		if s.Settings == nil {
 			c.Sources[i].Settings = k.NewConfig(s.Name) // no keys of its own: the kind's defaults
 		}
 	}
-	// Each kind checks its own keys, once every name and kind is known good.
+	// Each kind checks its own keys; a source of an unknown kind has none
+	// to check.
 	for i, s := range c.Sources {
+		if !known[i] {
+			continue
+		}
 		if err := s.Settings.Validate(); err != nil {
-			return sourceError(i, err)
+			if !p.all {
+				p.add(sourceError(i, err))
+				continue
+			}
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				p.add(sourceError(i, errors.New(line)))
+			}
 		}
 	}
-	return nil
 }
 
 // validate checks the backend and its keys. A DSN is never quoted in an

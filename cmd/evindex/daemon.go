@@ -35,7 +35,7 @@ func runDaemonCmd(ctx context.Context, e env, args []string) error {
 			"Flags override the config file; every flag can also be set as EVINDEX_<FLAG>,\n"+
 			"e.g. EVINDEX_HTTP_LISTEN=127.0.0.1:9090.")
 	var f runFlags
-	fs.StringVar(&f.config, "config", "", "YAML config file (see CONFIG.md); without it evindex serves --data-dir with no sources")
+	fs.StringVar(&f.config, "config", "", "YAML config file (evindex config prints every key; evindex config check FILE validates one); without it evindex serves --data-dir with no sources")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data)")
 	fs.StringVar(&f.httpListen, "http-listen", "", "API listen address (default 127.0.0.1:8080)")
 	fs.StringVar(&f.httpToken, "http-token", "", "bearer token the API requires (required off loopback)")

@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer"
 	"github.com/evindex/evindex/indexer/flow"
 	"github.com/evindex/evindex/indexer/presearch"
@@ -49,17 +50,17 @@ func kindError(kind string) string {
 	if kind == "" {
 		return fmt.Sprintf("required (%s)", kindNames())
 	}
-	return fmt.Sprintf("%q is not a source kind (%s)", kind, kindNames())
+	return fmt.Sprintf("%q is not a source kind (%s)%s", kind, kindNames(), httpapi.DidYouMean(kind, strings.Split(kindList(","), ",")))
 }
 
 // SourceConfig is one entry of `sources`: the keys every source has, and
 // Settings, the kind's own configuration that the other keys decode into.
 type SourceConfig struct {
-	Name string `yaml:"name"`
-	Kind string `yaml:"kind"`
+	Name string `yaml:"name" doc:"unique source name: lowercase letters, digits and -"`
+	Kind string `yaml:"kind" doc:"the source's kind, which decides its other keys"`
 	// LagThreshold is how far behind the head a live source may be and
 	// still count as ready on /readyz (0: the kind's default).
-	LagThreshold uint64 `yaml:"lag_threshold"`
+	LagThreshold uint64 `yaml:"lag_threshold" doc:"how far behind its head a live source may be and count as ready on /readyz, in its height unit (0: the kind's default)"`
 	// Settings holds the kind's keys; its type is the kind's (a
 	// *flow.Config for a flow source).
 	Settings indexer.SourceConfig `yaml:"-"`

@@ -31,7 +31,7 @@ func TestSourceKindsAreTheRegistry(t *testing.T) {
 		t.Fatalf("registry lists %v", names)
 	}
 	_, err := ParseConfig([]byte("sources:\n  - {name: a, kind: flwo}\n"), noEnv)
-	if want := `sources[0].kind: "flwo" is not a source kind (flow, spacemesh, presearch)`; err == nil || err.Error() != want {
+	if want := `sources[0].kind: "flwo" is not a source kind (flow, spacemesh, presearch) (did you mean flow?)`; err == nil || err.Error() != want {
 		t.Fatalf("unknown kind: %v, want %s", err, want)
 	}
 
@@ -41,7 +41,7 @@ func TestSourceKindsAreTheRegistry(t *testing.T) {
 
 	t.Run("ConfigErrors", func(t *testing.T) {
 		cases := []struct{ name, yaml, err string }{
-			{"UnknownKind", "sources:\n  - {name: a, kind: flwo}\n", `sources[0].kind: "flwo" is not a source kind (flow, spacemesh, presearch, echo)`},
+			{"UnknownKind", "sources:\n  - {name: a, kind: flwo}\n", `sources[0].kind: "flwo" is not a source kind (flow, spacemesh, presearch, echo) (did you mean flow?)`},
 			{"NoKind", "sources:\n  - {name: a}\n", "sources[0].kind: required (flow, spacemesh, presearch, echo)"},
 			{"KeyOfAnotherKind", "sources:\n  - {name: a, kind: echo, endpoint: x}\n", "sources[0].endpoint: not a key of a echo source (line 2)"},
 			{"AnotherKindsKey", "sources:\n  - {name: a, kind: flow, greeting: x}\n", "sources[0].greeting: not a key of a flow source (line 2)"},

@@ -28,30 +28,30 @@ type Config struct {
 	Name string `yaml:"-"`
 	// Endpoint is the access node's gRPC address (host:port), serving both
 	// AccessAPI and ExecutionDataAPI.
-	Endpoint string `yaml:"endpoint"`
+	Endpoint string `yaml:"endpoint" doc:"the access node's gRPC address (host:port), serving AccessAPI and ExecutionDataAPI"`
 	// HistoryEndpoints are further access nodes (host:port): earlier
 	// sporks' nodes, or more nodes of a spork for failover. Each is asked
 	// which heights it serves; every height is read from a node that
 	// serves it.
-	HistoryEndpoints []string `yaml:"history_endpoints"`
+	HistoryEndpoints []string `yaml:"history_endpoints" doc:"more access nodes (host:port): earlier sporks' nodes or failover nodes; each is asked which heights it serves"`
 	// TLS dials with TLS and the system's root certificates.
-	TLS bool `yaml:"tls"`
+	TLS bool `yaml:"tls" doc:"dial with TLS and the system's root certificates"`
 	// StartHeight is where the first run begins; 0 means the node's latest
 	// sealed height at that moment. Later runs resume at checkpoint + 1.
-	StartHeight uint64 `yaml:"start_height"`
+	StartHeight uint64 `yaml:"start_height" doc:"where the first run begins; 0: the node's latest sealed height then. Later runs resume at checkpoint + 1"`
 	// EventTypes, Contracts and Addresses select events as the access
 	// node's EventFilter does (OR-ed); all empty means every event.
-	EventTypes []string `yaml:"event_types"`
-	Contracts  []string `yaml:"contracts"`
-	Addresses  []string `yaml:"addresses"`
+	EventTypes []string `yaml:"event_types" doc:"event types to index (A.<address>.<Contract>.<Event>); with contracts and addresses OR-ed; all empty: every event"`
+	Contracts  []string `yaml:"contracts" doc:"contracts whose events to index (A.<address>.<Contract>)"`
+	Addresses  []string `yaml:"addresses" doc:"addresses whose events to index (hex, with or without 0x)"`
 	// HeartbeatInterval asks the node for a response at least every this
 	// many heights, so quiet ranges still advance the checkpoint.
-	HeartbeatInterval uint64 `yaml:"heartbeat_interval"`
+	HeartbeatInterval uint64 `yaml:"heartbeat_interval" doc:"the node answers at least every this many heights, so quiet ranges still advance the checkpoint"`
 	// StakingContract is the address of FlowIDTableStaking, whose
 	// RewardsPaid and DelegatorRewardsPaid events become rewards.
-	StakingContract string `yaml:"staking_contract"`
+	StakingContract string `yaml:"staking_contract" doc:"address of FlowIDTableStaking, whose RewardsPaid and DelegatorRewardsPaid events become rewards"`
 	// Backfill tunes the catch-up through GetEventsForHeightRange.
-	Backfill BackfillConfig `yaml:"backfill"`
+	Backfill BackfillConfig `yaml:"backfill" doc:"catch-up through GetEventsForHeightRange when far behind (needs event_types)"`
 }
 
 // BackfillConfig tunes how history is fetched when the source is far
@@ -60,15 +60,15 @@ type Config struct {
 // Contracts or Addresses set, the event stream walks the history instead.
 type BackfillConfig struct {
 	// Workers is the number of range calls in flight.
-	Workers int `yaml:"workers"`
+	Workers int `yaml:"workers" doc:"range calls in flight"`
 	// MaxRange is the most heights per call (at most 250).
-	MaxRange uint64 `yaml:"max_range"`
+	MaxRange uint64 `yaml:"max_range" doc:"most heights per range call (at most 250)"`
 	// RequestsPerSecond caps range calls across all workers (public access
 	// nodes allow about 100 per client).
-	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	RequestsPerSecond float64 `yaml:"requests_per_second" doc:"cap on range calls across all workers (public nodes allow about 100 per client)"`
 	// Distance starts a backfill when the resume height is more than this
 	// many heights below the sealed head.
-	Distance uint64 `yaml:"distance"`
+	Distance uint64 `yaml:"distance" doc:"a backfill starts when the resume height is more than this many heights below the sealed head"`
 }
 
 // DefaultConfig returns a Config with every default filled in.

@@ -35,25 +35,25 @@ type Config struct {
 	// Name is the source's unique name ([a-z0-9-]).
 	Name string `yaml:"-"`
 	// BaseURL is the API's scheme and host, e.g. https://nodes.presearch.com.
-	BaseURL string `yaml:"base_url"`
+	BaseURL string `yaml:"base_url" doc:"the API's scheme and host"`
 	// APIKey is the node API key from the dashboard. It is a secret: it is
 	// sent in the URL path and never logged or shown. Alternatively,
 	// APIKeyFile names a file holding it (surrounding space is trimmed).
-	APIKey     string `yaml:"api_key"`
-	APIKeyFile string `yaml:"api_key_file"`
+	APIKey     string `yaml:"api_key" doc:"the node API key from the Presearch dashboard; a secret, never logged or shown (or use api_key_file)"`
+	APIKeyFile string `yaml:"api_key_file" doc:"a file holding the API key instead of api_key (surrounding space is trimmed)"`
 	// PublicKeys restricts the source to these nodes; empty means every
 	// node of the key.
-	PublicKeys []string `yaml:"public_keys"`
+	PublicKeys []string `yaml:"public_keys" doc:"only these nodes; empty: every node of the key"`
 	// StatusInterval is how often node status is polled (default 60 s,
 	// at least 15 s).
-	StatusInterval time.Duration `yaml:"status_interval"`
+	StatusInterval time.Duration `yaml:"status_interval" doc:"how often node status is polled (at least 15s: 4 requests a minute)"`
 	// StatsWindow is the length of the aligned UTC windows earnings are
 	// read in (default 1 h). It must be whole minutes and divide a day.
-	StatsWindow time.Duration `yaml:"stats_window"`
+	StatsWindow time.Duration `yaml:"stats_window" doc:"length of the aligned UTC windows earnings are read in; whole minutes dividing a day (at most 4 stats requests an hour)"`
 	// BackfillDays is how many days before today's UTC midnight the first
 	// start reads earnings from (DefaultConfig sets 7; 0 starts with the
 	// current window). It matters only while no checkpoint exists.
-	BackfillDays int `yaml:"backfill_days"`
+	BackfillDays int `yaml:"backfill_days" doc:"days before today's UTC midnight the first start reads earnings from (0: the current window only)"`
 	// StatsDelay is how long after a window ends its stats are read, so
 	// the API has finished aggregating it (default 5 minutes). Too short
 	// a delay can store an incomplete window that is never read again.

@@ -39,23 +39,23 @@ type Config struct {
 	// PublicEndpoint is the node's public gRPC listener (host:port, default
 	// port 9092): NodeService, MeshService, GlobalStateService and the
 	// v2alpha1 queries.
-	PublicEndpoint string `yaml:"public_endpoint"`
+	PublicEndpoint string `yaml:"public_endpoint" doc:"the node's public gRPC listener (host:port, usually port 9092)"`
 	// PrivateEndpoint is the node's private listener (usually
 	// 127.0.0.1:9093), optional: with it, AdminService.EventsStream events
 	// are stored as events.
-	PrivateEndpoint string `yaml:"private_endpoint"`
+	PrivateEndpoint string `yaml:"private_endpoint" doc:"the node's private listener (usually 127.0.0.1:9093), optional: admin events and the reward stream"`
 	// Coinbases are the bech32 accounts ("sm1...") whose rewards are
 	// indexed.
-	Coinbases []string `yaml:"coinbases"`
+	Coinbases []string `yaml:"coinbases" doc:"bech32 accounts (sm1...) whose rewards are indexed"`
 	// Smeshers are smesher ids (64 hex digits) whose rewards are indexed,
 	// whatever coinbase they pay. A node without the v2alpha1 API can only
 	// list rewards by coinbase, so there they match within Coinbases only.
-	Smeshers []string `yaml:"smeshers"`
+	Smeshers []string `yaml:"smeshers" doc:"smesher ids (64 hex digits) whose rewards are indexed, whatever coinbase they pay"`
 	// StartLayer is where the first run begins; later runs resume at
 	// checkpoint + 1.
-	StartLayer uint64 `yaml:"start_layer"`
+	StartLayer uint64 `yaml:"start_layer" doc:"where the first run begins; later runs resume at checkpoint + 1"`
 	// TLS dials with TLS and the system's root certificates.
-	TLS bool `yaml:"tls"`
+	TLS bool `yaml:"tls" doc:"dial with TLS and the system's root certificates"`
 	// HRP is the expected network prefix of the coinbases; empty accepts
 	// the public networks' "sm" and "stest". The node's own HRP is checked
 	// at start either way.
