@@ -21,9 +21,9 @@ var (
 // writeAnnouncements writes the transaction's eligibilities, proposals
 // and proposal gaps (the last write of an identity wins).
 func (p *plan) writeAnnouncements(ctx context.Context, tx pgx.Tx) error {
-	if len(p.eligibilities) > 0 {
-		rows := make([][]any, len(p.eligibilities))
-		for i, e := range p.eligibilities {
+	if len(p.eligibilities.items) > 0 {
+		rows := make([][]any, len(p.eligibilities.items))
+		for i, e := range p.eligibilities.items {
 			var hs, ns []int64
 			if e.Heights != nil {
 				hs, ns = make([]int64, len(e.Heights)), make([]int64, len(e.Heights))
@@ -37,9 +37,9 @@ func (p *plan) writeAnnouncements(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("eligibilities: %w", err)
 		}
 	}
-	if len(p.proposals) > 0 {
-		rows := make([][]any, len(p.proposals))
-		for i, pr := range p.proposals {
+	if len(p.proposals.items) > 0 {
+		rows := make([][]any, len(p.proposals.items))
+		for i, pr := range p.proposals.items {
 			rows[i] = []any{pr.Source, pr.Account, int64(pr.Height), pr.ID, nanos(pr.Time)}
 		}
 		if _, err := proposalTable.write(ctx, tx, rows, nil, nil); err != nil {

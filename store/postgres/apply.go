@@ -56,24 +56,16 @@ type plan struct {
 	source  map[string]*sourcePlan
 	leases  []store.Lease
 
-	events   []store.Event
-	eventAt  map[eventKey]int
-	blocks   []store.Block
-	blockAt  map[blockKey]int
-	rewards  []store.Reward // the pending writes; nil entries were dropped by a later revert
-	rewardAt map[rewardKey]int
-	reverts  []revert
-	rejected []store.Rejected
-	rejectAt map[rejectedKey]int
-	// Announcements (announcements.go), the last write of each wins.
-	eligibilities []store.Eligibility
-	eligibleAt    map[nodeKey]int // (source, account, epoch)
-	epochTotals   []store.EpochTotal
-	epochTotalAt  map[blockKey]int // (source, epoch)
-	proposals     []store.Proposal
-	proposalAt    map[nodeKey]int // (source, account, height)
-	history       []store.NodeStatus
-	historyAt     map[nodeKey]int
+	// The records, one per identity: the last write of each wins.
+	events        latestOf[eventKey, store.Event]
+	blocks        latestOf[blockKey, store.Block]
+	rewards       latestOf[rewardKey, store.Reward] // the pending writes, after any revert dropped some
+	reverts       []revert
+	rejected      latestOf[rejectedKey, store.Rejected]
+	eligibilities latestOf[nodeKey, store.Eligibility] // (source, account, epoch)
+	epochTotals   latestOf[blockKey, store.EpochTotal] // (source, epoch)
+	proposals     latestOf[nodeKey, store.Proposal]    // (source, account, height)
+	history       latestOf[nodeKey, store.NodeStatus]
 	latest        map[[2]string]store.NodeStatus
 	state         map[stateKey][]byte // nil value: delete
 }
@@ -99,12 +91,7 @@ type revert struct {
 }
 
 func planOf(batches []store.Batch, now time.Time) (*plan, error) {
-	p := &plan{now: now,
-		source: map[string]*sourcePlan{}, eventAt: map[eventKey]int{}, blockAt: map[blockKey]int{},
-		rewardAt: map[rewardKey]int{}, rejectAt: map[rejectedKey]int{},
-		eligibleAt: map[nodeKey]int{}, epochTotalAt: map[blockKey]int{}, proposalAt: map[nodeKey]int{}, historyAt: map[nodeKey]int{}, latest: map[[2]string]store.NodeStatus{},
-		state: map[stateKey][]byte{},
-	}
+	p := &plan{now: now, source: map[string]*sourcePlan{}, latest: map[[2]string]store.NodeStatus{}, state: map[stateKey][]byte{}}
 	for i := range batches {
 		b := &batches[i]
 		sp := p.source[b.Source]
@@ -143,22 +130,10 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 			}
 		}
 		for _, blk := range b.Blocks {
-			k := blockKey{blk.Source, int64(blk.Height)}
-			if j, ok := p.blockAt[k]; ok {
-				p.blocks[j] = blk
-			} else {
-				p.blockAt[k] = len(p.blocks)
-				p.blocks = append(p.blocks, blk)
-			}
+			p.blocks.put(blockKey{blk.Source, int64(blk.Height)}, blk)
 		}
 		for _, e := range b.Events {
-			k := eventKey{e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex)}
-			if j, ok := p.eventAt[k]; ok {
-				p.events[j] = e
-			} else {
-				p.eventAt[k] = len(p.events)
-				p.events = append(p.events, e)
-			}
+			p.events.put(eventKey{e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex)}, e)
 		}
 		if r := b.ReplaceRewards; r != nil {
 			rv := revert{source: b.Source, from: int64(r.From), to: int64(r.To)}
@@ -169,32 +144,16 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 				rv.keep = append(rv.keep, k)
 			}
 			// Pending writes of earlier batches that this revert removes.
-			for k, j := range p.rewardAt {
-				w := &p.rewards[j]
-				if k.source == b.Source && w.HasHeight && w.Height >= r.From && w.Height <= r.To && !keep[k] {
-					delete(p.rewardAt, k)
-					p.rewards[j] = store.Reward{}
-				}
-			}
+			p.rewards.drop(func(k rewardKey, w *store.Reward) bool {
+				return k.source == b.Source && w.HasHeight && w.Height >= r.From && w.Height <= r.To && !keep[k]
+			})
 			p.reverts = append(p.reverts, rv)
 		}
 		for _, r := range b.Rewards {
-			k := keyOf(&r)
-			if j, ok := p.rewardAt[k]; ok {
-				p.rewards[j] = r
-			} else {
-				p.rewardAt[k] = len(p.rewards)
-				p.rewards = append(p.rewards, r)
-			}
+			p.rewards.put(keyOf(&r), r)
 		}
 		for _, n := range b.Nodes {
-			k := nodeKey{n.Source, n.Node, timeKey(n.Time)}
-			if j, ok := p.historyAt[k]; ok {
-				p.history[j] = n
-			} else {
-				p.historyAt[k] = len(p.history)
-				p.history = append(p.history, n)
-			}
+			p.history.put(nodeKey{n.Source, n.Node, timeKey(n.Time)}, n)
 			lk := [2]string{n.Source, n.Node}
 			if prev, ok := p.latest[lk]; !ok || !prev.Time.After(n.Time) {
 				p.latest[lk] = n // a late older snapshot does not replace the latest
@@ -204,40 +163,16 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 			if r.Time.IsZero() {
 				r.Time = now
 			}
-			k := rejectedKey{r.Source, int64(r.Height), r.Key}
-			if j, ok := p.rejectAt[k]; ok {
-				p.rejected[j] = r
-			} else {
-				p.rejectAt[k] = len(p.rejected)
-				p.rejected = append(p.rejected, r)
-			}
+			p.rejected.put(rejectedKey{r.Source, int64(r.Height), r.Key}, r)
 		}
 		for _, e := range b.Eligibilities {
-			k := nodeKey{e.Source, e.Account, int64(e.Epoch)}
-			if j, ok := p.eligibleAt[k]; ok {
-				p.eligibilities[j] = e
-			} else {
-				p.eligibleAt[k] = len(p.eligibilities)
-				p.eligibilities = append(p.eligibilities, e)
-			}
+			p.eligibilities.put(nodeKey{e.Source, e.Account, int64(e.Epoch)}, e)
 		}
 		for _, e := range b.EpochTotals {
-			k := blockKey{e.Source, int64(e.Epoch)}
-			if j, ok := p.epochTotalAt[k]; ok {
-				p.epochTotals[j] = e
-			} else {
-				p.epochTotalAt[k] = len(p.epochTotals)
-				p.epochTotals = append(p.epochTotals, e)
-			}
+			p.epochTotals.put(blockKey{e.Source, int64(e.Epoch)}, e)
 		}
 		for _, pr := range b.Proposals {
-			k := nodeKey{pr.Source, pr.Account, int64(pr.Height)}
-			if j, ok := p.proposalAt[k]; ok {
-				p.proposals[j] = pr
-			} else {
-				p.proposalAt[k] = len(p.proposals)
-				p.proposals = append(p.proposals, pr)
-			}
+			p.proposals.put(nodeKey{pr.Source, pr.Account, int64(pr.Height)}, pr)
 		}
 		sp.gaps = append(sp.gaps, b.ProposalGaps...)
 		for k, v := range b.State {
@@ -247,13 +182,57 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 			p.state[stateKey{b.Source, k}] = v
 		}
 	}
-	p.rewards = slices.DeleteFunc(p.rewards, func(r store.Reward) bool { return r.Source == "" })
 	// Rows shared by transactions (a source's row, its lease) are locked
 	// in name order, so two transactions of the same sources cannot
 	// deadlock.
 	slices.Sort(p.sources)
 	slices.SortFunc(p.leases, func(a, b store.Lease) int { return strings.Compare(a.Source, b.Source) })
 	return p, nil
+}
+
+// latestOf keeps one record per identity, the last one written, in the
+// order the identities first came.
+type latestOf[K comparable, T any] struct {
+	at    map[K]int
+	items []T
+}
+
+func (l *latestOf[K, T]) put(k K, v T) {
+	if j, ok := l.at[k]; ok {
+		l.items[j] = v
+		return
+	}
+	if l.at == nil {
+		l.at = map[K]int{}
+	}
+	l.at[k] = len(l.items)
+	l.items = append(l.items, v)
+}
+
+// drop removes the records gone says are gone, keeping the others'
+// order.
+func (l *latestOf[K, T]) drop(gone func(K, *T) bool) {
+	for k, j := range l.at {
+		if gone(k, &l.items[j]) {
+			delete(l.at, k)
+		}
+	}
+	alive := make([]bool, len(l.items))
+	for _, j := range l.at {
+		alive[j] = true
+	}
+	remap := make([]int, len(l.items))
+	var kept []T
+	for j, v := range l.items {
+		if alive[j] {
+			remap[j] = len(kept)
+			kept = append(kept, v)
+		}
+	}
+	for k, j := range l.at {
+		l.at[k] = remap[j]
+	}
+	l.items = kept
 }
 
 func keyOf(r *store.Reward) rewardKey {
@@ -462,14 +441,14 @@ func (t recordTable) write(ctx context.Context, tx pgx.Tx, rows [][]any, lowest 
 }
 
 func (p *plan) writeBlocks(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
-	if len(p.blocks) == 0 {
+	if len(p.blocks.items) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(p.blocks))
-	for i, b := range p.blocks {
+	rows := make([][]any, len(p.blocks.items))
+	for i, b := range p.blocks.items {
 		rows[i] = []any{b.Source, int64(b.Height), b.BlockID, nanos(b.BlockTime), int64(b.EventCount), b.Status}
 	}
-	added, err := blockTable.write(ctx, tx, rows, heightsOf(p.blocks, func(b *store.Block) (string, uint64) { return b.Source, b.Height }), nil)
+	added, err := blockTable.write(ctx, tx, rows, heightsOf(p.blocks.items, func(b *store.Block) (string, uint64) { return b.Source, b.Height }), nil)
 	for src, n := range added {
 		delta[src].blocks += n
 	}
@@ -503,12 +482,12 @@ func beyond(ctx context.Context, tx pgx.Tx, table string, lowest map[string]int6
 }
 
 func (p *plan) writeEvents(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
-	if len(p.events) == 0 {
+	if len(p.events.items) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(p.events))
-	for i := range p.events {
-		e := &p.events[i]
+	rows := make([][]any, len(p.events.items))
+	for i := range p.events.items {
+		e := &p.events.items[i]
 		addrs := e.Addresses
 		if addrs == nil {
 			addrs = []string{} // NOT NULL: nil would be sent as NULL
@@ -524,8 +503,8 @@ func (p *plan) writeEvents(ctx context.Context, tx pgx.Tx, delta map[string]*cou
 	// distinct non-empty address of an event).
 	lookup := func() [][]any {
 		var out [][]any
-		for i := range p.events {
-			e := &p.events[i]
+		for i := range p.events.items {
+			e := &p.events.items[i]
 			for j, a := range e.Addresses {
 				if a != "" && !slices.Contains(e.Addresses[:j], a) {
 					out = append(out, []any{a, e.Source, int64(e.Height), int64(e.TxIndex), int64(e.EventIndex)})
@@ -534,7 +513,7 @@ func (p *plan) writeEvents(ctx context.Context, tx pgx.Tx, delta map[string]*cou
 		}
 		return out
 	}
-	added, err := eventTable.write(ctx, tx, rows, heightsOf(p.events, func(e *store.Event) (string, uint64) { return e.Source, e.Height }), lookup)
+	added, err := eventTable.write(ctx, tx, rows, heightsOf(p.events.items, func(e *store.Event) (string, uint64) { return e.Source, e.Height }), lookup)
 	for src, n := range added {
 		delta[src].events += n
 	}
@@ -543,7 +522,7 @@ func (p *plan) writeEvents(ctx context.Context, tx pgx.Tx, delta map[string]*cou
 
 func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
 	// Reverts first: they delete what was stored before this transaction;
-	// what the transaction's own batches wrote meanwhile is in p.rewards,
+	// what the transaction's own batches wrote meanwhile is in p.rewards.items,
 	// already folded.
 	for _, rv := range p.reverts {
 		accts, times, ids := make([]string, len(rv.keep)), make([]int64, len(rv.keep)), make([]string, len(rv.keep))
@@ -564,12 +543,12 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 		}
 		delta[rv.source].rewards -= n
 	}
-	if len(p.rewards) == 0 {
+	if len(p.rewards.items) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(p.rewards))
-	for i := range p.rewards {
-		r := &p.rewards[i]
+	rows := make([][]any, len(p.rewards.items))
+	for i := range p.rewards.items {
+		r := &p.rewards.items[i]
 		amt, _ := new(big.Int).SetString(r.RawAmount, 10) // ValidateBatch checked it: canonical digits
 		var height, ps, pe *int64
 		if r.HasHeight {
@@ -604,11 +583,11 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 }
 
 func (p *plan) writeRejected(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
-	if len(p.rejected) == 0 {
+	if len(p.rejected.items) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(p.rejected))
-	for i, r := range p.rejected {
+	rows := make([][]any, len(p.rejected.items))
+	for i, r := range p.rejected.items {
 		raw := r.Raw
 		if raw == nil {
 			raw = []byte{}
@@ -651,14 +630,14 @@ func nodeDetails(d json.RawMessage) ([]byte, error) {
 }
 
 func (p *plan) writeNodes(ctx context.Context, tx pgx.Tx) error {
-	if len(p.history) == 0 {
+	if len(p.history.items) == 0 {
 		return nil
 	}
-	n := len(p.history)
+	n := len(p.history.items)
 	src, node, tkey, tns := make([]string, n), make([]string, n), make([]int64, n), make([]int64, n)
 	conn, sync := make([]*bool, n), make([]*bool, n)
 	det := make([][]byte, n)
-	for i, s := range p.history {
+	for i, s := range p.history.items {
 		d, err := nodeDetails(s.Details)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", s.Node, err)

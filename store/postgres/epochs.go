@@ -25,11 +25,11 @@ func numeric(s string) pgtype.Numeric {
 
 // writeEpochTotals writes the transaction's network payouts.
 func (p *plan) writeEpochTotals(ctx context.Context, tx pgx.Tx) error {
-	if len(p.epochTotals) == 0 {
+	if len(p.epochTotals.items) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(p.epochTotals))
-	for i, e := range p.epochTotals {
+	rows := make([][]any, len(p.epochTotals.items))
+	for i, e := range p.epochTotals.items {
 		rows[i] = []any{e.Source, int64(e.Epoch), int64(e.Height), nanos(e.Time), numeric(e.RawTotal), numeric(e.RawFromFees),
 			numeric(e.RawMinted), numeric(e.RawBurned), e.Unit, int64(e.Decimals)}
 	}
