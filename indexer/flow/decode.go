@@ -96,6 +96,10 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 	})
 	var lastTx []byte
 	var txID string
+	// A flood of one kind of event repeats one type and one reason: the
+	// records share one string of each instead of one per event, the
+	// message's own copies go back to the GC with it.
+	var typ, reason string
 	// One slice growth per height, not a doubling's worth of garbage: a
 	// block can hold a hundred thousand events.
 	b.Events = slices.Grow(b.Events, len(bd.events))
@@ -109,6 +113,9 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 		if lastTx == nil || !bytes.Equal(ev.TransactionId, lastTx) {
 			lastTx, txID = ev.TransactionId, hex.EncodeToString(ev.TransactionId)
 		}
+		if ev.Type != typ {
+			typ = ev.Type
+		}
 		b.Events = append(b.Events, store.Event{
 			Source:     d.source,
 			Height:     bd.height,
@@ -117,8 +124,8 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 			TxID:       txID,
 			TxIndex:    ev.TransactionIndex,
 			EventIndex: ev.EventIndex,
-			Type:       ev.Type,
-			Contract:   contractOf(ev.Type),
+			Type:       typ,
+			Contract:   contractOf(typ),
 			Addresses:  addrs,
 			Payload:    payload,
 		})
@@ -138,8 +145,11 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 				// the event. Repeating the payload would double what a
 				// flood of bad rewards costs.
 				d.onBadReward(ev.Type, bd.height, err)
+				if r := err.Error() + "; the event is stored"; r != reason {
+					reason = r
+				}
 				b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, bd.height,
-					fmt.Sprintf("reward tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", err.Error()+"; the event is stored", nil))
+					fmt.Sprintf("reward tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", reason, nil))
 				continue
 			}
 			b.Rewards = append(b.Rewards, r)
@@ -255,7 +265,7 @@ func (d *decoder) reward(ev *entities.Event, bd blockData, txID string) (store.R
 		}
 		id, err := strconv.ParseUint(text, 10, 32)
 		if err != nil {
-			return store.Reward{}, fmt.Errorf("delegatorID: %q is not a UInt32", text)
+			return store.Reward{}, fmt.Errorf("delegatorID: %s is not a UInt32", quoted(text))
 		}
 		r.Kind = KindDelegatorReward
 		r.Aliases = []string{node + "/" + strconv.FormatUint(id, 10)}
@@ -375,7 +385,7 @@ func (sc *payloadScanner) scan(p []byte) (json.RawMessage, []string, bool) {
 	if sc.pos == len(p) {
 		return json.RawMessage("null"), nil, true
 	}
-	sc.out = make([]byte, 0, len(p))
+	sc.out = slices.Grow(sc.out[:0], len(p))
 	if _, err := sc.value(); err != nil {
 		return nil, nil, false
 	}
@@ -383,13 +393,27 @@ func (sc *payloadScanner) scan(p []byte) (json.RawMessage, []string, bool) {
 	if sc.pos != len(p) {
 		return nil, nil, false
 	}
-	return sc.out, dedupe(sc.addrs), true
+	// Most payloads are compact already: the record keeps the message's
+	// own bytes (clipped, so no append reaches past them) instead of a
+	// copy. A block of 100,000 events held each payload twice.
+	if bytes.Equal(sc.out, p) {
+		return p[:len(p):len(p)], dedupe(sc.addrs), true
+	}
+	return bytes.Clone(sc.out), dedupe(sc.addrs), true
 }
 
-// reset readies a scanner for the next payload; the stacks keep their
-// capacity.
+// maxKeptOutput is the largest output buffer a pooled scanner keeps for
+// the next payload; a rare huge payload's buffer goes back to the GC.
+const maxKeptOutput = 64 << 10
+
+// reset readies a scanner for the next payload; the stacks and a small
+// output buffer keep their capacity.
 func (sc *payloadScanner) reset() {
-	*sc = payloadScanner{addrs: sc.addrs[:0], keys: sc.keys[:0]}
+	out := sc.out[:0]
+	if cap(out) > maxKeptOutput {
+		out = nil
+	}
+	*sc = payloadScanner{addrs: sc.addrs[:0], keys: sc.keys[:0], out: out}
 }
 
 // dedupe returns a new list of the distinct addresses in list, in order,
@@ -742,24 +766,39 @@ func isLowerHex(s string) bool {
 
 var errUFix64 = errors.New("not a UFix64")
 
+// maxQuoted bounds how much of an upstream value an error quotes. The
+// error becomes a rejected record's reason, one per record: a block of
+// 100,000 rewards with 300-digit amounts repeated each amount in memory
+// and on disk (the stored event keeps the whole value).
+const maxQuoted = 64
+
+// quoted is s for an error message: quoted, cut to maxQuoted bytes with
+// its full length said when longer.
+func quoted(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:maxQuoted], len(s))
+}
+
 // parseUFix64 reads a Cadence UFix64 ("12.50000000") into 10^-8 units with
 // integer arithmetic: digits, an optional point and at most 8 decimals,
 // no sign, no exponent, at most the UFix64 maximum.
 func parseUFix64(s string) (uint64, error) {
 	whole, frac, hasPoint := strings.Cut(s, ".")
 	if whole == "" || (hasPoint && frac == "") || len(frac) > 8 {
-		return 0, fmt.Errorf("%w: %q", errUFix64, s)
+		return 0, fmt.Errorf("%w: %s", errUFix64, quoted(s))
 	}
 	for _, part := range []string{whole, frac} {
 		for i := 0; i < len(part); i++ {
 			if part[i] < '0' || part[i] > '9' {
-				return 0, fmt.Errorf("%w: %q", errUFix64, s)
+				return 0, fmt.Errorf("%w: %s", errUFix64, quoted(s))
 			}
 		}
 	}
 	w, err := strconv.ParseUint(whole, 10, 64)
 	if err != nil || w > math.MaxUint64/100_000_000 {
-		return 0, fmt.Errorf("%w: %q is out of range", errUFix64, s)
+		return 0, fmt.Errorf("%w: %s is out of range", errUFix64, quoted(s))
 	}
 	var f uint64
 	if frac != "" {
@@ -767,7 +806,7 @@ func parseUFix64(s string) (uint64, error) {
 	}
 	raw := w * 100_000_000
 	if raw+f < raw {
-		return 0, fmt.Errorf("%w: %q is out of range", errUFix64, s)
+		return 0, fmt.Errorf("%w: %s is out of range", errUFix64, quoted(s))
 	}
 	return raw + f, nil
 }
@@ -814,7 +853,7 @@ func (f cdcFieldSet) uint64(name string) (uint64, error) {
 	}
 	v, err := strconv.ParseUint(text, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("field %s: %q is not a UInt64", name, text)
+		return 0, fmt.Errorf("field %s: %s is not a UInt64", name, quoted(text))
 	}
 	return v, nil
 }

@@ -91,6 +91,10 @@ func (s *Store) releaseAfterGrowth(before int64) {
 var appendOrderBuckets = [][]byte{
 	migrations.BucketEvents, migrations.BucketBlocks, migrations.BucketEventsByType, migrations.BucketEventsByCtr,
 	migrations.BucketEventsByAddr,
+	// A height's rejected records come in event order, not in key
+	// order, but heights come in order: a flood of them is one height's
+	// worth of half-empty pages at the default fill.
+	migrations.BucketRejected,
 }
 
 // sourceRecord is the stored form of a source's bookkeeping.
@@ -119,6 +123,8 @@ type writer struct {
 	lastTxGroup []byte
 	// pkBuf and keyBuf are scratch space for keys (see putEvent).
 	pkBuf, keyBuf []byte
+	// valBuf is scratch space for an event's value (see putEvent).
+	valBuf []byte
 	// addedCodecs are the payload dictionaries this transaction wrote.
 	addedCodecs map[uint64]*payloadCodec
 }
@@ -388,11 +394,11 @@ func (w *writer) putEvent(info *sourceRecord, pc *payloadCodec, e *store.Event) 
 	pk := w.pkBuf
 	id, t, found := w.block.lookup(w.tx, e.Source, e.Height)
 	joined := found && id == e.BlockID && t.Equal(e.BlockTime)
-	v := encodeEvent(e, joined, pc)
+	w.valBuf = encodeEventInto(w.valBuf, e, joined, pc)
 	eb := w.tx.Bucket(migrations.BucketEvents)
 	var prevTx string
 	if old := eb.Get(pk); old != nil {
-		if bytes.Equal(old, v) {
+		if bytes.Equal(old, w.valBuf) {
 			return nil // a replay: nothing changes
 		}
 		var prev store.Event
@@ -406,7 +412,8 @@ func (w *writer) putEvent(info *sourceRecord, pc *payloadCodec, e *store.Event) 
 	} else {
 		info.Events++
 	}
-	if err := eb.Put(pk, v); err != nil {
+	// bbolt holds the value until the commit: give it one of its size.
+	if err := eb.Put(pk, bytes.Clone(w.valBuf)); err != nil {
 		return err
 	}
 	if prevTx != "" && prevTx != e.TxID {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -168,7 +169,15 @@ func contractInType(typ, contract string) bool {
 // encodeEvent encodes e as a version 2 value, its payload packed with pc;
 // joined says the block record at e's height has e's block id and time.
 func encodeEvent(e *store.Event, joined bool, pc *payloadCodec) []byte {
-	x := enc{b: make([]byte, 0, 64+len(e.Payload))}
+	return encodeEventInto(make([]byte, 0, 64+len(e.Payload)), e, joined, pc)
+}
+
+// encodeEventInto is encodeEvent in buf's space (from buf[:0]), for a
+// writer that copies the value out at its exact size: bbolt keeps every
+// value it is given until the transaction ends, and a packed payload
+// left most of a payload-sized buffer unused.
+func encodeEventInto(buf []byte, e *store.Event, joined bool, pc *payloadCodec) []byte {
+	x := enc{b: slices.Grow(buf[:0], 64+len(e.Payload))}
 	var flags byte
 	if joined {
 		flags |= evBlockJoined
