@@ -327,3 +327,65 @@ func BenchmarkDecodePayload(b *testing.B) {
 		})
 	}
 }
+
+// A reward's epoch: epochCounter when the event has it; for the older
+// signatures the same block's EpochTotalRewardsPaid's
+// epochCounterForRewards; none when neither says. The payout itself is
+// kept once per epoch.
+func TestDecoderRewardEpochs(t *testing.T) {
+	const staking = "A.8624b52f9ddcd04a.FlowIDTableStaking."
+	payload := func(typ string, fields ...string) []byte {
+		return []byte(`{"type":"Event","value":{"id":"` + staking + typ + `","fields":[` + strings.Join(fields, ",") + `]}}`)
+	}
+	node := `{"name":"nodeID","value":{"type":"String","value":"ab"}}`
+	amount := `{"name":"amount","value":{"type":"UFix64","value":"1.00000000"}}`
+	counter := func(name, v string) string {
+		return `{"name":"` + name + `","value":{"type":"UInt64","value":"` + v + `"}}`
+	}
+	ufix := func(name, v string) string {
+		return `{"name":"` + name + `","value":{"type":"UFix64","value":"` + v + `"}}`
+	}
+	total := func(fields ...string) *entities.Event {
+		return &entities.Event{Type: staking + "EpochTotalRewardsPaid", TransactionIndex: 0, EventIndex: 9, Payload: payload("EpochTotalRewardsPaid",
+			append([]string{ufix("total", "10.0"), ufix("fromFees", "1.5"), ufix("minted", "8.5"), ufix("feesBurned", "0.25")}, fields...)...)}
+	}
+	paid := func(fields ...string) *entities.Event {
+		return &entities.Event{Type: staking + "RewardsPaid", TransactionIndex: 0, EventIndex: 0, Payload: payload("RewardsPaid", fields...)}
+	}
+	tests := []struct {
+		name     string
+		events   []*entities.Event
+		epoch    uint64
+		hasEpoch bool
+		totals   int
+		rejected int
+	}{
+		{"Current", []*entities.Event{paid(node, amount, counter("epochCounter", "147"))}, 147, true, 0, 0},
+		{"LegacyFromTheBlock", []*entities.Event{paid(node, amount), total(counter("epochCounterForRewards", "88"))}, 88, true, 1, 0},
+		{"OldestNamesNone", []*entities.Event{paid(node, amount), total()}, 0, false, 0, 0},
+		{"LegacyAlone", []*entities.Event{paid(node, amount)}, 0, false, 0, 0},
+		{"BadCounter", []*entities.Event{paid(node, amount, counter("epochCounter", "-1"))}, 0, false, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDecoder("flow-main", "8624b52f9ddcd04a")
+			var b store.Batch
+			d.addHeight(&b, blockData{height: 7, id: []byte{1}, events: tt.events})
+			if len(b.Rejected) != tt.rejected || len(b.EpochTotals) != tt.totals {
+				t.Fatalf("rejected %+v, totals %+v", b.Rejected, b.EpochTotals)
+			}
+			if tt.rejected > 0 {
+				return
+			}
+			if len(b.Rewards) != 1 || b.Rewards[0].HasEpoch != tt.hasEpoch || b.Rewards[0].Epoch != tt.epoch {
+				t.Fatalf("rewards %+v, want epoch %d (%v)", b.Rewards, tt.epoch, tt.hasEpoch)
+			}
+			if tt.totals > 0 {
+				e := b.EpochTotals[0]
+				if e.Epoch != tt.epoch || e.RawTotal != "1000000000" || e.RawFromFees != "150000000" || e.RawMinted != "850000000" || e.RawBurned != "25000000" || e.Height != 7 {
+					t.Fatalf("epoch total %+v", e)
+				}
+			}
+		})
+	}
+}
