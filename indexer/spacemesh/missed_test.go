@@ -103,6 +103,7 @@ func TestMissedRewardsEqualTruth(t *testing.T) {
 	tracked := sim.OwnSmeshers()
 	allKnown := func(string, uint32) bool { return true }
 	r := startRunner(t, st, cfg)
+	outer := t // runners started in a subtest must outlive it
 
 	reasons := map[string]int{}
 	for _, m := range sim.Missed(0, sim.AppliedLayer()) {
@@ -137,7 +138,7 @@ func TestMissedRewardsEqualTruth(t *testing.T) {
 			}
 			sim.Advance(7)
 			sim.Revert(4)
-			r = startRunner(t, st, cfg)
+			r = startRunner(outer, st, cfg)
 			eventually(t, fmt.Sprintf("misses after restart %d", i+1), func() string {
 				return missedDiff(t, st, sim, missedTruth(sim, tracked, allKnown, nil))
 			})
@@ -147,24 +148,37 @@ func TestMissedRewardsEqualTruth(t *testing.T) {
 	t.Run("LostEligibilitiesAreUnknown", func(t *testing.T) {
 		// Down longer than the node's replay of 100 events: an epoch's
 		// eligibilities and some proposals are never seen.
-		eventually(t, "every event stored", func() string {
-			q := store.EventQuery{Source: srcName, Limit: store.MaxLimit}
-			n := 0
-			for i := 0; i < 100; i++ {
-				p, err := st.Events(context.Background(), q)
-				if err != nil {
-					t.Fatal(err)
+		storedFrom := func(from int) func() string {
+			return func() string {
+				q := store.EventQuery{Source: srcName, Limit: store.MaxLimit}
+				n := 0
+				have := map[time.Time]bool{}
+				for i := 0; i < 100; i++ {
+					p, err := st.Events(context.Background(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n += len(p.Items)
+					for _, e := range p.Items {
+						have[e.BlockTime] = true
+					}
+					if q.Cursor = p.Next; p.Next == "" {
+						break
+					}
 				}
-				n += len(p.Items)
-				if q.Cursor = p.Next; p.Next == "" {
-					break
+				var missing []string
+				for i, e := range sim.AdminEvents()[from:] {
+					if ts := e.GetTimestamp().AsTime().UTC(); !have[ts] {
+						missing = append(missing, fmt.Sprintf("#%d %s", from+i, ts.Format(time.RFC3339Nano)))
+					}
 				}
+				if len(missing) > 0 {
+					return fmt.Sprintf("%d events stored; missing %v", n, missing)
+				}
+				return ""
 			}
-			if n != len(sim.AdminEvents()) {
-				return fmt.Sprintf("%d of %d events stored", n, len(sim.AdminEvents()))
-			}
-			return ""
-		})
+		}
+		eventually(t, "every event stored", storedFrom(0))
 		if err := r.stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -182,11 +196,12 @@ func TestMissedRewardsEqualTruth(t *testing.T) {
 			From: layerOf(evs[before-1].GetTimestamp().AsTime()),
 			To:   layerOf(evs[replay].GetTimestamp().AsTime().Add(-time.Nanosecond)),
 		}
-		r = startRunner(t, st, cfg)
+		r = startRunner(outer, st, cfg)
 		eventually(t, "misses after a long outage", func() string {
 			return missedDiff(t, st, sim, missedTruth(sim, tracked, known, gap))
 		})
 
+		eventually(t, "every replayed event stored", storedFrom(replay))
 		cov, err := store.MissedCoverage(context.Background(), st, srcName, nil)
 		if err != nil {
 			t.Fatal(err)
