@@ -14,7 +14,7 @@ import (
 
 // TestBackup restores the served copy and reads the same data from it.
 func TestBackup(t *testing.T) {
-	e := newEnv(t, withToken("backup-token"))
+	e := newBoltEnv(t, withToken("backup-token"))
 	r := e.getOK("/v1/admin/backup")
 	if r.header.Get("Content-Type") != "application/octet-stream" ||
 		r.header.Get("Content-Disposition") != `attachment; filename="evindex-20261123T100000Z.db"` {

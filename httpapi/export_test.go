@@ -161,7 +161,7 @@ func TestExportLimitAndCursor(t *testing.T) {
 // TestExportReadsInPages checks that an export asks the store for pages
 // of at most 1000 rows, one call (one read transaction) each, until the end.
 func TestExportReadsInPages(t *testing.T) {
-	st := storetest.MustOpen(t)
+	st := storetest.Open(t)
 	fill(t, st)
 	var limits []int
 	l := listing[store.Event]{
@@ -200,7 +200,7 @@ func TestExportReadsInPages(t *testing.T) {
 // breaks the transfer, so a client never takes a truncated export for a
 // complete one, and that the failure is logged with the request id.
 func TestExportCutOnError(t *testing.T) {
-	st := storetest.MustOpen(t)
+	st := storetest.Open(t)
 	fill(t, st)
 	logs := &storetest.LogBuffer{}
 	s := New(Config{Store: st, Logger: zerolog.New(logs)})

@@ -254,9 +254,27 @@ func withToken(tok string) envOption { return func(c *Config) { c.Token = tok } 
 // newEnv serves a filled store on loopback.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	st := storetest.Open(t)
+	fill(t, st)
+	return newEnvStore(t, st, opts...)
+}
+
+// newBoltEnv is newEnv on a bbolt file whatever storetest.BackendEnv
+// says, for the tests of the hot backup, which only the file has.
+func newBoltEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
 	st := storetest.MustOpen(t)
 	fill(t, st)
 	return newEnvStore(t, st, opts...)
+}
+
+// backupStatus is what /v1/admin/backup answers on the env's store: 200
+// with a hot copy, 501 on a backend without one (PostgreSQL).
+func (e *env) backupStatus() int {
+	if _, ok := e.st.(store.Backuper); ok {
+		return http.StatusOK
+	}
+	return http.StatusNotImplemented
 }
 
 func newEnvStore(t *testing.T, st store.Store, opts ...envOption) *env {

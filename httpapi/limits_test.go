@@ -110,7 +110,7 @@ func TestBackupsAreCapped(t *testing.T) {
 // TestHeadBackupCopiesNothing asks for the backup's headers only: they are
 // the backup's, and no copy is made.
 func TestHeadBackupCopiesNothing(t *testing.T) {
-	e := newEnv(t)
+	e := newBoltEnv(t)
 	req, _ := http.NewRequest(http.MethodHead, e.srv.URL+"/v1/admin/backup", nil)
 	res, err := e.srv.Client().Do(req)
 	if err != nil {

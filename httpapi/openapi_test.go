@@ -160,7 +160,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"/v1/rejected?format=parquet", 200, nil},
 		{"/v1/rejected?cursor=nope", 400, nil},
 		{"/v1/rejected", 401, []string{"Authorization", ""}},
-		{"/v1/admin/backup", 200, nil},
+		{"/v1/admin/backup", e.backupStatus(), nil},
 		{"/v1/admin/backup", 401, []string{"Authorization", ""}},
 	}
 	covered := map[string]bool{}

@@ -169,7 +169,9 @@ func TestAuth(t *testing.T) {
 	t.Run("NoTokenConfigured", func(t *testing.T) {
 		open := newEnvStore(t, e.st)
 		open.getOK("/v1/sources")
-		open.getOK("/v1/admin/backup")
+		if r := open.get("/v1/admin/backup"); r.status != open.backupStatus() {
+			t.Fatalf("/v1/admin/backup without a token configured: status %d", r.status)
+		}
 	})
 }
 

@@ -205,7 +205,7 @@ func TestFencingPausedOwner(t *testing.T) {
 	verifyWorldIn(t, w, pg)
 }
 
-var failoverKills = flag.Int("failover.kills", 10, "how many owners TestFailoverCrashLoop SIGKILLs")
+var failoverKills = flag.Int("failover.kills", 10, "how many owners TestFailoverCrashLoop SIGKILLs (-short: at most 4)")
 
 // inspectShared checks the shared database between kills: no checkpoint
 // went back and every source's coverage is one range reaching its
@@ -235,7 +235,7 @@ func inspectShared(t *testing.T, st store.Store, prev map[string]uint64) map[str
 
 // TestFailoverCrashLoop: two ingest processes with the same config share
 // one database and the three simulators. -failover.kills times (default
-// 10) the process that owns sources is killed with SIGKILL mid-ingest and
+// 10, at most 4 with -short) the process that owns sources is killed with SIGKILL mid-ingest and
 // started again; the other takes its sources over within about the lease
 // TTL. Once, between kills, the database itself is killed (pg_ctl -m
 // immediate) and restarted while both ingest. At the end every source's
@@ -284,6 +284,9 @@ func TestFailoverCrashLoop(t *testing.T) {
 	}
 
 	kills := *failoverKills
+	if testing.Short() && kills > 4 {
+		kills = 4 // the race run; the full 10 run in go test ./...
+	}
 	cps := map[string]uint64{}
 	for i := 1; i <= kills; i++ {
 		if i == kills/2+1 {

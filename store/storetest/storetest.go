@@ -5,9 +5,14 @@ package storetest
 
 import (
 	"context"
+	"os"
 	"testing"
+	"time"
 
+	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/bolt"
+	"github.com/evindex/evindex/store/postgres"
+	"github.com/evindex/evindex/store/postgres/pgtest"
 )
 
 // MustOpen opens a store in a fresh temporary directory for a test and
@@ -16,6 +21,37 @@ import (
 func MustOpen(tb testing.TB) *bolt.Store {
 	tb.Helper()
 	s, err := bolt.Open(tb.TempDir(), bolt.Options{})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Check(context.Background()); err != nil {
+			tb.Errorf("store integrity: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			tb.Errorf("close store: %v", err)
+		}
+	})
+	return s
+}
+
+// BackendEnv names the environment variable that picks the backend of
+// Open: "postgres" runs the tests that open their store with Open on a
+// PostgreSQL database of the shared test server (the package's TestMain
+// must call pgtest.Main); anything else on a bbolt file. CI runs the
+// httpapi tests both ways.
+const BackendEnv = "EVINDEX_TEST_STORE"
+
+// Open opens an empty store of the backend BackendEnv names, checked
+// (Check) and closed when the test ends.
+func Open(tb testing.TB) store.Store {
+	tb.Helper()
+	if os.Getenv(BackendEnv) != "postgres" {
+		return MustOpen(tb)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := postgres.Open(ctx, pgtest.DSN(tb), postgres.Options{})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
