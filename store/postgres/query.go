@@ -187,7 +187,14 @@ func (s *Store) events(ctx context.Context, q *store.EventQuery, after *eventKey
 		addr := a.add(q.Address)
 		for _, src := range sources {
 			// Ordered by the address table's key, which is the events'.
+			// The heights bound the address table's range too: on the
+			// events alone they filter after the join, and a page at a
+			// high from_height walked every entry of the address below it
+			// (p50 8.6 ms, p99 24 ms at 2M events in evbench).
 			where := "a.address = " + addr + strings.ReplaceAll(perSource(src), "e.source", "a.source")
+			if hf := heightFilters(&a, "a.", q.Source, q.FromHeight, q.ToHeight); len(hf) > 0 {
+				where += " AND " + and(hf)
+			}
 			from := "event_addresses a JOIN events e ON (e.source, e.height, e.tx_index, e.event_index) = (a.source, a.height, a.tx_index, a.event_index)"
 			br := "(SELECT " + eventSelect + " FROM " + from + " WHERE " + where + " AND " + afterOn("a.") + " AND " + and(filters) +
 				" ORDER BY " + orderBy(prefixed("a.", eventKeys), q.Desc) + " LIMIT " + lim + ")"
