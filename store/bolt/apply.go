@@ -33,6 +33,7 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 	var (
 		sizeBefore int64
 		added      map[uint64]*payloadCodec
+		log        *writeLog
 	)
 	// A damaged page makes bbolt panic (or fault, through the mapping) in
 	// the middle of a write; the transaction rolls back as the panic
@@ -41,17 +42,12 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 	err := guard("write "+s.path, func() error {
 		return s.db.Update(func(tx *bbolt.Tx) error {
 			sizeBefore = tx.Size()
-			// Under the writer's lock: bbolt reads it when this commit grows the file.
-			tx.DB().AllocSize = growStep(sizeBefore)
-			// Events and blocks arrive in key order per source, and type and
-			// contract index entries append at the tail of a few prefixes, and
-			// an address's entries at the tail of its own: fuller pages on
-			// split keep the file small. (Tx ids are spread over the key
-			// space; they keep bbolt's default.)
-			for _, name := range appendOrderBuckets {
-				tx.Bucket(name).FillPercent = 0.9
-			}
+			TuneWriteTx(tx)
 			w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
+			if s.recordWrites != nil {
+				w.log = newWriteLog(tx)
+				log = w.log
+			}
 			defer func() { added = w.addedCodecs }()
 			for i := range batches {
 				if err := w.apply(&batches[i]); err != nil {
@@ -68,8 +64,28 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 		return fmt.Errorf("apply: %w", err)
 	}
 	s.codecs.add(added)
+	if log != nil {
+		s.recordWrites(log.ops)
+	}
 	s.releaseAfterGrowth(sizeBefore)
 	return nil
+}
+
+// TuneWriteTx sets the bbolt knobs every Apply transaction writes with:
+// the file's growth step and the buckets' fill on split. It is exported
+// so a benchmark replaying Apply's writes with bbolt alone writes with the
+// same settings.
+func TuneWriteTx(tx *bbolt.Tx) {
+	// Under the writer's lock: bbolt reads it when this commit grows the file.
+	tx.DB().AllocSize = growStep(tx.Size())
+	// Events and blocks arrive in key order per source, and type and
+	// contract index entries append at the tail of a few prefixes, and
+	// an address's entries at the tail of its own: fuller pages on
+	// split keep the file small. (Tx ids are spread over the key
+	// space; they keep bbolt's default.)
+	for _, name := range appendOrderBuckets {
+		tx.Bucket(name).FillPercent = 0.9
+	}
 }
 
 // releaseStep is how much the file grows between two ReleaseMapped calls
@@ -127,6 +143,8 @@ type writer struct {
 	valBuf []byte
 	// addedCodecs are the payload dictionaries this transaction wrote.
 	addedCodecs map[uint64]*payloadCodec
+	// log gathers the writes for Options.RecordWrites; nil when off.
+	log *writeLog
 }
 
 // blockCache remembers the last block record looked up, since a batch's
@@ -185,7 +203,7 @@ func (w *writer) saveInfos() error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put([]byte(name), v); err != nil {
+		if err := w.put(b, []byte(name), v); err != nil {
 			return err
 		}
 	}
@@ -260,9 +278,9 @@ func (w *writer) apply(b *store.Batch) error {
 		sb := w.tx.Bucket(migrations.BucketState)
 		key := append(appendText(nil, b.Source), k...)
 		if v == nil {
-			err = sb.Delete(key)
+			err = w.del(sb, key)
 		} else {
-			err = sb.Put(key, append([]byte(nil), v...))
+			err = w.put(sb, key, append([]byte(nil), v...))
 		}
 		if err != nil {
 			return fmt.Errorf("state %s: %w", k, err)
@@ -313,7 +331,7 @@ func (m *sourceMarks) addRange(r store.Range) {
 func (w *writer) finish() error {
 	for source, m := range w.marks {
 		for _, r := range m.ranges {
-			if err := mergeCoverage(w.tx.Bucket(migrations.BucketCoverage), source, r); err != nil {
+			if err := w.mergeCoverage(w.tx.Bucket(migrations.BucketCoverage), source, r); err != nil {
 				return fmt.Errorf("coverage of %s: %w", source, err)
 			}
 		}
@@ -324,7 +342,7 @@ func (w *writer) finish() error {
 			if err != nil {
 				return err
 			}
-			if err := w.tx.Bucket(migrations.BucketCheckpoints).Put([]byte(source), v); err != nil {
+			if err := w.put(w.tx.Bucket(migrations.BucketCheckpoints), []byte(source), v); err != nil {
 				return fmt.Errorf("checkpoint of %s: %w", source, err)
 			}
 		}
@@ -406,14 +424,14 @@ func (w *writer) putEvent(info *sourceRecord, pc *payloadCodec, e *store.Event) 
 			return err
 		}
 		prevTx = prev.TxID
-		if err := eventIndexKeys(&prev, pk, true, &w.keyBuf, func(b, k []byte) error { return w.tx.Bucket(b).Delete(k) }); err != nil {
+		if err := eventIndexKeys(&prev, pk, true, &w.keyBuf, func(b, k []byte) error { return w.del(w.tx.Bucket(b), k) }); err != nil {
 			return err
 		}
 	} else {
 		info.Events++
 	}
 	// bbolt holds the value until the commit: give it one of its size.
-	if err := eb.Put(pk, bytes.Clone(w.valBuf)); err != nil {
+	if err := w.put(eb, pk, bytes.Clone(w.valBuf)); err != nil {
 		return err
 	}
 	if prevTx != "" && prevTx != e.TxID {
@@ -424,13 +442,13 @@ func (w *writer) putEvent(info *sourceRecord, pc *payloadCodec, e *store.Event) 
 	if e.TxID != "" {
 		w.keyBuf = appendTxGroupKey(w.keyBuf[:0], e.TxID, e.Source, e.Height, e.TxIndex)
 		if gk := w.keyBuf; !bytes.Equal(gk, w.lastTxGroup) { // a transaction's events come together
-			if err := w.tx.Bucket(migrations.BucketEventsByTx).Put(gk, nil); err != nil {
+			if err := w.put(w.tx.Bucket(migrations.BucketEventsByTx), gk, nil); err != nil {
 				return err
 			}
 			w.lastTxGroup = append(w.lastTxGroup[:0], gk...)
 		}
 	}
-	return eventIndexKeys(e, pk, false, &w.keyBuf, func(b, k []byte) error { return w.tx.Bucket(b).Put(k, nil) })
+	return eventIndexKeys(e, pk, false, &w.keyBuf, func(b, k []byte) error { return w.put(w.tx.Bucket(b), k, nil) })
 }
 
 // dropTxGroup removes the tx entry of a transaction's events once none of
@@ -448,7 +466,7 @@ func (w *writer) dropTxGroup(txID, source string, height uint64, txIndex uint32)
 		}
 	}
 	w.lastTxGroup = nil
-	return w.tx.Bucket(migrations.BucketEventsByTx).Delete(txGroupKey(txID, source, height, txIndex))
+	return w.del(w.tx.Bucket(migrations.BucketEventsByTx), txGroupKey(txID, source, height, txIndex))
 }
 
 // anyBlock stands in for block records where only an event's other
@@ -479,7 +497,7 @@ func (w *writer) putBlock(info *sourceRecord, b *store.Block) error {
 	// The block's events usually follow in the same batch: they find its
 	// id and time here instead of reading the record back.
 	w.block = blockCache{source: b.Source, height: b.Height, valid: true, found: true, id: b.BlockID, time: decodedTime(b.BlockTime)}
-	return bb.Put(k, v)
+	return w.put(bb, k, v)
 }
 
 // decodedTime is t as a value round trip returns it: UTC, nanoseconds
@@ -516,7 +534,7 @@ func (w *writer) unjoinEvents(info *sourceRecord, prev store.Block) error {
 		redo = append(redo, rewrite{bytes.Clone(k), encodeEvent(&e, false, pc)})
 	}
 	for _, r := range redo {
-		if err := eb.Put(r.k, r.v); err != nil {
+		if err := w.put(eb, r.k, r.v); err != nil {
 			return err
 		}
 	}
@@ -544,16 +562,16 @@ func (w *writer) putReward(info *sourceRecord, r *store.Reward) error {
 	} else {
 		info.Rewards++
 	}
-	if err := rb.Put(pk, v); err != nil {
+	if err := w.put(rb, pk, v); err != nil {
 		return err
 	}
 	if r.HasHeight {
-		if err := w.tx.Bucket(migrations.BucketRewardsHeight).Put(rewardHeightKey(r.Source, r.Height, pk), nil); err != nil {
+		if err := w.put(w.tx.Bucket(migrations.BucketRewardsHeight), rewardHeightKey(r.Source, r.Height, pk), nil); err != nil {
 			return err
 		}
 	}
 	for _, a := range r.Aliases {
-		if err := w.tx.Bucket(migrations.BucketRewardsAlias).Put(indexKey(a, pk), nil); err != nil {
+		if err := w.put(w.tx.Bucket(migrations.BucketRewardsAlias), indexKey(a, pk), nil); err != nil {
 			return err
 		}
 	}
@@ -566,12 +584,12 @@ func (w *writer) deleteRewardIndexes(pk, v []byte) error {
 		return err
 	}
 	if prev.HasHeight {
-		if err := w.tx.Bucket(migrations.BucketRewardsHeight).Delete(rewardHeightKey(prev.Source, prev.Height, pk)); err != nil {
+		if err := w.del(w.tx.Bucket(migrations.BucketRewardsHeight), rewardHeightKey(prev.Source, prev.Height, pk)); err != nil {
 			return err
 		}
 	}
 	for _, a := range prev.Aliases {
-		if err := w.tx.Bucket(migrations.BucketRewardsAlias).Delete(indexKey(a, pk)); err != nil {
+		if err := w.del(w.tx.Bucket(migrations.BucketRewardsAlias), indexKey(a, pk)); err != nil {
 			return err
 		}
 	}
@@ -609,7 +627,7 @@ func (w *writer) deleteRewardsNotIn(info *sourceRecord, source string, r store.R
 		if err := w.deleteRewardIndexes(pk, v); err != nil {
 			return err
 		}
-		if err := rb.Delete(pk); err != nil {
+		if err := w.del(rb, pk); err != nil {
 			return err
 		}
 		if info.Rewards > 0 {
@@ -624,7 +642,7 @@ func (w *writer) putNode(n *store.NodeStatus) error {
 	if err != nil {
 		return err
 	}
-	if err := w.tx.Bucket(migrations.BucketNodes).Put(nodeKey(n.Source, n.Node, n.Time), v); err != nil {
+	if err := w.put(w.tx.Bucket(migrations.BucketNodes), nodeKey(n.Source, n.Node, n.Time), v); err != nil {
 		return err
 	}
 	lb := w.tx.Bucket(migrations.BucketNodesLatest)
@@ -635,12 +653,12 @@ func (w *writer) putNode(n *store.NodeStatus) error {
 			return nil // an older snapshot arrived late; latest stays
 		}
 	}
-	return lb.Put(lk, v)
+	return w.put(lb, lk, v)
 }
 
 // mergeCoverage adds r to the source's proven ranges, joining ranges that
 // overlap or touch, so a contiguous history is one range.
-func mergeCoverage(b *bbolt.Bucket, source string, r store.Range) error {
+func (w *writer) mergeCoverage(b *bbolt.Bucket, source string, r store.Range) error {
 	prefix := appendText(nil, source)
 	from, to := r.From, r.To
 	var doomed [][]byte
@@ -660,9 +678,9 @@ func mergeCoverage(b *bbolt.Bucket, source string, r store.Range) error {
 		doomed = append(doomed, bytes.Clone(k))
 	}
 	for _, k := range doomed {
-		if err := b.Delete(k); err != nil {
+		if err := w.del(b, k); err != nil {
 			return err
 		}
 	}
-	return b.Put(appendU64(prefix, from), appendU64(nil, to))
+	return w.put(b, appendU64(prefix, from), appendU64(nil, to))
 }

@@ -106,7 +106,7 @@ func (w *writer) useDictionary(info *sourceRecord, d *store.PayloadDictionary) e
 		if err != nil {
 			return err
 		}
-		if err := w.tx.Bucket(migrations.BucketPayloadDicts).Put(binary.BigEndian.AppendUint64(nil, d.ID), v); err != nil {
+		if err := w.put(w.tx.Bucket(migrations.BucketPayloadDicts), binary.BigEndian.AppendUint64(nil, d.ID), v); err != nil {
 			return fmt.Errorf("payload dictionary %d: %w", d.ID, err)
 		}
 		if w.addedCodecs == nil {

@@ -38,7 +38,7 @@ func (w *writer) putEligibilities(b *store.Batch) error {
 		if err != nil {
 			return err
 		}
-		if err := eb.Put(missedKey(b.Source, e.Account, e.Epoch), v); err != nil {
+		if err := w.put(eb, missedKey(b.Source, e.Account, e.Epoch), v); err != nil {
 			return fmt.Errorf("eligibility %s/%d: %w", e.Account, e.Epoch, err)
 		}
 	}
@@ -49,12 +49,12 @@ func (w *writer) putEligibilities(b *store.Batch) error {
 		if err != nil {
 			return err
 		}
-		if err := pb.Put(missedKey(b.Source, p.Account, p.Height), v); err != nil {
+		if err := w.put(pb, missedKey(b.Source, p.Account, p.Height), v); err != nil {
 			return fmt.Errorf("proposal %s/%d: %w", p.Account, p.Height, err)
 		}
 	}
 	for _, g := range b.ProposalGaps {
-		if err := mergeCoverage(w.tx.Bucket(migrations.BucketProposalGaps), b.Source, g); err != nil {
+		if err := w.mergeCoverage(w.tx.Bucket(migrations.BucketProposalGaps), b.Source, g); err != nil {
 			return fmt.Errorf("proposal gap %d..%d: %w", g.From, g.To, err)
 		}
 	}

@@ -37,7 +37,7 @@ func (w *writer) putEpochTotal(e *store.EpochTotal) error {
 	if err != nil {
 		return err
 	}
-	return w.tx.Bucket(migrations.BucketEpochTotals).Put(epochTotalKey(e.Source, e.Epoch), v)
+	return w.put(w.tx.Bucket(migrations.BucketEpochTotals), epochTotalKey(e.Source, e.Epoch), v)
 }
 
 // EpochTotals returns the payouts q selects in (source, epoch) order; an

@@ -59,7 +59,7 @@ func (w *writer) putRejected(info *sourceRecord, r *store.Rejected) error {
 	if b.Get(k) == nil {
 		info.Rejected++
 	}
-	return b.Put(k, encodeRejected(r))
+	return w.put(b, k, encodeRejected(r))
 }
 
 // Rejected returns one page of quarantined records in (source, height,

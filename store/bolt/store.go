@@ -42,6 +42,12 @@ type Options struct {
 	NoSync bool
 	// Now is the clock for checkpoint timestamps. Default time.Now.
 	Now func() time.Time
+	// RecordWrites, when set, is called after each committed Apply
+	// transaction with every Put and Delete it made, in order (copies).
+	// It is for benchmarks that replay exactly what Apply writes with
+	// bbolt alone (evbench's floor); it costs memory and time, so
+	// production leaves it nil, which costs one comparison per write.
+	RecordWrites func([]WriteOp)
 }
 
 // Store is an open evindex bbolt file.
@@ -50,6 +56,8 @@ type Store struct {
 	path   string
 	now    func() time.Time
 	codecs codecSet
+	// recordWrites is Options.RecordWrites.
+	recordWrites func([]WriteOp)
 }
 
 var (
@@ -95,7 +103,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, now: opts.Now}
+	s := &Store{db: db, path: path, now: opts.Now, recordWrites: opts.RecordWrites}
 	if opts.ReadOnly {
 		var v uint64
 		err := guard("open "+path, func() error {
