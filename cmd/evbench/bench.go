@@ -226,7 +226,7 @@ func (b *bench) rawStore(ctx context.Context) error {
 		*p.eps = float64(r.Events) / r.Seconds
 		b.progress("%s: %d events applied in %.2fs: %.0f events/s", p.name, r.Events, r.Seconds, *p.eps)
 	}
-	return nil
+	return b.floor(ctx, file)
 }
 
 // endToEnd is the node -> Flow source -> Runner -> bbolt path in a child

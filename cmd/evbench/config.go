@@ -98,6 +98,8 @@ type phaseArgs struct {
 	File     string
 	ToHeight uint64
 	DSN      string
+	// Out is a file the phase writes (floor-capture: Apply's writes).
+	Out string
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
@@ -131,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
 	child.StringVar(&ph.File, "phase-file", "", "")
 	child.Uint64Var(&ph.ToHeight, "phase-to-height", 0, "")
 	child.StringVar(&ph.DSN, "phase-dsn", "", "")
+	child.StringVar(&ph.Out, "phase-out", "", "")
 	if len(args) > 0 && args[0] == "-phase" {
 		if err := child.Parse(args); err != nil {
 			return cfg, ph, fmt.Errorf("%w: %w", errUsage, err)

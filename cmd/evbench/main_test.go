@@ -51,7 +51,7 @@ func TestRunTinyJSON(t *testing.T) {
 	}
 	for _, k := range []string{"events", "stream_eps", "store_eps", "e2e_eps", "sqlite_eps",
 		"backfill_eps", "backfill_sequential_eps", "backfill_theory_eps", "backfill_nostore_hps", "resume_ms",
-		"peak_rss_mb", "db_bytes_per_event", "payload_bytes_per_event"} {
+		"peak_rss_mb", "db_bytes_per_event", "payload_bytes_per_event", "floor_eps", "apply_floor_ratio", "e2e_floor_ratio"} {
 		v, ok := got[k].(float64)
 		if !ok || !(v > 0) {
 			t.Errorf("%s = %v, want a positive number", k, got[k])
@@ -145,5 +145,44 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(xs, tt.p); got != tt.want {
 			t.Errorf("percentile(%v) = %v, want %v", tt.p, got, tt.want)
 		}
+	}
+}
+
+// TestTargetsCoverEveryQuery: every query evbench times has its p99
+// target and its SQLite comparison in the target list (the summary
+// included), and the floor ratios are judged from the rates.
+func TestTargetsCoverEveryQuery(t *testing.T) {
+	r := newResult(DefaultConfig())
+	r.StreamEPS, r.StoreEPS, r.FloorEPS, r.E2EEPS = 200_000, 70_000, 100_000, 60_000
+	for _, q := range queryNames {
+		r.QueryP99MS[q], r.SQLiteQueryP99MS[q] = 6, 7
+	}
+	r.finish(time.Second)
+	byName := map[string]Target{}
+	for _, tg := range r.Targets {
+		byName[tg.Name] = tg
+	}
+	for _, q := range queryNames {
+		found := false
+		for name, tg := range byName {
+			if strings.HasPrefix(name, "p99 "+q+" (") {
+				found = true
+				if tg.Met || tg.Want != "<= 5 ms" {
+					t.Errorf("%s: %+v, want a missed <= 5 ms target at 6 ms", name, tg)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no p99 target for %s", q)
+		}
+		if tg, ok := byName["p99 "+q+" vs SQLite"]; !ok || !tg.Met {
+			t.Errorf("p99 %s vs SQLite: %+v, want a met target", q, tg)
+		}
+	}
+	if tg := byName["raw store vs floor (bbolt alone, Apply's writes)"]; tg.Met || tg.Got != 0.7 {
+		t.Errorf("raw store vs floor: %+v, want 0.70 missed", tg)
+	}
+	if tg := byName["end to end vs min(raw stream, floor)"]; tg.Met || tg.Got != 0.6 {
+		t.Errorf("end to end vs floor: %+v, want 0.60 missed", tg)
 	}
 }

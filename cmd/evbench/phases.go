@@ -69,6 +69,10 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 		res, err = phasePGStore(ctx, ph)
 	case "pg-ingest":
 		res, err = phasePGIngest(ctx, ph)
+	case "floor-capture":
+		res, err = phaseFloorCapture(ctx, ph)
+	case "floor":
+		res, err = phaseFloor(ctx, ph)
 	default:
 		return fmt.Errorf("%w: -phase: unknown phase %q", errUsage, ph.Name)
 	}
@@ -335,7 +339,7 @@ func runChild(ctx context.Context, stderr io.Writer, ph phaseArgs, onLine func(p
 		return phaseResult{}, fmt.Errorf("find own binary: %w", err)
 	}
 	args := []string{"-phase", ph.Name, "-phase-dir", ph.Dir, "-phase-addr", ph.Addr,
-		"-phase-file", ph.File, "-phase-to-height", fmt.Sprint(ph.ToHeight), "-phase-dsn", ph.DSN}
+		"-phase-file", ph.File, "-phase-to-height", fmt.Sprint(ph.ToHeight), "-phase-dsn", ph.DSN, "-phase-out", ph.Out}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = stderr
