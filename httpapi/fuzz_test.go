@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -134,6 +137,70 @@ func FuzzCursor(f *testing.F) {
 			if code == http.StatusBadRequest && !strings.HasPrefix(msg, "cursor: ") {
 				t.Fatalf("%s with cursor %q: 400 %q does not blame the cursor", l, cursor, msg)
 			}
+		}
+	})
+}
+
+// FuzzHostAndAuthorization sends arbitrary Host and Authorization headers
+// to a server with a token, as requests arriving on a loopback address:
+// never a 5xx; data only for a loopback or allowed Host with the right
+// token (checked against url's own host parsing, not the server's); a
+// refused Host is a 421 JSON error that never repeats the token.
+func FuzzHostAndAuthorization(f *testing.F) {
+	const token = "fuzz-t0ken-0123456789"
+	st := storetest.MustOpen(f)
+	fill(f, st)
+	h := New(Config{Store: st, Token: token, AllowedHosts: []string{"evindex.example.org"}, Logger: zerolog.Nop(),
+		Now: func() time.Time { return testNow }}).Handler()
+	for _, host := range []string{"127.0.0.1:8080", "localhost", "[::1]:8080", "attacker.example:8080", "evindex.example.org",
+		"EVINDEX.EXAMPLE.ORG.:443", "127.0.0.1.nip.io", "localhost:http", "[::ffff:127.0.0.1]:80", "0x7f.1", "127.1", "", " ", "a@127.0.0.1"} {
+		for _, auth := range []string{"Bearer " + token, "bearer  " + token + " ", "Bearer " + token + "x", "Basic " + token, "", "Bearer\t" + token} {
+			f.Add(host, auth, uint8(len(host)))
+		}
+	}
+	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	paths := []string{"/v1/sources", "/healthz", "/v1/events?limit=1", "/metrics"}
+	f.Fuzz(func(t *testing.T, host, auth string, route uint8) {
+		path := paths[int(route)%len(paths)]
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, net.Addr(loopback)))
+		req.Host = host
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		body := w.Body.String()
+		if w.Code >= 500 {
+			t.Fatalf("Host %q, Authorization %q: %d %s", host, auth, w.Code, body)
+		}
+		if strings.Contains(body, token) {
+			t.Fatalf("Host %q, Authorization %q: the answer shows the token", host, auth)
+		}
+		if w.Code == http.StatusMisdirectedRequest {
+			var e struct{ Error errorDetail }
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Code != "misdirected_request" {
+				t.Fatalf("Host %q: 421 body %q", host, body)
+			}
+			return
+		}
+		// Served: the Host named loopback or the allowed name, by url's parsing.
+		u, err := url.Parse("http://" + host + "/")
+		name := ""
+		if err == nil && u.User == nil && u.Host == host {
+			name = strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+		}
+		ip, ipErr := netip.ParseAddr(name)
+		if name != "localhost" && name != "evindex.example.org" && (ipErr != nil || !ip.Unmap().IsLoopback() || ip.Zone() != "") {
+			t.Fatalf("Host %q (name %q) was answered %d, not refused", host, name, w.Code)
+		}
+		if path == "/healthz" || w.Code == http.StatusUnauthorized {
+			return
+		}
+		// Data: the right token, by the header's words.
+		words := strings.Fields(auth)
+		if w.Code == http.StatusOK && (len(words) != 2 || !strings.EqualFold(words[0], "bearer") || words[1] != token) {
+			t.Fatalf("Authorization %q was answered 200", auth)
 		}
 	})
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,6 +26,9 @@ func FuzzParseConfig(f *testing.F) {
 		"sources: [{name: a, kind: flow, endpoint: x, coinbases: [y]}]\n",
 		"http: {listen: '[::1]:0', insecure: ${X}}\n",
 		"store: {batch_max_records: ${N}}\n",
+		"data_dir: [1,2]\n", "http: {listen: [1]}\n", "sources: {a: 1}\n", "http:\n  listen: 127.0.0.1:99999\n",
+		"sources:\n  - {name: a, kind: flow, endpoint: 127.0.0.1:1, start_height: -1}\n", "http: {insecure: \"yes\"}\n",
+		"http: {token: \"${UNSET_TOKEN:-}\", allowed_hosts: [\"a.example:443\"]}\n", "http: {token: '   ', max_streams: 0}\n",
 		"&a {data_dir: *a}\n", "- - -\n", "? [a]\n: b\n", "'': x\n", "data_dir: !!binary AAAA\n", "%YAML 1.1\n---\ndata_dir: x\n...\n", "\t\n", "",
 	}
 	for _, s := range seeds {
@@ -65,6 +70,8 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
+var errorLineNo = regexp.MustCompile(`\(line ([0-9]+)\)`)
+
 func check(t *testing.T, raw []byte, err error) {
 	t.Helper()
 	ce, ok := asConfigError(err)
@@ -74,7 +81,32 @@ func check(t *testing.T, raw []byte, err error) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("%q: the error is not one line: %q", raw, err)
 	}
+	// The field is a path, whose first key is a top-level key of the
+	// file or of the configuration, and a line it names is in the file.
+	if ce.Field != "config" && ce.Field != "--config" {
+		root := ce.Field
+		if i := strings.IndexAny(root, ".["); i > 0 {
+			root = root[:i]
+		}
+		if _, known := topKeys[root]; !known && !strings.Contains(string(raw), root) {
+			t.Fatalf("%q: field %q names neither a key of the file nor of the configuration", raw, ce.Field)
+		}
+	}
+	if m := errorLineNo.FindStringSubmatch(ce.Msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		// YAML breaks lines at \n, \r and \r\n.
+		if lines := strings.Count(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n") + strings.Count(strings.ReplaceAll(string(raw), "\r\n", ""), "\r") + 1; n < 1 || n > lines {
+			t.Fatalf("%q: the error names line %d of a file of %d lines: %v", raw, n, lines, err)
+		}
+	}
 }
+
+// topKeys are the configuration's top-level keys.
+var topKeys = func() map[string]reflect.StructField {
+	m := map[string]reflect.StructField{}
+	collectFields(reflect.TypeOf(Config{}), m)
+	return m
+}()
 
 // otherText is every string of cfg that is not a secret, joined: a secret
 // that is also spelled there may show through them.
