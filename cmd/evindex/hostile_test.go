@@ -28,7 +28,10 @@ import (
 	"github.com/evindex/evindex/store/storetest"
 )
 
-var hostileFor = flag.Duration("hostile.duration", time.Minute, "how long each TestHostileNode upstream sends its mix of bad input (-short: 10s)")
+var (
+	hostileFor   = flag.Duration("hostile.duration", time.Minute, "how long each TestHostileNode upstream sends its mix of bad input (-short: 10s)")
+	hostileFlood = flag.Int("hostile.flood", 20000, "how many bad RewardsPaid events the Flow node's flood block holds (the issue's block held 100,000)")
+)
 
 // Bounds TestHostileNode holds the real binary to, whatever the node sends.
 const (
@@ -229,15 +232,15 @@ func vmHWM(t *testing.T, pid int) int64 {
 
 // The Flow node's chain: every height has two good events; heights
 // divisible by 7 add one poison event of each kind, by 11 an invalid
-// block time; height 5000 (in -short runs, the first) holds a flood of
-// 20,000 RewardsPaid events with 300-digit amounts (a block of 100,000
-// still takes the process past 600 MB: not yet bounded); each fifth
-// subscription first lies about its heights, and each third head answer
-// claims 2^64-1.
+// block time; the 41st height holds a flood of -hostile.flood
+// RewardsPaid events with 300-digit amounts (a block of 100,000 still
+// takes the process to about 400 MB: one transaction holds the height's
+// 100,000 events and 100,000 rejected records, not yet bounded); each
+// fifth subscription first lies about its heights, and each third head
+// answer claims 2^64-1.
 const (
 	flowRewards = "A." + flowsim.DefaultStakingContract + ".FlowIDTableStaking.RewardsPaid"
 	goodType    = "A.0000000000000001.Token.Deposited"
-	floodEvents = 20000
 )
 
 func goodPayload(h uint64, i int) []byte {
@@ -274,7 +277,7 @@ func flowBlock(h uint64, floodAt uint64) *executiondata.SubscribeEventsResponse 
 		resp.BlockTimestamp = &timestamppb.Timestamp{Seconds: 253402214400} // 9999-12-31
 	}
 	if h == floodAt {
-		for i := range floodEvents {
+		for i := range *hostileFlood {
 			resp.Events = append(resp.Events, badReward(h, i))
 		}
 	}
@@ -291,7 +294,7 @@ func flowBad(h, floodAt uint64) int {
 		n++
 	}
 	if h == floodAt {
-		n += floodEvents
+		n += *hostileFlood
 	}
 	return n
 }
