@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -210,8 +211,12 @@ func (c *copier) copySource(ctx context.Context, in store.SourceInfo) error {
 		return err
 	}
 
-	// The last transaction: what makes the source resumable.
+	// The last transaction: what makes the source resumable, and the
+	// node's announcements that its missed rewards derive from.
 	last := []store.Batch{{Source: in.Name, Kind: in.Kind, Epochs: in.Epochs, Meta: in.Meta}}
+	if err := c.announcements(ctx, in.Name, &last[0]); err != nil {
+		return err
+	}
 	if last[0].State, err = c.states(ctx, in.Name); err != nil {
 		return err
 	}
@@ -232,6 +237,29 @@ func (c *copier) copySource(ctx context.Context, in store.SourceInfo) error {
 	}
 	fmt.Fprintf(c.progress, "copy: %s: %d records copied\n", in.Name, s.done)
 	return nil
+}
+
+// announcements adds a source's eligibilities, their accounts' proposals
+// and the proposal gaps to b. (A proposal of an account without any
+// eligibility can never make a miss, so only those accounts' are read.)
+func (c *copier) announcements(ctx context.Context, source string, b *store.Batch) error {
+	el, err := c.from.Eligibilities(ctx, source)
+	if err != nil {
+		return err
+	}
+	b.Eligibilities = el
+	for i, e := range el {
+		if i > 0 && el[i-1].Account == e.Account {
+			continue
+		}
+		ps, err := c.from.Proposals(ctx, source, e.Account, 0, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		b.Proposals = append(b.Proposals, ps...)
+	}
+	b.ProposalGaps, err = c.from.ProposalGaps(ctx, source)
+	return err
 }
 
 // eachPage hands every page of a list to fn.
@@ -262,6 +290,8 @@ type sourceTotals struct {
 	// RewardSums is the exact sum of raw amounts by unit.
 	RewardSums map[string]string
 	Nodes      int
+	// Missed counts the missed rewards derived from the copied records.
+	Missed int
 }
 
 func (t sourceTotals) String() string {
@@ -272,8 +302,8 @@ func (t sourceTotals) String() string {
 	if len(sums) == 0 {
 		sums = []string{"0"}
 	}
-	return fmt.Sprintf("events %d, blocks %d, rewards %d (sum %s), rejected %d, node snapshots %d, checkpoint %s, coverage %s",
-		t.Events, t.Blocks, t.Rewards, strings.Join(sums, " + "), t.Rejected, t.Nodes, t.Checkpoint, t.Coverage)
+	return fmt.Sprintf("events %d, blocks %d, rewards %d (sum %s), rejected %d, node snapshots %d, missed rewards %d, checkpoint %s, coverage %s",
+		t.Events, t.Blocks, t.Rewards, strings.Join(sums, " + "), t.Rejected, t.Nodes, t.Missed, t.Checkpoint, t.Coverage)
 }
 
 // totalsOf counts a source in st and sums its rewards exactly, from the
@@ -294,6 +324,11 @@ func totalsOf(ctx context.Context, st store.Store, source string) (sourceTotals,
 		return t, err
 	}
 	t.Coverage = fmt.Sprint(cov)
+	if err := eachPage(func(cur string) (store.Page[store.MissedReward], error) {
+		return store.MissedRewards(ctx, st, store.MissedQuery{Source: source, Limit: store.MaxLimit, Cursor: cur})
+	}, func(items []store.MissedReward) error { t.Missed += len(items); return nil }); err != nil {
+		return t, err
+	}
 	if err := eachPage(func(cur string) (store.Page[store.Event], error) {
 		return st.Events(ctx, store.EventQuery{Source: source, Limit: store.MaxLimit, Cursor: cur})
 	}, func(items []store.Event) error { t.Events += uint64(len(items)); return nil }); err != nil {

@@ -137,6 +137,13 @@ func TestCopyDemoIntoPostgres(t *testing.T) {
 		if len(gc) != len(wc) || len(gc) == 0 || gc[0] != wc[0] {
 			t.Fatalf("%s: coverage copied %v, the file has %v", w.Name, gc, wc)
 		}
+		if w.Kind == "spacemesh" {
+			wm, _ := totalsOf(ctx, from, w.Name)
+			gm, _ := totalsOf(ctx, to, w.Name)
+			if gm.Missed != wm.Missed || wm.Missed == 0 {
+				t.Fatalf("%s: %d missed rewards after the copy, the file has %d (and must have some)", w.Name, gm.Missed, wm.Missed)
+			}
+		}
 		if g, w := rewardSum(t, to, w.Name), rewardSum(t, from, w.Name); g != w || w == "0" {
 			t.Fatalf("%s: copied rewards sum to %s, the file's to %s", w, g, w)
 		}
