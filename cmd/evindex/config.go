@@ -30,6 +30,7 @@ type Config struct {
 	Log      LogConfig      `yaml:"log" doc:"logging"`
 	HTTP     HTTPConfig     `yaml:"http" doc:"the REST API and dashboard listener"`
 	Store    StoreConfig    `yaml:"store" doc:"storage backend and write batching"`
+	Memory   MemoryConfig   `yaml:"memory" doc:"the Go collector's memory budget"`
 	Sources  []SourceConfig `yaml:"sources" doc:"the upstreams to index; empty: serve the stored data only"`
 
 	// lines is where each field's value is in the file it was read from,
@@ -93,6 +94,18 @@ type StoreConfig struct {
 	Postgres PostgresConfig `yaml:"postgres" doc:"the PostgreSQL backend, with backend: postgres"`
 }
 
+// MemoryConfig is the Go runtime's memory budget (see
+// indexer.SetMemoryBudget). When the environment sets GOMEMLIMIT or GOGC,
+// the runtime's reading of them stands and this block is not applied.
+type MemoryConfig struct {
+	// LimitMB is the soft memory limit in MiB; 0: none. It bounds the Go
+	// heap, not the store's mapped file pages.
+	LimitMB int `yaml:"limit_mb" doc:"soft limit of the Go heap in MiB (debug.SetMemoryLimit); the collector works harder near it; 0: none"`
+	// GCPercent is GOGC: the heap growth that triggers a collection
+	// below the limit; -1 collects only at the limit.
+	GCPercent int `yaml:"gc_percent" doc:"heap growth in percent that triggers a collection below the limit (GOGC); -1: only at the limit"`
+}
+
 // The storage backends of store.backend.
 const (
 	BackendBolt     = "bolt"
@@ -124,6 +137,7 @@ func DefaultConfig() Config {
 		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080", MaxStreams: httpapi.DefaultMaxStreams, MaxBackups: httpapi.DefaultMaxBackups},
 		Store: StoreConfig{BatchMaxRecords: 5000, BatchMaxDelay: 100 * time.Millisecond, Backend: BackendBolt,
 			Postgres: PostgresConfig{LeaseTTL: 10 * time.Second, MaxReplayLag: 30 * time.Second}},
+		Memory: MemoryConfig{LimitMB: indexer.DefaultMemoryLimitMB, GCPercent: indexer.DefaultGCPercent},
 	}
 }
 
@@ -653,6 +667,15 @@ func (c *Config) problems(p *problemList) {
 	}
 	if c.Store.BatchMaxDelay <= 0 {
 		p.add(&ConfigError{"store.batch_max_delay", "must be positive"})
+	}
+	if c.Memory.LimitMB < 0 {
+		p.add(&ConfigError{"memory.limit_mb", "must be 0 (no limit) or more"})
+	}
+	switch {
+	case c.Memory.GCPercent < -1 || c.Memory.GCPercent == 0:
+		p.add(&ConfigError{"memory.gc_percent", fmt.Sprintf("%d: want a percentage of at least 1, or -1", c.Memory.GCPercent)})
+	case c.Memory.GCPercent == -1 && c.Memory.LimitMB == 0:
+		p.add(&ConfigError{"memory.gc_percent", "-1 (collect only at the limit) needs memory.limit_mb"})
 	}
 	seen := map[string]int{}
 	known := make([]bool, len(c.Sources))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"ShortLease", "store: {backend: postgres, postgres: {dsn: postgres://localhost/x, lease_ttl: 100ms}}\n", "store.postgres.lease_ttl"},
 		{"UnknownPostgresKey", "store: {backend: postgres, postgres: {dns: x}}\n", "store.postgres.dns"},
 		{"BoltWithoutDataDir", "data_dir: ''\n", "data_dir"},
+		{"NegativeMemoryLimit", "memory: {limit_mb: -5}\n", "memory.limit_mb"},
+		{"ZeroGCPercent", "memory: {gc_percent: 0}\n", "memory.gc_percent"},
+		{"GCOffWithoutLimit", "memory: {limit_mb: 0, gc_percent: -1}\n", "memory.gc_percent"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -267,4 +271,48 @@ store:
 			}
 		})
 	}
+}
+
+// TestMemoryBudget: the default budget is under the 256 MB an ingesting
+// process may use, the file and EVINDEX_MEMORY_* set it, a flag wins, and
+// GOMEMLIMIT or GOGC in the environment keep the runtime's own reading.
+func TestMemoryBudget(t *testing.T) {
+	d := DefaultConfig().Memory
+	if d.LimitMB <= 0 || d.LimitMB >= 256 || d.GCPercent <= 100 {
+		t.Errorf("default memory budget %+v, want a limit under 256 MiB and a GC percent above Go's 100", d)
+	}
+	cfg, err := ParseConfig([]byte("memory: {limit_mb: 96, gc_percent: 800}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Memory != (MemoryConfig{LimitMB: 96, GCPercent: 800}) {
+		t.Errorf("memory from the file: %+v", cfg.Memory)
+	}
+	env := map[string]string{"EVINDEX_MEMORY_LIMIT_MB": "120", "EVINDEX_MEMORY_GC_PERCENT": "200"}
+	fs := newFlagSet(env2(t), "run", "", "")
+	var f runFlags
+	fs.StringVar(&f.memoryLimitMB, "memory-limit-mb", "", "")
+	fs.StringVar(&f.gcPercent, "memory-gc-percent", "", "")
+	if err := parseFlags(fs, []string{"--memory-gc-percent", "300"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = loadRunConfig(fs, &f, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Memory != (MemoryConfig{LimitMB: 120, GCPercent: 300}) {
+		t.Errorf("memory from environment and flag: %+v, want limit 120 (env) and percent 300 (flag)", cfg.Memory)
+	}
+
+	before := debug.SetMemoryLimit(-1)
+	restore := memoryBudget(cfg.Memory, noEnv)
+	if got := debug.SetMemoryLimit(-1); got != 120<<20 {
+		t.Errorf("memory limit applied %d, want %d", got, 120<<20)
+	}
+	restore()
+	restore = memoryBudget(cfg.Memory, func(k string) string { return map[string]string{"GOMEMLIMIT": "1GiB"}[k] })
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("with GOMEMLIMIT set the limit became %d, want the runtime's %d", got, before)
+	}
+	restore()
 }

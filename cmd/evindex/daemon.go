@@ -27,6 +27,7 @@ type runFlags struct {
 	httpInsecure                 string
 	logLevel, logFormat          string
 	batchMaxRecords, batchMaxDel string
+	memoryLimitMB, gcPercent     string
 }
 
 func runDaemonCmd(ctx context.Context, e env, args []string) error {
@@ -44,6 +45,8 @@ func runDaemonCmd(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.logFormat, "log-format", "", "auto, console or json (default auto)")
 	fs.StringVar(&f.batchMaxRecords, "batch-max-records", "", "records per write transaction (default 5000)")
 	fs.StringVar(&f.batchMaxDel, "batch-max-delay", "", "longest wait before a write commits (default 100ms)")
+	fs.StringVar(&f.memoryLimitMB, "memory-limit-mb", "", fmt.Sprintf("soft limit of the Go heap in MiB, 0: none (default %d; GOMEMLIMIT wins)", indexer.DefaultMemoryLimitMB))
+	fs.StringVar(&f.gcPercent, "memory-gc-percent", "", fmt.Sprintf("heap growth in percent that triggers a collection below the limit, -1: only at the limit (default %d; GOGC wins)", indexer.DefaultGCPercent))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -119,10 +122,35 @@ func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (C
 		cfg.Store.BatchMaxDelay = d
 		cfg.forget("store.batch_max_delay")
 	}
+	if v, ok := pick("memory-limit-mb", f.memoryLimitMB); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return Config{}, usagef("--memory-limit-mb: %q is not a whole number", v)
+		}
+		cfg.Memory.LimitMB = n
+		cfg.forget("memory.limit_mb")
+	}
+	if v, ok := pick("memory-gc-percent", f.gcPercent); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return Config{}, usagef("--memory-gc-percent: %q is not a whole number", v)
+		}
+		cfg.Memory.GCPercent = n
+		cfg.forget("memory.gc_percent")
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// memoryBudget applies cfg's budget unless the environment sets GOMEMLIMIT
+// or GOGC: then the runtime's own reading of them stands.
+func memoryBudget(cfg MemoryConfig, getenv func(string) string) (restore func()) {
+	if getenv("GOMEMLIMIT") != "" || getenv("GOGC") != "" {
+		return func() {}
+	}
+	return indexer.SetMemoryBudget(cfg.LimitMB, cfg.GCPercent)
 }
 
 // daemonHooks let the demo and tests observe a running daemon.
@@ -155,6 +183,7 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	if err != nil {
 		return err
 	}
+	defer memoryBudget(cfg.Memory, e.getenv)()
 	be, err := openBackend(ctx, cfg)
 	if err != nil {
 		return err
