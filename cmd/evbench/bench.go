@@ -242,6 +242,15 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	b.res.PeakRSSMB = float64(r.PeakRSSKB) / 1024
 	b.res.PeakAnonMB = float64(r.PeakAnonKB) / 1024
 	b.progress("end to end: %d events in %.2fs: %.0f events/s, peak RSS %.0f MB", r.Events, r.Seconds, b.res.E2EEPS, b.res.PeakRSSMB)
+	dir := b.path("evindex-go-gc")
+	r, err = runChild(ctx, b.log, phaseArgs{Name: "ingest-go-gc", Dir: dir, Addr: b.sim.Addr(), ToHeight: b.ingestHeight}, nil)
+	os.RemoveAll(dir)
+	if err != nil {
+		return err
+	}
+	b.res.E2EGoGCEPS = float64(r.Events) / r.Seconds
+	b.res.GoGCPeakRSSMB = float64(r.PeakRSSKB) / 1024
+	b.progress("end to end under Go's default GC: %.0f events/s, peak RSS %.0f MB", b.res.E2EGoGCEPS, b.res.GoGCPeakRSSMB)
 	return nil
 }
 

@@ -55,7 +55,7 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 	)
 	stopSampling := anonPeak(20 * time.Millisecond)
 	switch ph.Name {
-	case "ingest":
+	case "ingest", "ingest-go-gc":
 		res, err = phaseIngest(ctx, ph)
 	case "sqlite-ingest":
 		res, err = phaseSQLiteIngest(ctx, ph)
@@ -97,7 +97,14 @@ func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
 // phaseIngest is the end-to-end path: the Flow source under the Runner,
 // committing to a bbolt store with its default settings (fsync on every
 // commit), from height 1 until the checkpoint reaches ToHeight.
+//
+// It runs under evindex run's default memory budget (Go's soft memory
+// limit with a higher GC percent); as ingest-go-gc, under Go's defaults
+// (GOGC=100, no limit), which shows what the budget buys.
 func phaseIngest(ctx context.Context, ph phaseArgs) (phaseResult, error) {
+	if ph.Name == "ingest" {
+		defer indexer.SetMemoryBudget(indexer.DefaultMemoryLimitMB, indexer.DefaultGCPercent)()
+	}
 	st, err := bolt.Open(ph.Dir, bolt.Options{})
 	if err != nil {
 		return phaseResult{}, err
@@ -139,6 +146,7 @@ func waitCommitted(ctx context.Context, errc <-chan error, to uint64, progress f
 // phaseSQLiteIngest is the peer's end-to-end path: the same Flow source,
 // batched the same way, committing to SQLite.
 func phaseSQLiteIngest(ctx context.Context, ph phaseArgs) (phaseResult, error) {
+	defer indexer.SetMemoryBudget(indexer.DefaultMemoryLimitMB, indexer.DefaultGCPercent)()
 	db, err := openSQLite(filepath.Join(ph.Dir, sqliteFileName), false)
 	if err != nil {
 		return phaseResult{}, err

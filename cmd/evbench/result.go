@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/evindex/evindex/indexer"
 )
 
 // Result is one run's measurements. Rates are events per second unless
@@ -35,6 +37,7 @@ type Result struct {
 	DecodeEPS      float64 `json:"decode_eps"`        // the Flow source alone (stream + decoder), no store
 	PGStoreEPS     float64 `json:"pg_store_eps"`      // PostgreSQL Apply of the pre-built batches
 	PGE2EEPS       float64 `json:"pg_e2e_eps"`        // node -> Flow source -> Runner (leased) -> PostgreSQL
+	E2EGoGCEPS     float64 `json:"e2e_go_gc_eps"`     // end to end under Go's default GC (GOGC=100, no memory limit)
 	E2ECores       float64 `json:"e2e_cores"`         // CPU busy during end to end (indexer + simulator), in cores
 	BackfillCores  float64 `json:"backfill_cores"`    // CPU busy during the parallel backfill, in cores
 
@@ -57,9 +60,12 @@ type Result struct {
 	PGQueryP99MS     map[string]float64 `json:"pg_query_p99_ms"`
 	QuerySamples     int                `json:"query_samples"`
 
-	ResumeMS        float64 `json:"resume_ms"`      // process start -> first new event committed
-	ResumeOpenMS    float64 `json:"resume_open_ms"` // of which opening the store
-	PeakRSSMB       float64 `json:"peak_rss_mb"`    // VmHWM of the end-to-end ingestion process
+	ResumeMS        float64 `json:"resume_ms"`         // process start -> first new event committed
+	ResumeOpenMS    float64 `json:"resume_open_ms"`    // of which opening the store
+	PeakRSSMB       float64 `json:"peak_rss_mb"`       // VmHWM of the end-to-end ingestion process
+	GoGCPeakRSSMB   float64 `json:"go_gc_peak_rss_mb"` // ...of the same under Go's default GC
+	MemoryLimitMB   int     `json:"memory_limit_mb"`   // the budget end to end ran under
+	GCPercent       int     `json:"gc_percent"`
 	SQLitePeakRSSMB float64 `json:"sqlite_peak_rss_mb"`
 	PGPeakRSSMB     float64 `json:"pg_peak_rss_mb"` // of the evindex process; the server's memory is not counted
 	ResumePeakRSSMB float64 `json:"resume_peak_rss_mb"`
@@ -102,6 +108,8 @@ func newResult(cfg Config) *Result {
 		BackfillLatencyMS: float64(cfg.BackfillLatency.Microseconds()) / 1000,
 		SQLiteDriver:      sqliteDriverName,
 		Cores:             runtime.NumCPU(),
+		MemoryLimitMB:     indexer.DefaultMemoryLimitMB,
+		GCPercent:         indexer.DefaultGCPercent,
 		GoVersion:         runtime.Version(),
 	}
 }
@@ -203,6 +211,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "  ratio to min(a, b)\t%.2f\t\n", r.E2ERatio)
 	fmt.Fprintf(tw, "  ratio to min(a, f)\t%.2f\t\n", r.E2EFloor)
 	fmt.Fprintf(tw, "  CPU busy meanwhile, indexer + simulator (cores)\t%.2f\t\n", r.E2ECores)
+	fmt.Fprintf(tw, "  peak RSS (VmHWM), memory limit %d MiB, GC percent %d\t%.0f MB\t\n", r.MemoryLimitMB, r.GCPercent, r.PeakRSSMB)
+	fmt.Fprintf(tw, "end to end under Go's default GC (GOGC=100, no limit)\t%.0f\t\n", r.E2EGoGCEPS)
+	fmt.Fprintf(tw, "  peak RSS (VmHWM)\t%.0f MB\t\n", r.GoGCPeakRSSMB)
 	fmt.Fprintf(tw, "Flow source alone: stream + decoder, no store\t%.0f\t\n", r.DecodeEPS)
 	fmt.Fprintf(tw, "SQLite peer end to end: flowsim -> Flow source -> SQLite\t%.0f\t\n", r.SQLiteEPS)
 	fmt.Fprintf(tw, "SQLite writer on the pre-built batches\t%.0f\t\n", r.SQLiteStoreEPS)
@@ -276,6 +287,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 var methodNotes = []string{
 	"All data comes from flowsim's deterministic chain (realistic JSON-CDC payloads: FlowToken, NFT, FlowFees and staking events over 8 accounts and 5 staking nodes), decoded by the Flow source itself.",
 	"Ingestion phases each run in a child process (evbench -phase ...) so each peak RSS (VmHWM, including mapped DB pages) is that phase's own; flowsim runs in the parent.",
+	"End to end and the SQLite peer run under evindex run's default memory budget (memory.limit_mb, memory.gc_percent: Go's soft memory limit with a higher GC percent); end to end runs once more under Go's defaults (GOGC=100, no limit) for comparison.",
 	"End to end and the SQLite peer batch alike (5000 records or 100 ms per transaction). bbolt fsyncs every commit; SQLite runs WAL with synchronous=NORMAL, which does not fsync a commit.",
 	"Raw store rates time only the Apply calls; the batches are decoded from a file between calls.",
 	"Floor: the keys and values store.Apply wrote for the same pre-built batches (recorded through bolt.Options.RecordWrites in an untimed run) replayed as plain bbolt Puts and Deletes in the same transactions, into a file with the same schema, free-list type, growth step and fill percents; only the Update calls are timed.",
