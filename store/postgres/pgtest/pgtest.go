@@ -181,15 +181,15 @@ func tail(s string, n int) string {
 	return s
 }
 
-// startWatchdog starts a small process that stops the server when this
-// process dies without cleaning up (a panic, a test timeout, kill -9), so
-// no server outlives its tests.
+// startWatchdog starts a small process that stops the server and removes
+// its directory when this process dies without cleaning up (a panic, a
+// test timeout, kill -9), so no server or data outlives its tests.
 func (s *Server) startWatchdog() error {
 	stop := fmt.Sprintf("%s -D %s -m immediate stop", filepath.Join(s.bin, "pg_ctl"), s.data)
 	if os.Geteuid() == 0 {
 		stop = "runuser -u " + OSUser + " -- " + stop
 	}
-	script := fmt.Sprintf(`while kill -0 %d 2>/dev/null; do sleep 1; done; %s >/dev/null 2>&1`, os.Getpid(), stop)
+	script := fmt.Sprintf(`while kill -0 %d 2>/dev/null; do sleep 1; done; %s >/dev/null 2>&1; rm -rf %s`, os.Getpid(), stop, s.Dir)
 	cmd := exec.Command("sh", "-c", script)
 	// Its own process group, so stopping it also ends its sleep.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
