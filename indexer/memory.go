@@ -16,7 +16,7 @@ const (
 	// DefaultMemoryLimitMB is the soft limit of the Go heap and runtime,
 	// in MiB: well under the 256 MB an ingesting process may use in all,
 	// which also holds the store's mapped pages.
-	DefaultMemoryLimitMB = 160
+	DefaultMemoryLimitMB = 128
 	// DefaultGCPercent is the heap growth, in percent of the live heap,
 	// that triggers a collection below the limit.
 	DefaultGCPercent = 400
