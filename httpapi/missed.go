@@ -47,13 +47,13 @@ type missedJSON struct {
 }
 
 func missedItem(m *store.MissedReward) any {
-	return missedJSON{m.Source, m.Account, m.Coinbase, m.Height, m.Epoch, jsonTime(m.Time), m.Eligibilities, m.Reason}
+	return missedJSON{m.Source, m.Account, m.PaidTo, m.Height, m.Epoch, jsonTime(m.Time), m.Eligibilities, m.Reason}
 }
 
 var missedHeader = []string{"source", "account", "coinbase", "height", "epoch", "time", "eligibilities", "reason"}
 
 func missedRow(m *store.MissedReward) []string {
-	return []string{m.Source, m.Account, m.Coinbase, u64(m.Height), u64(m.Epoch), csvTime(m.Time),
+	return []string{m.Source, m.Account, m.PaidTo, u64(m.Height), u64(m.Epoch), csvTime(m.Time),
 		strconv.FormatUint(uint64(m.Eligibilities), 10), m.Reason}
 }
 
@@ -70,7 +70,7 @@ type missedPq struct {
 
 func missedParquet(w io.Writer) rowWriter[store.MissedReward] {
 	return newParquetWriter(w, func(m *store.MissedReward) missedPq {
-		return missedPq{m.Source, m.Account, m.Coinbase, int64(m.Height), int64(m.Epoch), micros(m.Time), int32(m.Eligibilities), m.Reason}
+		return missedPq{m.Source, m.Account, m.PaidTo, int64(m.Height), int64(m.Epoch), micros(m.Time), int32(m.Eligibilities), m.Reason}
 	})
 }
 

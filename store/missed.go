@@ -64,7 +64,7 @@ const (
 type MissedReward struct {
 	Source        string
 	Account       string
-	Coinbase      string // the account the rewards are paid to, when a reward showed it
+	PaidTo        string // the account the rewards are paid to, when a reward showed it
 	Height        uint64
 	Epoch         uint64
 	Time          time.Time // the height's start, when the source's epochs are known
@@ -262,7 +262,7 @@ func inRanges(rs []Range, h uint64) bool {
 }
 
 // resolveMissed keeps the candidates of one account without a reward and
-// gives each its reason and coinbase.
+// gives each its reason and the account it would have been paid to.
 func resolveMissed(ctx context.Context, r MissedReader, source string, cands []MissedReward) ([]MissedReward, error) {
 	lo, hi := cands[0].Height, cands[0].Height
 	for _, c := range cands {
@@ -270,7 +270,7 @@ func resolveMissed(ctx context.Context, r MissedReader, source string, cands []M
 	}
 	account := cands[0].Account
 	earned := map[uint64]bool{}
-	coinbase := ""
+	paidTo := ""
 	q := RewardQuery{Source: source, Accounts: []string{account}, FromHeight: &lo, ToHeight: &hi, Limit: MaxLimit}
 	for {
 		p, err := r.Rewards(ctx, q)
@@ -282,7 +282,7 @@ func resolveMissed(ctx context.Context, r MissedReader, source string, cands []M
 				earned[rw.Height] = true
 			}
 			if rw.Account != account {
-				coinbase = rw.Account
+				paidTo = rw.Account
 			}
 		}
 		if p.Next == "" {
@@ -290,14 +290,14 @@ func resolveMissed(ctx context.Context, r MissedReader, source string, cands []M
 		}
 		q.Cursor = p.Next
 	}
-	if coinbase == "" {
+	if paidTo == "" {
 		// The newest reward names where the account is paid.
 		p, err := r.Rewards(ctx, RewardQuery{Source: source, Accounts: []string{account}, Desc: true, Limit: 1})
 		if err != nil {
 			return nil, err
 		}
 		if len(p.Items) > 0 && p.Items[0].Account != account {
-			coinbase = p.Items[0].Account
+			paidTo = p.Items[0].Account
 		}
 	}
 	props, err := r.Proposals(ctx, source, account, lo, hi)
@@ -317,7 +317,7 @@ func resolveMissed(ctx context.Context, r MissedReader, source string, cands []M
 		if earned[c.Height] {
 			continue
 		}
-		c.Coinbase = coinbase
+		c.PaidTo = paidTo
 		switch {
 		case proposed[c.Height]:
 			c.Reason = MissedNotIncluded
@@ -418,7 +418,7 @@ func CheckProposal(p *Proposal) *FieldError {
 
 // CountMissed adds to a summary's rows (RewardSummary of q) the missed
 // rewards q selects, each counted in the row of its bucket, source and
-// the account its reward would have been paid to (the coinbase when known,
+// the account its reward would have been paid to (the paying account when known,
 // else the eligible account); a bucket with misses and no rewards gets a
 // row of amount 0. The rows stay in bucket, source, account, unit order.
 func CountMissed(ctx context.Context, r MissedReader, q SummaryQuery, rows []SummaryRow) ([]SummaryRow, error) {
@@ -445,7 +445,7 @@ func CountMissed(ctx context.Context, r MissedReader, q SummaryQuery, rows []Sum
 			return nil, err
 		}
 		for _, m := range p.Items {
-			acct := cmp.Or(m.Coinbase, m.Account)
+			acct := cmp.Or(m.PaidTo, m.Account)
 			row := SummaryRow{Source: m.Source, Account: acct, RawAmount: new(big.Int)}
 			ep := epochs[m.Source]
 			switch {

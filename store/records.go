@@ -46,7 +46,7 @@ type Reward struct {
 	Height    uint64
 	HasHeight bool
 	// Epoch is meaningful only when HasEpoch is set: the epoch the
-	// upstream says the reward pays (a Flow reward's epochCounter). A
+	// upstream names in the reward itself. A
 	// summary by epoch groups such rewards by it; others by their
 	// source's Epochs.
 	Epoch       uint64
@@ -65,8 +65,8 @@ type Reward struct {
 	Details json.RawMessage
 }
 
-// EpochTotal is a network's whole reward payout of one epoch (Flow's
-// EpochTotalRewardsPaid), kept so a reader can set an account's rewards of
+// EpochTotal is a network's whole reward payout of one epoch, as its
+// upstream announces it, kept so a reader can set an account's rewards of
 // the epoch against it. Its identity is (Source, Epoch): a replay rewrites
 // it. Amounts are decimal integers in base units, like Reward.RawAmount.
 type EpochTotal struct {
@@ -113,8 +113,8 @@ type Epochs struct {
 	BlockDuration  time.Duration `json:"block_duration"`
 	BlocksPerEpoch uint64        `json:"blocks_per_epoch"`
 	// Named says the source's rewards name their epoch (Reward.Epoch), so
-	// a summary by epoch needs no schedule (Flow's epochs are not a fixed
-	// number of blocks).
+	// a summary by epoch needs no schedule (for networks whose epochs are
+	// not a fixed number of blocks).
 	Named bool `json:"named,omitempty"`
 }
 

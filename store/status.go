@@ -65,7 +65,7 @@ type SourceStatus struct {
 	// LiveSince is when the source last became live (zero when not live).
 	LiveSince time.Time
 	// Endpoints are the upstream nodes the source reads from and the
-	// heights each serves (a Flow source's access nodes); nil for a source
+	// heights each serves (a chain's nodes of successive networks); nil for a source
 	// that does not report them.
 	Endpoints []Endpoint
 	// Gaps are the height ranges below the checkpoint that no reachable

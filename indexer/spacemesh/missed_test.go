@@ -71,8 +71,8 @@ func missedDiff(t *testing.T, st *bolt.Store, sim *smsim.Sim, want []string) str
 	var got []string
 	for _, m := range allMissed(t, st, 7) {
 		got = append(got, missedLine(m.Account, m.Height, m.Epoch, m.Eligibilities, m.Reason))
-		if m.Coinbase != sim.CoinbaseOf(m.Account) {
-			return fmt.Sprintf("miss %s at %d: coinbase %q, want %q", m.Account, m.Height, m.Coinbase, sim.CoinbaseOf(m.Account))
+		if m.PaidTo != sim.CoinbaseOf(m.Account) {
+			return fmt.Sprintf("miss %s at %d: coinbase %q, want %q", m.Account, m.Height, m.PaidTo, sim.CoinbaseOf(m.Account))
 		}
 	}
 	if slices.Equal(got, want) {
