@@ -121,11 +121,23 @@ const (
 	decimalWidth = 38
 )
 
+// decimalLimit is 10^38, the first value a DECIMAL(38, s) cannot hold.
+var decimalLimit = new(big.Int).Exp(big.NewInt(10), big.NewInt(decimalWidth), nil)
+
+// pow10 are 10^0 .. 10^amountScale, the factors that scale an amount.
+var pow10 = func() []*big.Int {
+	out := make([]*big.Int, amountScale+1)
+	for i := range out {
+		out[i] = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(i)), nil)
+	}
+	return out
+}()
+
 // decimal38 is v as the 16 bytes of a DECIMAL(38, s) column, or false
 // when it has more than 38 digits (or is negative, which no amount is).
 func decimal38(v *big.Int) ([16]byte, bool) {
 	var out [16]byte
-	if v.Sign() < 0 || len(v.String()) > decimalWidth {
+	if v.Sign() < 0 || v.Cmp(decimalLimit) >= 0 {
 		return out, false
 	}
 	v.FillBytes(out[:])
@@ -137,8 +149,8 @@ func decimal38(v *big.Int) ([16]byte, bool) {
 // ends the export with an error that says so; no real amount comes near.
 func amountDecimals(raw *big.Int, decimals int) (amount, rawAmount [16]byte, err error) {
 	scaled := raw
-	if decimals < amountScale {
-		scaled = new(big.Int).Mul(raw, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(amountScale-decimals)), nil))
+	if decimals >= 0 && decimals < amountScale {
+		scaled = new(big.Int).Mul(raw, pow10[amountScale-decimals])
 	}
 	var okRaw, okAmount bool
 	rawAmount, okRaw = decimal38(raw)

@@ -126,7 +126,17 @@ func DidYouMean(name string, candidates []string) string {
 	}
 	// A third of the name may be wrong: from_heigth, fromheight, limt.
 	if best == "" || bestD > max(1, len(best)/3) {
-		return ""
+		// Or it is the start of exactly one: --dat for --data-dir.
+		var starts []string
+		for _, c := range candidates {
+			if len(norm) >= 2 && strings.HasPrefix(c, norm) {
+				starts = append(starts, c)
+			}
+		}
+		if len(starts) != 1 {
+			return ""
+		}
+		best = starts[0]
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
 }

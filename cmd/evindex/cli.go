@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/evindex/evindex/httpapi"
@@ -118,24 +119,97 @@ func newFlagSet(e env, name, args, about string) *flag.FlagSet {
 	fs.Usage = func() {
 		w := e.stdout
 		fmt.Fprintf(w, "Usage: evindex %s %s\n\n%s\n\nFlags:\n", name, args, about)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printFlags(w, fs)
 	}
 	return fs
 }
 
+// aliasUsage marks a quiet alias: accepted, never listed.
+const aliasUsage = "\x00alias of --"
+
+// aliasFlag makes alias another spelling of the flag name, kept quietly
+// for scripts written against it.
+func aliasFlag(fs *flag.FlagSet, alias, name string) {
+	fs.Var(fs.Lookup(name).Value, alias, aliasUsage+name)
+}
+
+// printFlags lists a flag set's flags with the type each takes (none for
+// a switch), leaving out the quiet aliases.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, aliasUsage) {
+			return
+		}
+		typ, usage := flag.UnquoteUsage(f)
+		if typ == "value" {
+			typ = "list (repeatable)"
+		}
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" && typ != "list (repeatable)" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n    \t%s%s\n", line, usage, def)
+	})
+}
+
 // parseFlags parses args, mapping --help to errHelp (after printing the
-// usage) and any other problem to a usage error naming the flag.
+// usage) and any other problem to a usage error: the mistake first, as
+// typed, with a suggestion for a misspelt flag, and one line saying where
+// the flags are listed, instead of the whole usage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on every error
 	err := fs.Parse(args)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
-		return errHelp // the flag package has printed the usage
+		usage()
+		return errHelp
 	}
 	if err != nil {
-		return usagef("%s: %v", fs.Name(), err)
+		return usagef("%s; 'evindex %s --help' lists the flags", flagMistake(fs, err), fs.Name())
 	}
 	return nil
+}
+
+var (
+	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	badFlagValue  = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -+([^:]*): (.*)$`)
+	flagNoValue   = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+)
+
+// flagMistake says what was wrong with a flag, naming it as typed.
+func flagMistake(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.HasPrefix(f.Usage, aliasUsage) {
+				names = append(names, f.Name)
+			}
+		})
+		hint := httpapi.DidYouMean(m[1], names)
+		return fmt.Sprintf("%s: unknown flag --%s%s", fs.Name(), m[1], strings.Replace(hint, "mean ", "mean --", 1))
+	}
+	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
+		want := "a value of its type"
+		if f := fs.Lookup(m[2]); f != nil {
+			typ, _ := flag.UnquoteUsage(f)
+			want = map[string]string{"": "true or false", "int": "a whole number", "uint": "a whole number, not negative",
+				"duration": "a duration like 100ms or 15s", "float": "a number"}[typ]
+			if want == "" {
+				want = "a " + typ
+			}
+		}
+		return fmt.Sprintf("%s: --%s %s: want %s", fs.Name(), m[2], m[1], want)
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s: --%s needs a value", fs.Name(), m[1])
+	}
+	return fmt.Sprintf("%s: %v", fs.Name(), err)
 }
 
 // stringList is a repeatable string flag.

@@ -219,7 +219,7 @@ func TestConfigErrorsNamePathAndLine(t *testing.T) {
 	// A flag's bad value is the flag's, with no line of the file.
 	var stderr bytes.Buffer
 	err := run(context.Background(), []string{"run", "--config", writeConfig(t, t.TempDir(), "http:\n  listen: 127.0.0.1:8080\n"), "--http-listen", "127.0.0.1:70000"}, noEnv, io.Discard, &stderr)
-	if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), "http.listen") || strings.Contains(stderr.String(), "line") {
+	if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), "--http-listen: ") || strings.Contains(stderr.String(), "line") {
 		t.Fatalf("--http-listen 127.0.0.1:70000: exit %d: %s", code, stderr.String())
 	}
 }
@@ -291,8 +291,8 @@ func TestMemoryBudget(t *testing.T) {
 	env := map[string]string{"EVINDEX_MEMORY_LIMIT_MB": "120", "EVINDEX_MEMORY_GC_PERCENT": "200"}
 	fs := newFlagSet(env2(t), "run", "", "")
 	var f runFlags
-	fs.StringVar(&f.memoryLimitMB, "memory-limit-mb", "", "")
-	fs.StringVar(&f.gcPercent, "memory-gc-percent", "", "")
+	fs.Int("memory-limit-mb", 0, "")
+	fs.Int("memory-gc-percent", 0, "")
 	if err := parseFlags(fs, []string{"--memory-gc-percent", "300"}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,13 +21,10 @@ import (
 // runFlags are the flags of `evindex run`; each can also be set by the
 // environment variable EVINDEX_<FLAG> (dashes become underscores).
 type runFlags struct {
-	config                       string
-	dataDir                      string
-	httpListen, httpToken        string
-	httpInsecure                 string
-	logLevel, logFormat          string
-	batchMaxRecords, batchMaxDel string
-	memoryLimitMB, gcPercent     string
+	config                string
+	dataDir               string
+	httpListen, httpToken string
+	logLevel, logFormat   string
 }
 
 func runDaemonCmd(ctx context.Context, e env, args []string) error {
@@ -40,13 +37,15 @@ func runDaemonCmd(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data)")
 	fs.StringVar(&f.httpListen, "http-listen", "", "API listen address (default 127.0.0.1:8080)")
 	fs.StringVar(&f.httpToken, "http-token", "", "bearer token the API requires (required off loopback)")
-	fs.StringVar(&f.httpInsecure, "http-insecure", "", "true: allow a non-loopback listen address without a token")
+	// Typed, so --help says what each takes and a bare --http-insecure
+	// is true instead of taking the next argument as its value.
+	fs.Bool("http-insecure", false, "allow a non-loopback listen address without a token")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&f.logFormat, "log-format", "", "auto, console or json (default auto)")
-	fs.StringVar(&f.batchMaxRecords, "batch-max-records", "", "records per write transaction (default 5000)")
-	fs.StringVar(&f.batchMaxDel, "batch-max-delay", "", "longest wait before a write commits (default 100ms)")
-	fs.StringVar(&f.memoryLimitMB, "memory-limit-mb", "", fmt.Sprintf("soft limit of the Go heap in MiB, 0: none (default %d; GOMEMLIMIT wins)", indexer.DefaultMemoryLimitMB))
-	fs.StringVar(&f.gcPercent, "memory-gc-percent", "", fmt.Sprintf("heap growth in percent that triggers a collection below the limit, -1: only at the limit (default %d; GOGC wins)", indexer.DefaultGCPercent))
+	fs.Int("batch-max-records", 0, "records per write transaction (default 5000)")
+	fs.Duration("batch-max-delay", 0, "longest wait before a write commits (default 100ms)")
+	fs.Int("memory-limit-mb", 0, fmt.Sprintf("soft limit of the Go heap in MiB, 0: none (default %d; GOMEMLIMIT wins)", indexer.DefaultMemoryLimitMB))
+	fs.Int("memory-gc-percent", 0, fmt.Sprintf("heap growth in percent that triggers a collection below the limit, -1: only at the limit (default %d; GOGC wins)", indexer.DefaultGCPercent))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,16 +61,26 @@ func runDaemonCmd(ctx context.Context, e env, args []string) error {
 func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	pick := func(name string, flagVal string) (string, bool) {
+	// origins name what set a field, as the user typed it: an error about
+	// it names --http-listen or EVINDEX_HTTP_LISTEN, not http.listen.
+	origins := map[string]string{}
+	var origin string
+	pick := func(name string, _ string) (string, bool) {
 		if set[name] {
-			return flagVal, true
+			origin = "--" + name
+			return fs.Lookup(name).Value.String(), true
 		}
 		if v := getenv(envName(name)); v != "" {
+			origin = envName(name)
 			return v, true
 		}
 		return "", false
 	}
 	cfg := DefaultConfig()
+	setBy := func(field string) {
+		cfg.forget(field)
+		origins[field] = origin
+	}
 	if path, ok := pick("config", f.config); ok {
 		var err error
 		if cfg, err = LoadConfigFile(path, getenv); err != nil {
@@ -80,65 +89,68 @@ func loadRunConfig(fs *flag.FlagSet, f *runFlags, getenv func(string) string) (C
 	}
 	if v, ok := pick("data-dir", f.dataDir); ok {
 		cfg.DataDir = v
-		cfg.forget("data_dir")
+		setBy("data_dir")
 	}
 	if v, ok := pick("http-listen", f.httpListen); ok {
 		cfg.HTTP.Listen = v
-		cfg.forget("http.listen")
+		setBy("http.listen")
 	}
 	if v, ok := pick("http-token", f.httpToken); ok {
 		cfg.HTTP.Token = v
-		cfg.forget("http.token")
+		setBy("http.token")
 	}
-	if v, ok := pick("http-insecure", f.httpInsecure); ok {
+	if v, ok := pick("http-insecure", ""); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return Config{}, usagef("--http-insecure: %q is not true or false", v)
+			return Config{}, usagef("%s: %q is not true or false", origin, v)
 		}
 		cfg.HTTP.Insecure = b
-		cfg.forget("http.insecure")
+		setBy("http.insecure")
 	}
 	if v, ok := pick("log-level", f.logLevel); ok {
 		cfg.Log.Level = v
-		cfg.forget("log.level")
+		setBy("log.level")
 	}
 	if v, ok := pick("log-format", f.logFormat); ok {
 		cfg.Log.Format = v
-		cfg.forget("log.format")
+		setBy("log.format")
 	}
-	if v, ok := pick("batch-max-records", f.batchMaxRecords); ok {
+	if v, ok := pick("batch-max-records", ""); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return Config{}, usagef("--batch-max-records: %q is not a whole number", v)
+			return Config{}, usagef("%s: %q is not a whole number", origin, v)
 		}
 		cfg.Store.BatchMaxRecords = n
-		cfg.forget("store.batch_max_records")
+		setBy("store.batch_max_records")
 	}
-	if v, ok := pick("batch-max-delay", f.batchMaxDel); ok {
+	if v, ok := pick("batch-max-delay", ""); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return Config{}, usagef("--batch-max-delay: %q is not a duration like 100ms", v)
+			return Config{}, usagef("%s: %q is not a duration like 100ms", origin, v)
 		}
 		cfg.Store.BatchMaxDelay = d
-		cfg.forget("store.batch_max_delay")
+		setBy("store.batch_max_delay")
 	}
-	if v, ok := pick("memory-limit-mb", f.memoryLimitMB); ok {
+	if v, ok := pick("memory-limit-mb", ""); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return Config{}, usagef("--memory-limit-mb: %q is not a whole number", v)
+			return Config{}, usagef("%s: %q is not a whole number", origin, v)
 		}
 		cfg.Memory.LimitMB = n
-		cfg.forget("memory.limit_mb")
+		setBy("memory.limit_mb")
 	}
-	if v, ok := pick("memory-gc-percent", f.gcPercent); ok {
+	if v, ok := pick("memory-gc-percent", ""); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return Config{}, usagef("--memory-gc-percent: %q is not a whole number", v)
+			return Config{}, usagef("%s: %q is not a whole number", origin, v)
 		}
 		cfg.Memory.GCPercent = n
-		cfg.forget("memory.gc_percent")
+		setBy("memory.gc_percent")
 	}
 	if err := cfg.Validate(); err != nil {
+		if ce, ok := asConfigError(err); ok && origins[ce.Field] != "" {
+			ce.Field = origins[ce.Field]
+		}
 		return Config{}, err
 	}
 	return cfg, nil

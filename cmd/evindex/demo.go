@@ -20,11 +20,14 @@ type demoState struct {
 }
 
 func runDemoCmd(ctx context.Context, e env, args []string) error {
-	fset := newFlagSet(e, "demo", "[--data DIR] [--http ADDR]",
+	fset := newFlagSet(e, "demo", "[--data-dir DIR] [--http-listen ADDR]",
 		"Starts simulated "+kindTitles()+" upstreams on loopback and indexes\n"+
 			"them with the embedded defaults. Stop it with Ctrl-C; run it again to resume.")
-	dir := fset.String("data", "./evindex-demo", "data directory")
-	listen := fset.String("http", "127.0.0.1:8080", "API listen address")
+	// The spelling of evindex run; --data and --http stay as quiet aliases.
+	dir := fset.String("data-dir", "./evindex-demo", "data directory")
+	listen := fset.String("http-listen", "127.0.0.1:8080", "API listen address")
+	aliasFlag(fset, "data", "data-dir")
+	aliasFlag(fset, "http", "http-listen")
 	level := fset.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fset, args); err != nil {
 		return err
@@ -88,7 +91,7 @@ func loadDemoState(dir string, now time.Time) (demoState, error) {
 	if err == nil {
 		var s demoState
 		if err := json.Unmarshal(raw, &s); err != nil || s.Started.IsZero() {
-			return demoState{}, fmt.Errorf("%s: not a demo state file; remove it or use another --data", path)
+			return demoState{}, fmt.Errorf("%s: not a demo state file; remove it or use another --data-dir", path)
 		}
 		return s, nil
 	}

@@ -154,7 +154,7 @@ func TestExportHelp(t *testing.T) {
 	for _, f := range exportFilters {
 		want = append(want, "-"+strings.ReplaceAll(f.param, "_", "-")+" string")
 	}
-	want = append(want, "-account value", "-type value", "-token string", "-format string")
+	want = append(want, "--account list (repeatable)", "--type list (repeatable)", "--token string", "--format string")
 	for _, w := range want {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("--help lacks %q", w)

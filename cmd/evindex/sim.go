@@ -27,10 +27,10 @@ func runSimCmd(ctx context.Context, e env, args []string) error {
 	}
 	fs := newFlagSet(e, "sim "+k.Name, "--listen ADDR [flags]", "Serves a simulated "+k.Name+" upstream on loopback with a deterministic history, until interrupted.")
 	var o indexer.SimOptions
-	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "listen address (the public API's, for an upstream with two)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "listen address")
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the deterministic history")
 	fs.Uint64Var(&o.History, "history", 0, "history at start, in "+k.Simulator.History+"; 0: the simulator's default")
-	fs.DurationVar(&o.Interval, "block-interval", time.Second, "wall time between new blocks or layers")
+	fs.DurationVar(&o.Interval, "block-interval", time.Second, "wall time between new "+k.Simulator.History)
 	start := k.Simulator.Flags(fs)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err

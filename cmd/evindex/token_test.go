@@ -70,7 +70,7 @@ func TestWeakTokensAreRefused(t *testing.T) {
 			}
 			var flagErr bytes.Buffer
 			err = run(context.Background(), []string{"run", "--data-dir", filepath.Join(dir, "data"), "--http-listen", listen, "--http-token", tok}, noEnv, io.Discard, &flagErr)
-			if code := exitCode(err, &flagErr); code != 2 || !strings.Contains(flagErr.String(), "http.token") {
+			if code := exitCode(err, &flagErr); code != 2 || !strings.Contains(flagErr.String(), "--http-token: ") {
 				t.Errorf("--http-token %q on %s: exit %d: %s", tok, listen, code, flagErr.String())
 			}
 		}
