@@ -49,7 +49,12 @@ func ingestAll(t *testing.T, history uint64, readers func(addr string, stop <-ch
 	t.Cleanup(sim.Close)
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
+	// Every one of the 50 clients may be streaming at once: the cap on
+	// concurrent streams (429 past it) is TestManySlowExportClients' to
+	// show; here every request must be served while ingestion runs.
 	d := startDaemon(t, writeConfig(t, dir, fmt.Sprintf(`data_dir: %s
+http:
+  max_streams: 64
 sources:
   - name: %s
     kind: flow
