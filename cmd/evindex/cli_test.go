@@ -73,3 +73,27 @@ func TestCLIVocabulary(t *testing.T) {
 		t.Errorf("sim presearch --help:\n%s", preHelp)
 	}
 }
+
+// TestDataDirIsOneSpelling: every command that reads a data directory takes
+// --data-dir, as run and demo do, and still takes --data (the spelling
+// scripts written against earlier releases use) as a quiet alias.
+func TestDataDirIsOneSpelling(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"check", "migrate", "export", "copy"} {
+		t.Run(cmd, func(t *testing.T) {
+			var out, errOut strings.Builder
+			_ = run(context.Background(), []string{cmd, "--help"}, func(string) string { return "" }, &out, &errOut)
+			help := out.String() + errOut.String()
+			if !strings.Contains(help, "--data-dir") || strings.Contains(help, "  --data ") {
+				t.Fatalf("%s --help does not show --data-dir alone:\n%s", cmd, help)
+			}
+		})
+	}
+	for _, spelling := range []string{"--data", "--data-dir"} {
+		var out, errOut strings.Builder
+		err := run(context.Background(), []string{"migrate", spelling, dir}, func(string) string { return "" }, &out, &errOut)
+		if err != nil {
+			t.Fatalf("migrate %s DIR: %v", spelling, err)
+		}
+	}
+}

@@ -23,13 +23,14 @@ import (
 const copyBatchRecords = 5000
 
 func runCopyCmd(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "copy", "--data DIR --to-dsn DSN [--force]",
+	fs := newFlagSet(e, "copy", "--data-dir DIR --to-dsn DSN [--force]",
 		"Copies a stopped bbolt data dir (records, checkpoints, coverage, source state)\n"+
 			"into an empty PostgreSQL database, then verifies counts and exact reward sums\n"+
 			"per source. `evindex run` with store.backend: postgres then resumes every source\n"+
 			"from its copied checkpoint. The DSN can also come from EVINDEX_TO_DSN, which\n"+
 			"keeps its password off the command line.")
-	dir := fs.String("data", "", "data directory holding evindex.db (required)")
+	dir := fs.String("data-dir", "", "data directory holding evindex.db (required)")
+	aliasFlag(fs, "data", "data-dir")
 	dsn := fs.String("to-dsn", "", "the PostgreSQL database to copy into (postgres://user:password@host:port/db)")
 	force := fs.Bool("force", false, "copy into a database that already holds sources (stored records are rewritten, others stay)")
 	if err := parseFlags(fs, args); err != nil {
@@ -40,7 +41,7 @@ func runCopyCmd(ctx context.Context, e env, args []string) error {
 	}
 	switch {
 	case *dir == "":
-		return usagef("copy: --data is required")
+		return usagef("copy: --data-dir is required")
 	case *dsn == "":
 		return usagef("copy: --to-dsn (or EVINDEX_TO_DSN) is required")
 	}

@@ -72,7 +72,7 @@ func runExportCmd(ctx context.Context, e env, args []string) error {
 
 // parseExport reads the command line; every error is a usage error.
 func parseExport(e env, args []string) (*exportRequest, error) {
-	fs := newFlagSet(e, "export", "(--data DIR | --url URL) [flags] events|blocks|rewards|rewards-summary|nodes",
+	fs := newFlagSet(e, "export", "(--data-dir DIR | --url URL) [flags] events|blocks|rewards|rewards-summary|nodes",
 		`Writes every matching row of one list as ndjson (default), csv (with a header row)
 or parquet, to -o FILE or stdout. The rows, columns and filters are those of the
 list's API endpoint (GET /v1/events, /v1/blocks, /v1/rewards, /v1/rewards/summary,
@@ -80,20 +80,21 @@ list's API endpoint (GET /v1/events, /v1/blocks, /v1/rewards, /v1/rewards/summar
 so memory stays small however many there are. On a terminal, stderr shows the
 rows and bytes written so far.
 
-  --data DIR   read the database of a stopped evindex (read-only)
+  --data-dir DIR  read the database of a stopped evindex (read-only)
   --url URL    ask a running evindex (token from --token or $EVINDEX_TOKEN)
 
 Amounts come twice: amount in whole units as a decimal string, and raw_amount,
 the exact integer in base units (also a string: Presearch amounts exceed 64 bits).
 
 Examples:
-  evindex export --data ./data --format csv -o rewards.csv rewards
+  evindex export --data-dir ./data --format csv -o rewards.csv rewards
   evindex export --url http://127.0.0.1:8080 --format parquet --source sm-node \
       --from-time 2026-01-01 -o sm-rewards.parquet rewards
-  evindex export --data ./data --format csv --group-by month --tz Europe/Berlin \
+  evindex export --data-dir ./data --format csv --group-by month --tz Europe/Berlin \
       --account <node id> rewards-summary`)
 	req := &exportRequest{query: url.Values{}, flags: fs}
-	fs.StringVar(&req.data, "data", "", "data directory of a stopped evindex")
+	fs.StringVar(&req.data, "data-dir", "", "data directory of a stopped evindex")
+	aliasFlag(fs, "data", "data-dir")
 	fs.StringVar(&req.base, "url", "", "base URL of a running evindex, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&req.token, "token", "", "bearer token for --url (default $EVINDEX_TOKEN)")
 	fs.StringVar(&req.format, "format", "ndjson", "ndjson, csv or parquet")
@@ -120,7 +121,7 @@ Examples:
 	fs.Visit(func(fl *flag.Flag) {
 		name := strings.ReplaceAll(fl.Name, "-", "_")
 		switch name {
-		case "type", "account", "data", "url", "token", "format", "o":
+		case "type", "account", "data", "data_dir", "url", "token", "format", "o":
 			return
 		}
 		req.query.Set(name, fl.Value.String())
@@ -144,7 +145,7 @@ Examples:
 		return nil, usagef("export: --format %q: want ndjson, csv or parquet", req.format)
 	}
 	if (req.data == "") == (req.base == "") {
-		return nil, usagef("export: give exactly one of --data and --url")
+		return nil, usagef("export: give exactly one of --data-dir and --url")
 	}
 	if req.token == "" {
 		req.token = e.getenv("EVINDEX_TOKEN")
@@ -227,7 +228,7 @@ func exportFromData(ctx context.Context, dir, list string, q url.Values, format 
 // suggested.
 func dataError(err error, dir string) error {
 	if errors.Is(err, store.ErrCorrupt) {
-		return fmt.Errorf("export: %w (evindex check --data %s examines the whole file)", err, dir)
+		return fmt.Errorf("export: %w (evindex check --data-dir %s examines the whole file)", err, dir)
 	}
 	return fmt.Errorf("export: %w", err)
 }

@@ -119,8 +119,8 @@ func TestExportErrorsNameTheFlag(t *testing.T) {
 		{"UnknownList", []string{"--data", data, "payouts"}, 2, "unknown list \"payouts\""},
 		{"NoList", []string{"--data", data}, 2, "name one list"},
 		{"TwoLists", []string{"--data", data, "rewards", "blocks"}, 2, "name one list"},
-		{"NoInput", []string{"rewards"}, 2, "exactly one of --data and --url"},
-		{"BothInputs", []string{"--data", data, "--url", "http://127.0.0.1:1", "rewards"}, 2, "exactly one of --data and --url"},
+		{"NoInput", []string{"rewards"}, 2, "exactly one of --data-dir and --url"},
+		{"BothInputs", []string{"--data", data, "--url", "http://127.0.0.1:1", "rewards"}, 2, "exactly one of --data-dir and --url"},
 		{"NotHTTP", []string{"--url", "ftp://127.0.0.1", "rewards"}, 2, "--url \"ftp://127.0.0.1\""},
 		{"NoDatabase", []string{"--data", filepath.Join(dir, "none"), "rewards"}, 1, filepath.Join(dir, "none", "evindex.db")},
 		{"NobodyListening", []string{"--url", "http://127.0.0.1:1", "rewards"}, 1, "127.0.0.1:1"},
@@ -149,7 +149,7 @@ func TestExportHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	want := []string{"evindex export", "events|blocks|rewards|rewards-summary|nodes", "--data DIR", "--url URL",
+	want := []string{"evindex export", "events|blocks|rewards|rewards-summary|nodes", "--data-dir DIR", "--url URL",
 		"raw_amount", "Examples:", "-o string"}
 	for _, f := range exportFilters {
 		want = append(want, "-"+strings.ReplaceAll(f.param, "_", "-")+" string")
@@ -272,7 +272,7 @@ func TestExportFromDataReportsTheCause(t *testing.T) {
 			continue // the page holds no reward and nothing a rewards export reads
 		}
 		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, path) ||
-			!strings.Contains(stderr, "evindex check --data "+dmg) || strings.Contains(stderr, "request id") {
+			!strings.Contains(stderr, "evindex check --data-dir "+dmg) || strings.Contains(stderr, "request id") {
 			t.Fatalf("leaf page %d garbled: exit %d, %q; want exit 1 and one line naming %s and evindex check", pg, code, stderr, path)
 		}
 		if _, err := os.Stat(out); !os.IsNotExist(err) {

@@ -13,13 +13,14 @@ import (
 var version = "dev"
 
 func runCheckCmd(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "check", "--data DIR", "Checks a stopped database: bbolt page structure and every index entry.\nExit 0 when sound, 1 with the problems otherwise.")
-	dir := fs.String("data", "", "data directory holding evindex.db (required)")
+	fs := newFlagSet(e, "check", "--data-dir DIR", "Checks a stopped database: bbolt page structure and every index entry.\nExit 0 when sound, 1 with the problems otherwise.")
+	dir := fs.String("data-dir", "", "data directory holding evindex.db (required)")
+	aliasFlag(fs, "data", "data-dir")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
-		return usagef("check: --data is required")
+		return usagef("check: --data-dir is required")
 	}
 	st, err := bolt.Open(*dir, bolt.Options{ReadOnly: true})
 	if err != nil {
@@ -45,13 +46,14 @@ func runCheckCmd(ctx context.Context, e env, args []string) error {
 }
 
 func runMigrateCmd(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "migrate", "--data DIR", "Applies pending schema migrations to a stopped database and prints the version.")
-	dir := fs.String("data", "", "data directory holding evindex.db (required)")
+	fs := newFlagSet(e, "migrate", "--data-dir DIR", "Applies pending schema migrations to a stopped database and prints the version.")
+	dir := fs.String("data-dir", "", "data directory holding evindex.db (required)")
+	aliasFlag(fs, "data", "data-dir")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
-		return usagef("migrate: --data is required")
+		return usagef("migrate: --data-dir is required")
 	}
 	st, err := bolt.Open(*dir, bolt.Options{})
 	if err != nil {
