@@ -246,7 +246,11 @@ func countEvents(group []store.Batch) (n int64) {
 // phaseStore is the raw store: Apply of the pre-built groups, fsync on
 // every commit as in production, no network and no decoding in the
 // measured time.
+//
+// It runs under evindex run's memory budget, as end to end does, so the
+// ratio to the floor is the store's code and not a collector setting.
 func phaseStore(ctx context.Context, ph phaseArgs) (phaseResult, error) {
+	defer indexer.SetMemoryBudget(indexer.DefaultMemoryLimitMB, indexer.DefaultGCPercent)()
 	st, err := bolt.Open(ph.Dir, bolt.Options{})
 	if err != nil {
 		return phaseResult{}, err
@@ -275,6 +279,7 @@ func timeApply(ctx context.Context, file string, apply func(context.Context, ...
 
 // phaseSQLiteStore is the same for the SQLite peer.
 func phaseSQLiteStore(ctx context.Context, ph phaseArgs) (phaseResult, error) {
+	defer indexer.SetMemoryBudget(indexer.DefaultMemoryLimitMB, indexer.DefaultGCPercent)()
 	db, err := openSQLite(filepath.Join(ph.Dir, sqliteFileName), false)
 	if err != nil {
 		return phaseResult{}, err

@@ -287,7 +287,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 var methodNotes = []string{
 	"All data comes from flowsim's deterministic chain (realistic JSON-CDC payloads: FlowToken, NFT, FlowFees and staking events over 8 accounts and 5 staking nodes), decoded by the Flow source itself.",
 	"Ingestion phases each run in a child process (evbench -phase ...) so each peak RSS (VmHWM, including mapped DB pages) is that phase's own; flowsim runs in the parent.",
-	"End to end and the SQLite peer run under evindex run's default memory budget (memory.limit_mb, memory.gc_percent: Go's soft memory limit with a higher GC percent); end to end runs once more under Go's defaults (GOGC=100, no limit) for comparison.",
+	"End to end, the raw stores and the SQLite peer run under evindex run's default memory budget (memory.limit_mb, memory.gc_percent: Go's soft memory limit with a higher GC percent); end to end runs once more under Go's defaults (GOGC=100, no limit) for comparison.",
 	"End to end and the SQLite peer batch alike (5000 records or 100 ms per transaction). bbolt fsyncs every commit; SQLite runs WAL with synchronous=NORMAL, which does not fsync a commit.",
 	"Raw store rates time only the Apply calls; the batches are decoded from a file between calls.",
 	"Floor: the keys and values store.Apply wrote for the same pre-built batches (recorded through bolt.Options.RecordWrites in an untimed run) replayed as plain bbolt Puts and Deletes in the same transactions, into a file with the same schema, free-list type, growth step and fill percents; only the Update calls are timed.",
