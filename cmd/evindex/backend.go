@@ -53,6 +53,9 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 		// hold the takeover and the new owner's commits up.
 		opts.IdleInTransactionTimeout = max(pg.LeaseTTL/2, 500*time.Millisecond)
 		opts.StatementTimeout = pg.LeaseTTL
+		// A writer paused in mid-COPY escapes both timeouts: the process
+		// that takes its lease over ends its sessions by this name.
+		opts.Instance = instanceName(cfg)
 	}
 	st, err := postgres.Open(octx, pg.DSN, opts)
 	if err != nil {

@@ -30,6 +30,9 @@ func (s *Store) AcquireLease(ctx context.Context, source, owner string, ttl time
 		return store.Lease{}, fmt.Errorf("acquire lease of %s: %w: ttl %v", source, store.ErrInvalid, ttl)
 	}
 	l := store.Lease{Source: source, Owner: owner}
+	if s.fenceSessions {
+		s.endExpiredOwnersSessions(ctx, source, owner)
+	}
 	var gen int64
 	err := s.db.QueryRow(ctx, `INSERT INTO leases AS l (source, owner, generation, expires_at)
 		VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond')
@@ -50,6 +53,26 @@ func (s *Store) AcquireLease(ctx context.Context, source, owner string, ttl time
 	}
 	l.Generation, l.Expires = uint64(gen), l.Expires.UTC()
 	return l, nil
+}
+
+// endExpiredOwnersSessions ends the busy sessions of the process whose
+// lease of source has expired, when another process (owner) is about to
+// take it: a writer paused mid-COPY keeps its lease row locked, and the
+// takeover's UPDATE would wait for it for as long as the pause lasts (see
+// Options.Instance). Its transaction is aborted, so nothing it was writing
+// is stored: it could not have committed under an expired lease anyway.
+// Best effort: without the right to signal the other backends, or on an
+// engine without pg_terminate_backend, the takeover waits as before.
+func (s *Store) endExpiredOwnersSessions(ctx context.Context, source, owner string) {
+	var holder string
+	var expired bool
+	// A plain read does not wait for the row's share locks.
+	err := s.db.QueryRow(ctx, `SELECT owner, expires_at <= now() FROM leases WHERE source = $1`, source).Scan(&holder, &expired)
+	if err != nil || !expired || holder == "" || holder == owner {
+		return
+	}
+	_, _ = s.db.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND state <> 'idle' AND pid <> pg_backend_pid()`, sessionName(holder))
 }
 
 // RenewLease extends a held lease to ttl from now. It returns

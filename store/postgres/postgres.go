@@ -50,10 +50,19 @@ type Options struct {
 	// for as long as it stays paused. Set it below the lease TTL.
 	IdleInTransactionTimeout time.Duration
 	// StatementTimeout, when set, makes the server cancel a primary
-	// statement that runs longer (statement_timeout): a writer paused in
-	// the middle of a COPY is in a running statement, not idle, and holds
-	// its locks until this ends it.
+	// statement that runs longer (statement_timeout).
 	StatementTimeout time.Duration
+	// Instance, when set, names this process's primary sessions
+	// (application_name "evindex <instance>") and lets AcquireLease end
+	// the busy sessions of the expired owner it takes a lease from. A
+	// writer paused in the middle of a COPY holds its lease row for as
+	// long as it stays paused: the server waits for the rest of the COPY
+	// and acts on neither statement_timeout nor
+	// idle_in_transaction_session_timeout while it reads from the client,
+	// so only ending the session releases the row. Both processes need the
+	// right to signal each other's backends (the same role, or
+	// pg_signal_backend); without it the takeover waits as before.
+	Instance string
 }
 
 // Store is an open evindex database on PostgreSQL.
@@ -64,6 +73,8 @@ type Store struct {
 	tracer pgx.QueryTracer
 	// secrets are the DSNs' passwords, cut from every error.
 	secrets []string
+	// fenceSessions: AcquireLease ends an expired owner's busy sessions.
+	fenceSessions bool
 }
 
 // Open connects to the database at dsn (a PostgreSQL URL or key=value
@@ -77,9 +88,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 8
 	}
-	s := &Store{now: opts.Now, tracer: opts.Tracer, secrets: passwords(dsn, opts.ReadDSN)}
+	s := &Store{now: opts.Now, tracer: opts.Tracer, secrets: passwords(dsn, opts.ReadDSN), fenceSessions: opts.Instance != ""}
 	var err error
-	if s.db, err = s.connect(ctx, dsn, opts.MaxConns, opts.IdleInTransactionTimeout, opts.StatementTimeout); err != nil {
+	if s.db, err = s.connect(ctx, dsn, opts.MaxConns, opts.IdleInTransactionTimeout, opts.StatementTimeout, sessionName(opts.Instance)); err != nil {
 		return nil, s.redact(fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err))
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -88,7 +99,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s.read = s.db
 	if opts.ReadDSN != "" {
-		if s.read, err = s.connect(ctx, opts.ReadDSN, opts.MaxConns, 0, 0); err != nil {
+		if s.read, err = s.connect(ctx, opts.ReadDSN, opts.MaxConns, 0, 0, ""); err != nil {
 			s.db.Close()
 			return nil, s.redact(fmt.Errorf("open postgres replica %s: %w", RedactDSN(opts.ReadDSN), err))
 		}
@@ -100,7 +111,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInTx, statement time.Duration) (*pgxpool.Pool, error) {
+// sessionName is the application_name of an instance's primary sessions,
+// cut to the 63 bytes the server keeps; "" when the instance is unnamed.
+func sessionName(instance string) string {
+	if instance == "" {
+		return ""
+	}
+	name := "evindex " + instance
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInTx, statement time.Duration, appName string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("invalid DSN") // the parser's message may quote the DSN
@@ -119,6 +143,9 @@ func (s *Store) connect(ctx context.Context, dsn string, maxConns int32, idleInT
 	}
 	if statement > 0 {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(statement.Milliseconds())
+	}
+	if appName != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = appName
 	}
 	cfg.ConnConfig.Tracer = s.tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
