@@ -260,12 +260,12 @@ func TestPoisonEventsAreQuarantined(t *testing.T) {
 // refused (the chunk is retried, nothing of it stored), and the backfill
 // completes once the node answers right.
 func TestRangeAnswersOutsideTheAskedRange(t *testing.T) {
-	calls := 0
+	var callCount atomic.Int64 // the backfill's workers call at once
 	node := startHostile(t, &flowsim.HostileNode{
 		Head:   func(int) uint64 { return 2000 },
 		Stream: func(_ int, start uint64) []*executiondata.SubscribeEventsResponse { return heights(start, 2000) },
 		Range: func(req *access.GetEventsForHeightRangeRequest) (*access.EventsResponse, error) {
-			calls++
+			calls := callCount.Add(1)
 			var out []*access.EventsResponse_Result
 			for h := req.StartHeight; h <= req.EndHeight; h++ {
 				out = append(out, &access.EventsResponse_Result{BlockId: []byte{byte(h)}, BlockHeight: h,
