@@ -46,7 +46,7 @@ func runCheckCmd(ctx context.Context, e env, args []string) error {
 }
 
 func runMigrateCmd(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "migrate", "--data-dir DIR", "Applies pending schema migrations to a stopped database and prints the version.")
+	fs := newFlagSet(e, "migrate", "--data-dir DIR", "Checks a stopped database as evindex check does, applies pending schema migrations\nand prints the version. A damaged file is refused before anything is written.")
 	dir := fs.String("data-dir", "", "data directory holding evindex.db (required)")
 	aliasFlag(fs, "data", "data-dir")
 	if err := parseFlags(fs, args); err != nil {
@@ -55,7 +55,9 @@ func runMigrateCmd(ctx context.Context, e env, args []string) error {
 	if *dir == "" {
 		return usagef("migrate: --data-dir is required")
 	}
-	st, err := bolt.Open(*dir, bolt.Options{})
+	// A migration rewrites the file: it must not write into a damaged
+	// one, so the whole file is checked first.
+	st, err := bolt.Open(*dir, bolt.Options{Verify: true})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package bolt
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"os"
 
 	bbolt "go.etcd.io/bbolt"
@@ -58,25 +59,45 @@ const (
 	freelistPageFlag = 0x10
 )
 
-// checkMetaPages reads the headers of the two meta pages from the file
-// itself. bbolt opens a file whose one meta page is damaged from the other,
-// but its checker asserts on both, in a goroutine of its own where a
-// failed assertion ends the process ("page 0: has unexpected type/flags"):
-// a damaged meta page must be found here first.
+// Where a meta page keeps what, past the 16-byte page header
+// (go.etcd.io/bbolt/internal/common/meta.go): magic, version, page size,
+// flags, root bucket, free list, high water mark, txid, then the FNV-64a
+// checksum of everything before it.
+const (
+	metaMagic       = 0xED0CDAED
+	metaVersion     = 2
+	metaChecksumOff = 16 + 56
+)
+
+// checkMetaPages reads both meta pages from the file itself. bbolt opens
+// a file whose one meta page is damaged from the other, but its checker
+// asserts on both, in a goroutine of its own where a failed assertion ends
+// the process ("page 0: has unexpected type/flags"): a damaged meta page
+// must be found here first. A page that names itself right but fails its
+// checksum is damaged too (bbolt passes over it the same way).
 func checkMetaPages(path string, pageSize int) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	hdr := make([]byte, 16)
+	buf := make([]byte, metaChecksumOff+8)
 	for id := range 2 {
-		if _, err := f.ReadAt(hdr, int64(id*pageSize)); err != nil {
+		if _, err := f.ReadAt(buf, int64(id*pageSize)); err != nil {
 			return fmt.Errorf("meta page %d: %w", id, err)
 		}
-		gotID, flags := binary.LittleEndian.Uint64(hdr[0:8]), binary.LittleEndian.Uint16(hdr[8:10])
+		le := binary.LittleEndian
+		gotID, flags := le.Uint64(buf[0:8]), le.Uint16(buf[8:10])
 		if gotID != uint64(id) || flags != metaPageFlag {
 			return fmt.Errorf("meta page %d is damaged (it reads as page %d with flags %#x)", id, gotID, flags)
+		}
+		if le.Uint32(buf[16:20]) != metaMagic || le.Uint32(buf[20:24]) != metaVersion {
+			return fmt.Errorf("meta page %d is damaged (no bbolt magic and version)", id)
+		}
+		h := fnv.New64a()
+		h.Write(buf[16:metaChecksumOff])
+		if h.Sum64() != le.Uint64(buf[metaChecksumOff:]) {
+			return fmt.Errorf("meta page %d is damaged (its checksum does not match)", id)
 		}
 	}
 	return nil

@@ -36,7 +36,14 @@ type Options struct {
 	// the file before failing with ErrLocked. Default 1 s.
 	LockTimeout time.Duration
 	// ReadOnly opens the file with a shared lock and never migrates it.
+	// It refuses a file with a damaged meta page (see Open).
 	ReadOnly bool
+	// Verify makes Open check the whole file before it hands it over:
+	// every page's structure before a pending migration writes into it,
+	// and the store's own invariants (Check) once it is migrated, so a
+	// command that rewrites the file (evindex migrate) never writes into
+	// a damaged one. It reads the entire file: the daemon leaves it off.
+	Verify bool
 	// NoSync skips fsync after each commit. THIS IS UNSAFE: a power loss
 	// can lose committed batches or corrupt the file. Benchmarks only.
 	NoSync bool
@@ -70,6 +77,14 @@ var (
 // 0700 and the file at 0600, and applies pending migrations. It returns
 // ErrLocked when another process holds the file, ErrSchemaTooNew for a file
 // from a newer build and ErrCorrupt for a file bbolt cannot read.
+//
+// Of bbolt's two meta pages one may be damaged while the other is sound
+// (a torn write); bbolt then reads the file as of the commit the sound one
+// names, which may be the commit before the last. A writing open accepts
+// that: data and checkpoints commit together, so the daemon resumes at
+// that commit's checkpoint and ingests the rest again, and its first
+// commit rewrites the damaged page. A read-only open refuses it with
+// ErrCorrupt: an export or a copy would silently lack the last commit.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
@@ -105,6 +120,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, now: opts.Now, recordWrites: opts.RecordWrites}
 	if opts.ReadOnly {
+		if err := checkMetaPages(path, db.Info().PageSize); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w: %v", path, store.ErrCorrupt, err)
+		}
 		var v uint64
 		err := guard("open "+path, func() error {
 			return db.View(func(tx *bbolt.Tx) error { v = migrations.Version(tx); return nil })
@@ -128,7 +147,19 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
+		if opts.Verify {
+			if err := s.Check(context.Background()); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("open %s: %w", path, err)
+			}
+		}
 		return s, nil
+	}
+	if opts.Verify {
+		if err := s.verifyPages(context.Background()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
 	}
 	err = guard("open "+path, func() error {
 		from, _, err := migrations.Up(db, migrations.All)
@@ -151,6 +182,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.loadCodecs(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if opts.Verify {
+		if err := s.verifyRecords(context.Background()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
 	}
 	return s, nil
 }
@@ -452,43 +489,40 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 func (s *Store) Check(ctx context.Context) error {
 	var errs []error
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		// bbolt's own check runs in a goroutine of its own, where a page
-		// it cannot parse would crash the process. Walk every page here
-		// first, under guard; only a file that walks cleanly goes on.
-		if err := checkMetaPages(s.path, s.db.Info().PageSize); err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		err, crashed := trapFaults(func() error { return walkPages(ctx, tx) })
-		if crashed != nil {
-			errs = append(errs, fmt.Errorf("unreadable page: %v", crashed))
-			return nil
-		}
-		if err != nil {
+		var (
+			err    error
+			walked bool
+		)
+		if errs, walked, err = s.checkPages(ctx, tx); err != nil || !walked {
 			return err
 		}
-		if missing := missingBuckets(tx); len(missing) > 0 {
-			// The index checks read every core bucket.
-			errs = append(errs, fmt.Errorf("missing buckets: %s", strings.Join(missing, ", ")))
-			return nil
-		}
-		n := 0
-		for e := range tx.Check() { // drained to the end: the checker must not block
-			if n++; n <= 20 {
-				errs = append(errs, e)
-			}
-		}
-		if n > 20 {
-			errs = append(errs, fmt.Errorf("%d page problems in all", n))
-		}
-		var indexErrs []error
-		err, crashed = trapFaults(func() error { indexErrs = checkIndexes(ctx, tx); return nil })
-		if crashed != nil {
-			indexErrs = append(indexErrs, fmt.Errorf("unreadable record: %v", crashed))
-		}
-		errs = append(errs, indexErrs...)
+		errs = append(errs, checkRecords(ctx, tx)...)
 		return nil
 	})
+	return checkResult(err, errs)
+}
+
+// verifyPages is the page half of Check: what a file at any schema
+// version must pass before a migration writes into it.
+func (s *Store) verifyPages(ctx context.Context) error {
+	var errs []error
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		errs, _, err = s.checkPages(ctx, tx)
+		return err
+	})
+	return checkResult(err, errs)
+}
+
+// verifyRecords is the other half of Check, on a migrated file.
+func (s *Store) verifyRecords(ctx context.Context) error {
+	var errs []error
+	err := s.db.View(func(tx *bbolt.Tx) error { errs = checkRecords(ctx, tx); return nil })
+	return checkResult(err, errs)
+}
+
+// checkResult is a check's outcome: ErrCorrupt with every problem, joined.
+func checkResult(err error, errs []error) error {
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -496,6 +530,51 @@ func (s *Store) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", store.ErrCorrupt, errors.Join(errs...))
 	}
 	return nil
+}
+
+// checkPages verifies both meta pages and every page in use: each branch,
+// leaf and overflow page parses, and bbolt's own checker finds every page
+// reachable or free exactly once. walked is false when a meta page or a
+// page in use could not be read: the records cannot be checked then.
+func (s *Store) checkPages(ctx context.Context, tx *bbolt.Tx) (errs []error, walked bool, err error) {
+	// bbolt's own check runs in a goroutine of its own, where a page
+	// it cannot parse would crash the process. Walk every page here
+	// first, under guard; only a file that walks cleanly goes on.
+	if err := checkMetaPages(s.path, s.db.Info().PageSize); err != nil {
+		return []error{err}, false, nil
+	}
+	err, crashed := trapFaults(func() error { return walkPages(ctx, tx) })
+	if crashed != nil {
+		return []error{fmt.Errorf("unreadable page: %v", crashed)}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	n := 0
+	for e := range tx.Check() { // drained to the end: the checker must not block
+		if n++; n <= 20 {
+			errs = append(errs, e)
+		}
+	}
+	if n > 20 {
+		errs = append(errs, fmt.Errorf("%d page problems in all", n))
+	}
+	return errs, true, nil
+}
+
+// checkRecords verifies what the schema promises: every core bucket is
+// there and every index entry points at a record.
+func checkRecords(ctx context.Context, tx *bbolt.Tx) []error {
+	if missing := missingBuckets(tx); len(missing) > 0 {
+		// The index checks read every core bucket.
+		return []error{fmt.Errorf("missing buckets: %s", strings.Join(missing, ", "))}
+	}
+	var errs []error
+	_, crashed := trapFaults(func() error { errs = checkIndexes(ctx, tx); return nil })
+	if crashed != nil {
+		errs = append(errs, fmt.Errorf("unreadable record: %v", crashed))
+	}
+	return errs
 }
 
 // walkPages reads every key and value of every bucket, so every branch,
