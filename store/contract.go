@@ -63,6 +63,9 @@ type Store interface {
 	// rewards, from which MissedRewards derives the misses.
 	Announcements
 
+	// AlertStore keeps alerts and the webhook outbox.
+	AlertStore
+
 	// Close releases the store. Pending reads finish first.
 	Close() error
 }

@@ -15,4 +15,7 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 	// ErrLeaseHeld: another process holds a live lease on the source.
 	ErrLeaseHeld = errors.New("lease held by another owner")
+	// ErrClaimLost: an outbox row is gone or claimed by another sender
+	// (FinishDelivery); nothing was written.
+	ErrClaimLost = errors.New("delivery claim lost")
 )

@@ -179,6 +179,11 @@ type Batch struct {
 	// ProposalGaps are height ranges in which announcements may have been
 	// lost; a miss there has no proven reason.
 	ProposalGaps []Range
+	// Alerts are alert episodes the batch's data fired or resolved, and
+	// Deliveries the outbox rows of those transitions, one per webhook:
+	// they commit with the data, fenced by the same lease.
+	Alerts     []Alert
+	Deliveries []Delivery
 
 	// Checkpoint, when set, becomes the source's checkpoint.
 	Checkpoint *Checkpoint

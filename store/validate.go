@@ -396,6 +396,9 @@ func ValidateBatch(b *Batch) error {
 			return fmt.Errorf("%w: proposal_gaps[%d]: %d..%d is reversed", ErrInvalid, i, g.From, g.To)
 		}
 	}
+	if err := validateAlerts(b); err != nil {
+		return err
+	}
 	if b.Coverage != nil && b.Coverage.From > b.Coverage.To {
 		return fmt.Errorf("%w: coverage %d..%d is reversed", ErrInvalid, b.Coverage.From, b.Coverage.To)
 	}

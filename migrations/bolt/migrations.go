@@ -49,6 +49,14 @@ var (
 	// BucketEpochTotals maps source|epoch (8 bytes, big endian) to a
 	// network's payout of that epoch, JSON.
 	BucketEpochTotals = []byte("epoch_totals")
+	// BucketAlerts (source 0 starts_at(8) rule 0 subject -> the episode,
+	// JSON), BucketAlertsLatest (source 0 rule 0 subject -> starts_at(8)
+	// of its newest episode) and BucketDeliveries (id(8), the bucket's
+	// sequence -> the outbox row, JSON) hold alerts and the webhook
+	// outbox.
+	BucketAlerts       = []byte("alerts")
+	BucketAlertsLatest = []byte("alerts_latest")
+	BucketDeliveries   = []byte("deliveries")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -72,6 +80,7 @@ var All = []Migration{
 		BucketEligibilities, BucketProposals, BucketProposalGaps,
 	)},
 	{Version: 6, Name: "network reward totals per epoch", Up: createBuckets(BucketEpochTotals)},
+	{Version: 7, Name: "alerts and webhook outbox", Up: createBuckets(BucketAlerts, BucketAlertsLatest, BucketDeliveries)},
 }
 
 // Latest is the schema version this build writes.

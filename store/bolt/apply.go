@@ -274,6 +274,9 @@ func (w *writer) apply(b *store.Batch) error {
 	if err := w.putEligibilities(b); err != nil {
 		return err
 	}
+	if err := w.putAlerts(b); err != nil {
+		return err
+	}
 	for k, v := range b.State {
 		sb := w.tx.Bucket(migrations.BucketState)
 		key := append(appendText(nil, b.Source), k...)

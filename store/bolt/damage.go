@@ -22,7 +22,7 @@ var coreBuckets = [][]byte{
 	migrations.BucketEventsByAddr, migrations.BucketEventsByTx, migrations.BucketBlocks, migrations.BucketRewards,
 	migrations.BucketRewardsHeight, migrations.BucketRewardsAlias, migrations.BucketNodes, migrations.BucketNodesLatest,
 	migrations.BucketRejected, migrations.BucketPayloadDicts, migrations.BucketEligibilities, migrations.BucketProposals,
-	migrations.BucketProposalGaps,
+	migrations.BucketProposalGaps, migrations.BucketAlerts, migrations.BucketAlertsLatest, migrations.BucketDeliveries,
 }
 
 // missingBuckets lists the core buckets tx lacks.

@@ -65,6 +65,9 @@ type Store struct {
 	codecs codecSet
 	// recordWrites is Options.RecordWrites.
 	recordWrites func([]WriteOp)
+	// claims are the outbox rows senders hold (ClaimDeliveries): in
+	// memory, since the file has one process and they end with it.
+	claims outboxClaims
 }
 
 var (

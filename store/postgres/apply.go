@@ -68,6 +68,8 @@ type plan struct {
 	history       latestOf[nodeKey, store.NodeStatus]
 	latest        map[[2]string]store.NodeStatus
 	state         map[stateKey][]byte // nil value: delete
+	alerts        latestOf[alertKey, store.Alert]
+	deliveries    []store.Delivery // in batch order, which their ids follow
 }
 
 type stateKey struct{ source, key string }
@@ -175,6 +177,10 @@ func planOf(batches []store.Batch, now time.Time) (*plan, error) {
 			p.proposals.put(nodeKey{pr.Source, pr.Account, int64(pr.Height)}, pr)
 		}
 		sp.gaps = append(sp.gaps, b.ProposalGaps...)
+		for _, a := range b.Alerts {
+			p.alerts.put(keyOfAlert(&a), a)
+		}
+		p.deliveries = append(p.deliveries, b.Deliveries...)
 		for k, v := range b.State {
 			if v != nil {
 				v = append([]byte{}, v...)
@@ -270,6 +276,9 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 	}
 	if err := p.writeNodes(ctx, tx); err != nil {
 		return fmt.Errorf("nodes: %w", err)
+	}
+	if err := p.writeAlerts(ctx, tx); err != nil {
+		return err
 	}
 	if err := p.writeState(ctx, tx); err != nil {
 		return fmt.Errorf("state: %w", err)

@@ -51,6 +51,12 @@ import (
 //     history is listed by time.
 //   - Source state is private to the source and read back as written.
 //   - Quarantined records are listed like the others and counted once.
+//   - Alerts are episodes (source, rule, subject, starts_at) written with
+//     the batch that changed them, fenced by its lease, listed like the
+//     other lists; each (source, rule, subject) has one fingerprint. The
+//     outbox keeps each transition's rows in id order; a claimed row goes
+//     to one sender at a time, and a finish from a sender that lost its
+//     claim is ErrClaimLost.
 func Run(t *testing.T, open func(*testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -74,6 +80,10 @@ func Run(t *testing.T, open func(*testing.T) store.Store) {
 		{"ContractWhateverTheTypeSpelling", testContractWhateverTheTypeSpelling},
 		{"ApplyRefusesWhatCannotReadBack", testApplyRefusesWhatCannotReadBack},
 		{"RejectedList", testRejectedList},
+		{"AlertEpisodes", testAlertEpisodes},
+		{"AlertsList", testAlertsList},
+		{"OutboxClaims", testOutboxClaims},
+		{"AlertsFencedByLease", testAlertsFencedByLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
