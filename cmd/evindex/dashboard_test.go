@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,6 +120,7 @@ func TestDashboardOnTheDemo(t *testing.T) {
 			t.Errorf("a bar drawn as non-zero has amount %q", b[2])
 		}
 	}
+	checkBarsAcrossTheWindow(t, dom)
 	var series []string
 	for _, m := range regexp.MustCompile(`<figure class="series" data-source="([^"]+)" data-account="([^"]+)"[^>]*><figcaption[^>]*>([^<]+)<`).FindAllStringSubmatch(dom, -1) {
 		series = append(series, m[1]+"/"+m[2])
@@ -141,13 +143,66 @@ func TestDashboardOnTheDemo(t *testing.T) {
 
 	shot := filepath.Join(artifacts, "dashboard.png")
 	os.Remove(shot)
-	chromiumRun(t, chromium, "--screenshot="+shot, "--window-size=1280,1400", "--hide-scrollbars", base+"/")
+	// Tall enough for every chart of the demo's twelve series.
+	chromiumRun(t, chromium, "--screenshot="+shot, "--window-size=1280,1700", "--hide-scrollbars", base+"/")
 	if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {
 		t.Fatalf("no screenshot at %s: %v", shot, err)
 	}
 	t.Logf("dashboard screenshot: %s (DOM: %s)", shot, filepath.Join(artifacts, "dashboard.html"))
 	if t.Failed() {
 		t.Logf("rendered DOM:\n%s", clipDOM(dom))
+	}
+}
+
+// checkBarsAcrossTheWindow checks what the demo's back-histories are
+// for: the window fitted to the data is 30 days, the Flow and Spacemesh
+// charts have bars on most of its days from its first week to today, and
+// Presearch's on the days its backfill read (the API allows 4 stats
+// requests an hour, one per day of history).
+func checkBarsAcrossTheWindow(t *testing.T, dom string) {
+	t.Helper()
+	label := regexp.MustCompile(`<span id="window-label">(\d{4}-\d\d-\d\d) to (\d{4}-\d\d-\d\d) \((\d+) days, fitted to the data\)`).FindStringSubmatch(dom)
+	if label == nil || label[3] != "30" {
+		t.Errorf("window label %q, want 30 days fitted to the data", label)
+		return
+	}
+	first, err := time.Parse(time.DateOnly, label[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := map[string]map[string]bool{} // source -> days with a bar
+	figure := regexp.MustCompile(`<figure class="series" data-source="([^"]+)"`)
+	bar := regexp.MustCompile(`<rect class="bar( partial)?"[^>]*data-day="([^"]+)"`)
+	for _, fig := range strings.Split(dom, "</figure>") {
+		m := figure.FindStringSubmatch(fig)
+		if m == nil {
+			continue
+		}
+		if days[m[1]] == nil {
+			days[m[1]] = map[string]bool{}
+		}
+		for _, b := range bar.FindAllStringSubmatch(fig, -1) {
+			days[m[1]][b[2]] = true
+		}
+	}
+	for _, tc := range []struct {
+		source    string
+		min       int // days with a bar
+		firstWeek bool
+	}{
+		{"flow-demo", 25, true},
+		{"sm-demo", 25, true},
+		{"presearch-demo", 3, false},
+	} {
+		got := slices.Sorted(maps.Keys(days[tc.source]))
+		if len(got) < tc.min {
+			t.Errorf("%s: bars on %d days of the window %v, want at least %d", tc.source, len(got), got, tc.min)
+			continue
+		}
+		if tc.firstWeek && got[0] > first.AddDate(0, 0, 6).Format(time.DateOnly) {
+			t.Errorf("%s: the first bar is on %s, want one in the window's first week (from %s)", tc.source, got[0], label[1])
+		}
+		t.Logf("%s: bars on %d days, %s to %s", tc.source, len(got), got[0], got[len(got)-1])
 	}
 }
 

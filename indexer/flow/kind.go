@@ -10,11 +10,14 @@ import (
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 )
 
-// Demo chain: a few thousand blocks of history and one new block a second,
-// with block times that follow the wall clock and end the history at the
-// demo's first start, so its rewards show on the dashboard's recent days.
+// Demo chain: a few thousand blocks of back-history whose timestamps
+// spread over the four weeks before the demo's first start, so its rewards
+// (an epoch payout every 60 blocks, about every 13 hours) show on every
+// day of the dashboard's 30-day window; after it one new block a second,
+// with block times that follow the wall clock.
 const (
 	demoHistory       = 3000
+	demoHistorySpan   = 28 * 24 * time.Hour
 	demoBlockInterval = time.Second
 )
 
@@ -71,7 +74,8 @@ func startDemo(ctx context.Context, started time.Time) (*indexer.Simulation, err
 	cfg.History = demoHistory + uint64(time.Since(started)/demoBlockInterval)
 	cfg.BlockInterval = demoBlockInterval
 	cfg.BlockTimeStep = demoBlockInterval
-	cfg.GenesisTime = started.Add(-demoHistory * demoBlockInterval)
+	cfg.BackHistory, cfg.BackHistoryStep = demoHistory, demoHistorySpan/demoHistory
+	cfg.GenesisTime = started.Add(-demoHistorySpan)
 	sim, err := flowsim.Start(ctx, "127.0.0.1:0", cfg)
 	if err != nil {
 		return nil, fmt.Errorf("flow simulator: %w", err)

@@ -10,11 +10,18 @@ import (
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 )
 
-// Demo node: one-second layers, with a couple of minutes of history at
-// the demo's first start.
+// Demo node: mainnet's five-minute layers in hour-long epochs, with a
+// genesis four weeks and two epochs before the demo's first start. Rewards
+// begin after the effective genesis (the first two epochs, as on a fresh
+// network), so they fill every day of the dashboard's 30-day window, and
+// the eight thousand layers of history index in a second or two. An
+// epoch brings fewer admin events than the ~100 the node replays, so a
+// fresh demo sees the eligibilities of its last epochs and has missed
+// rewards to show.
 const (
-	demoLayer       = time.Second
-	demoStartLayers = 120
+	demoLayer          = 5 * time.Minute
+	demoLayersPerEpoch = 12
+	demoHistory        = 28 * 24 * time.Hour
 )
 
 // SourceKind registers spacemesh sources with the command line.
@@ -57,8 +64,9 @@ var SourceKind = indexer.SourceKind{
 
 func startDemo(ctx context.Context, started time.Time) (*indexer.Simulation, error) {
 	cfg := smsim.DefaultConfig()
-	cfg.LayerInterval, cfg.LayerDuration = demoLayer, demoLayer
-	cfg.Genesis = started.Add(-demoStartLayers * demoLayer).Truncate(time.Second)
+	cfg.LayerDuration, cfg.AlignClock = demoLayer, true
+	cfg.LayersPerEpoch = demoLayersPerEpoch
+	cfg.Genesis = started.Add(-demoHistory - 2*demoLayersPerEpoch*demoLayer).Truncate(time.Minute)
 	cfg.Layers = uint32(time.Since(cfg.Genesis) / demoLayer)
 	sim, err := smsim.Start(ctx, "127.0.0.1:0", "127.0.0.1:0", cfg)
 	if err != nil {

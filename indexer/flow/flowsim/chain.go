@@ -84,6 +84,8 @@ type chain struct {
 	genesis     time.Time
 	legacyBelow uint64
 	step        time.Duration
+	backHeights uint64        // heights 1..backHeights are backStep apart
+	backStep    time.Duration // (BackHistory, BackHistoryStep)
 	rewardEvery uint64
 	staking     string
 	mask        uint64 // hides the height inside block ids
@@ -97,6 +99,8 @@ func newChain(cfg Config) *chain {
 		genesis:     cfg.GenesisTime,
 		legacyBelow: cfg.LegacyRewardsBelow,
 		step:        cfg.BlockTimeStep,
+		backHeights: cfg.BackHistory,
+		backStep:    cfg.BackHistoryStep,
 		rewardEvery: cfg.RewardEvery,
 		staking:     cfg.StakingContract,
 		mask:        binary.BigEndian.Uint64(h[:8]),
@@ -166,17 +170,29 @@ func (c *chain) heightOf(id []byte) (uint64, bool) {
 }
 
 // blockTime counts from height 0, not from the node's root, so every
-// spork's nodes agree on it.
+// spork's nodes agree on it. A block's jitter stays below a quarter of the
+// steps on both sides of it, so where the back-history's long steps meet
+// the live ones the timestamps still increase.
 func (c *chain) blockTime(height uint64) time.Time {
 	if height == 0 {
 		return c.genesis
 	}
 	h := c.hash("time", height)
 	jitter := time.Duration(0)
-	if q := int64(c.step / 4); q > 0 {
+	if q := int64(min(c.stepTo(height), c.stepTo(height+1)) / 4); q > 0 {
 		jitter = time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(q))
 	}
-	return c.genesis.Add(time.Duration(height)*c.step + jitter).UTC().Truncate(time.Millisecond)
+	back := min(height, c.backHeights)
+	nominal := time.Duration(back)*c.backStep + time.Duration(height-back)*c.step
+	return c.genesis.Add(nominal + jitter).UTC().Truncate(time.Millisecond)
+}
+
+// stepTo is the nominal time from the block below height to it.
+func (c *chain) stepTo(height uint64) time.Duration {
+	if height <= c.backHeights {
+		return c.backStep
+	}
+	return c.step
 }
 
 func (c *chain) rng(label string, height uint64) *rand.Rand {

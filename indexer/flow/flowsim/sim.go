@@ -67,6 +67,15 @@ type Config struct {
 	// BlockTimeStep is the nominal time between block timestamps (each block
 	// adds up to a quarter of it as jitter); zero means one second.
 	BlockTimeStep time.Duration
+	// BackHistory, when set, makes the blocks up to this height
+	// BackHistoryStep apart instead of BlockTimeStep: a few thousand blocks
+	// span weeks of block time, and the blocks after them follow at the
+	// live pace. Timestamps increase strictly across the change, as a
+	// chain's must.
+	BackHistory uint64
+	// BackHistoryStep is the nominal time between the timestamps of the
+	// back-history's blocks; zero means BlockTimeStep.
+	BackHistoryStep time.Duration
 	// RewardEvery makes every RewardEvery-th block pay all staking nodes and
 	// their delegators; zero means 60.
 	RewardEvery uint64
@@ -98,6 +107,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.BlockTimeStep <= 0 {
 		c.BlockTimeStep = time.Second
+	}
+	if c.BackHistoryStep <= 0 {
+		c.BackHistoryStep = c.BlockTimeStep
 	}
 	if c.RewardEvery == 0 {
 		c.RewardEvery = 60

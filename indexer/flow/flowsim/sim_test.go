@@ -472,3 +472,55 @@ func TestStartClosesWithContext(t *testing.T) {
 		t.Fatal("an invalid staking contract was accepted")
 	}
 }
+
+// TestBackHistory: a back-history spreads its blocks' timestamps over
+// weeks, the blocks after it follow at the live pace, and the timestamps a
+// client reads through GetBlockHeaderByHeight increase at every height,
+// the change included. Without a back-history the timestamps are those of
+// one step, as before.
+func TestBackHistory(t *testing.T) {
+	genesis := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	const back, live = 600, 300
+	day := 24 * time.Hour
+	t.Run("WeeksThenLive", func(t *testing.T) {
+		sim, ac, _ := startSim(t, flowsim.Config{Seed: 5, History: back + live, GenesisTime: genesis,
+			BlockTimeStep: time.Second, BackHistory: back, BackHistoryStep: 28 * day / back, RewardEvery: 20})
+		var prev time.Time
+		for h := uint64(0); h <= back+live; h++ {
+			resp, err := ac.GetBlockHeaderByHeight(testCtx(t), &access.GetBlockHeaderByHeightRequest{Height: h})
+			if err != nil {
+				t.Fatalf("height %d: %v", h, err)
+			}
+			ts := resp.GetBlock().GetTimestamp().AsTime()
+			if h > 0 && !ts.After(prev) {
+				t.Fatalf("height %d: timestamp %v is not after %v", h, ts, prev)
+			}
+			prev = ts
+		}
+		head, _ := sim.Block(back)
+		if span := head.Time.Sub(genesis); span < 28*day-time.Second || span > 28*day+time.Second {
+			t.Errorf("the back-history spans %v, want 28 days", span)
+		}
+		last, _ := sim.Block(back + live)
+		if d := last.Time.Sub(head.Time); d < live*time.Second-time.Second || d > live*time.Second+time.Second {
+			t.Errorf("the %d live blocks span %v, want %v", live, d, live*time.Second)
+		}
+		days := map[string]bool{}
+		for _, r := range sim.Rewards(0, back+live) {
+			b, _ := sim.Block(r.Height)
+			days[b.Time.Format(time.DateOnly)] = true
+		}
+		if len(days) < 27 {
+			t.Errorf("rewards on %d days of the 28, want every day but at most one", len(days))
+		}
+	})
+	t.Run("OneStep", func(t *testing.T) {
+		sim, _, _ := startSim(t, flowsim.Config{Seed: 5, History: back, GenesisTime: genesis, BlockTimeStep: time.Minute})
+		for h := uint64(1); h <= back; h++ {
+			b, _ := sim.Block(h)
+			if off := b.Time.Sub(genesis) - time.Duration(h)*time.Minute; off < 0 || off >= 15*time.Second {
+				t.Fatalf("height %d: %v past its nominal time, want below a quarter step", h, off)
+			}
+		}
+	})
+}

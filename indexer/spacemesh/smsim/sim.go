@@ -39,6 +39,12 @@ type Config struct {
 	// reports. Zero means LayerInterval rounded up to whole seconds (the v1
 	// API reports seconds), at least one second.
 	LayerDuration time.Duration
+	// AlignClock runs the clock on the network's time instead: each new
+	// layer is applied as soon as its end (Genesis + (n+1) x LayerDuration)
+	// has passed, as a synced node applies it, and LayerInterval is not
+	// used. With long layers the newest applied layer is then always the
+	// one before the current layer, never one more behind.
+	AlignClock bool
 	// LayersPerEpoch groups layers into epochs (mainnet: 4032).
 	LayersPerEpoch uint32
 	// EffectiveGenesis is the last layer without rewards. Zero means
@@ -236,11 +242,17 @@ func Start(ctx context.Context, publicAddr, privateAddr string, cfg Config) (*Si
 	return s, nil
 }
 
-// clock applies a new layer every LayerInterval and stops the servers when
-// ctx ends.
+// clock applies a new layer every LayerInterval (or, with AlignClock, at
+// each layer's end) and stops the servers when ctx ends.
 func (s *Sim) clock(ctx context.Context) {
 	var tick <-chan time.Time
-	if s.cfg.LayerInterval > 0 {
+	var due *time.Timer
+	switch {
+	case s.cfg.AlignClock:
+		due = time.NewTimer(s.untilLayerEnd())
+		defer due.Stop()
+		tick = due.C
+	case s.cfg.LayerInterval > 0:
 		t := time.NewTicker(s.cfg.LayerInterval)
 		defer t.Stop()
 		tick = t.C
@@ -252,8 +264,31 @@ func (s *Sim) clock(ctx context.Context) {
 			s.privSrv.Stop()
 			return
 		case <-tick:
-			s.Advance(1)
+			if due == nil {
+				s.Advance(1)
+				continue
+			}
+			s.applyEnded()
+			due.Reset(s.untilLayerEnd())
 		}
+	}
+}
+
+// untilLayerEnd is how long until the next layer to apply ends.
+func (s *Sim) untilLayerEnd() time.Duration {
+	s.mu.Lock()
+	next := uint32(len(s.layers))
+	s.mu.Unlock()
+	return time.Until(s.layerTime(next + 1))
+}
+
+// applyEnded applies every layer whose end has passed: one, unless the
+// process was stopped for a while.
+func (s *Sim) applyEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n := uint32(len(s.layers)); !time.Now().Before(s.layerTime(n + 1)); n++ {
+		s.applyLocked(n)
 	}
 }
 

@@ -295,3 +295,42 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestAlignClock: a node on the network's clock applies each layer once its
+// end has passed, never before, as a synced node does. Without any
+// LayerInterval its layers advance (catching up at once with a layer that
+// ended before the start), and every verified layer it reports ended by
+// then, counted from the genesis and layer duration it reports.
+func TestAlignClock(t *testing.T) {
+	genesis := time.Now().Truncate(time.Second).Add(-4 * time.Second)
+	_, pub, _ := startSim(t, Config{Seed: 7, Layers: 3, LayerDuration: time.Second, AlignClock: true,
+		Genesis: genesis, LayersPerEpoch: 10, HRP: "sm"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	node, mesh := smv1.NewNodeServiceClient(pub), smv1.NewMeshServiceClient(pub)
+	gt, err := mesh.GenesisTime(ctx, &smv1.GenesisTimeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := mesh.LayerDuration(ctx, &smv1.LayerDurationRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := time.Unix(int64(gt.GetUnixtime().GetValue()), 0)
+	dur := time.Duration(ld.GetDuration().GetValue()) * time.Second
+	if !reported.Equal(genesis) || dur != time.Second {
+		t.Fatalf("the node reports genesis %v and layers of %v, want %v and 1s", reported, dur, genesis)
+	}
+	for n := uint32(0); n < 6; {
+		st, err := node.Status(ctx, &smv1.StatusRequest{})
+		if err != nil {
+			t.Fatalf("status: %v (verified layer %d so far)", err, n)
+		}
+		answered := time.Now()
+		n = st.GetStatus().GetVerifiedLayer().GetNumber()
+		if end := reported.Add(time.Duration(n+1) * dur); answered.Before(end) {
+			t.Fatalf("layer %d verified at %v, before its end %v", n, answered, end)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
