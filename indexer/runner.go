@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -219,15 +218,9 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 	}
 }
 
-// backoff is exponential in attempt with full jitter in its upper half, so
-// many sources do not reconnect in step.
+// backoff is the wait before retry number attempt (see Backoff).
 func (r *Runner) backoff(attempt int) time.Duration {
-	d := r.cfg.BackoffMin
-	for i := 1; i < attempt && d < r.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, r.cfg.BackoffMax)
-	return d/2 + rand.N(d/2+1)
+	return Backoff(attempt, r.cfg.BackoffMin, r.cfg.BackoffMax)
 }
 
 // warn counts a per-record warning and returns its line (nil once the

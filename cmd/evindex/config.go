@@ -31,6 +31,7 @@ type Config struct {
 	HTTP     HTTPConfig     `yaml:"http" doc:"the REST API and dashboard listener"`
 	Store    StoreConfig    `yaml:"store" doc:"storage backend and write batching"`
 	Memory   MemoryConfig   `yaml:"memory" doc:"the Go collector's memory budget"`
+	Alerts   AlertsConfig   `yaml:"alerts" doc:"where alert notifications are sent"`
 	Sources  []SourceConfig `yaml:"sources" doc:"the upstreams to index; empty: serve the stored data only"`
 
 	// lines is where each field's value is in the file it was read from,
@@ -138,6 +139,7 @@ func DefaultConfig() Config {
 		Store: StoreConfig{BatchMaxRecords: 5000, BatchMaxDelay: 100 * time.Millisecond, Backend: BackendBolt,
 			Postgres: PostgresConfig{LeaseTTL: 10 * time.Second, MaxReplayLag: 30 * time.Second}},
 		Memory: MemoryConfig{LimitMB: indexer.DefaultMemoryLimitMB, GCPercent: indexer.DefaultGCPercent},
+		Alerts: defaultAlerts(),
 	}
 }
 
@@ -677,6 +679,7 @@ func (c *Config) problems(p *problemList) {
 	case c.Memory.GCPercent == -1 && c.Memory.LimitMB == 0:
 		p.add(&ConfigError{"memory.gc_percent", "-1 (collect only at the limit) needs memory.limit_mb"})
 	}
+	c.Alerts.problems(p)
 	seen := map[string]int{}
 	known := make([]bool, len(c.Sources))
 	for i, s := range c.Sources {

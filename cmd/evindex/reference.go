@@ -51,7 +51,15 @@ func checkConfigFile(e env, path string) error {
 		for i, s := range cfg.Sources {
 			names[i] = s.Name + " (" + s.Kind + ")"
 		}
-		fmt.Fprintf(e.stdout, "%s: sound; %d sources%s\n", path, len(names), listAfterColon(names))
+		hooks := make([]string, len(cfg.Alerts.Webhooks))
+		for i, w := range cfg.Alerts.webhooks() {
+			hooks[i] = w.Name + " (" + w.RedactedURL() + ")"
+		}
+		webhooks := ""
+		if len(hooks) > 0 {
+			webhooks = fmt.Sprintf("; %d webhooks%s", len(hooks), listAfterColon(hooks))
+		}
+		fmt.Fprintf(e.stdout, "%s: sound; %d sources%s%s\n", path, len(names), listAfterColon(names), webhooks)
 		return nil
 	}
 	// One problem a line, then the command's own last line counts them.
@@ -162,7 +170,31 @@ func writeFieldAs(w io.Writer, f reflect.StructField, v reflect.Value, indent st
 		}
 		return
 	}
+	if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+		// A list of entries: one example entry shows an entry's keys.
+		fmt.Fprintf(w, "%s# %s (a list; one entry with every key, default empty)\n%s%s:\n", indent, doc, lead, key)
+		writeEntry(w, f.Type.Elem(), indent+"    ")
+		return
+	}
 	fmt.Fprintf(w, "%s# %s: %s\n%s%s: %s\n", indent, typeName(f.Type), doc, lead, key, yamlValue(v))
+}
+
+// writeEntry writes one list entry of type t: its keys with their zero
+// values, or a field's example tag where an empty value would mislead.
+func writeEntry(w io.Writer, t reflect.Type, indent string) {
+	first := true
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if yamlKey(f) == "" {
+			continue
+		}
+		v := reflect.Zero(f.Type)
+		if ex := f.Tag.Get("example"); ex != "" && f.Type.Kind() == reflect.String {
+			v = reflect.ValueOf(ex)
+		}
+		writeFieldAs(w, f, v, indent, first)
+		first = false
+	}
 }
 
 // typeName is a field's type as the reference names it.

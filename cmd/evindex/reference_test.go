@@ -41,6 +41,9 @@ func TestConfigReferenceCoversEveryKey(t *testing.T) {
 			if f.Type.Kind() == reflect.Struct && f.Type != timeType {
 				walk(f.Type, path+key+".")
 			}
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct && f.Type.Elem() != reflect.TypeFor[SourceConfig]() {
+				walk(f.Type.Elem(), path+key+"[].")
+			}
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")

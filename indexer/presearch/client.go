@@ -338,20 +338,11 @@ func expectDelim(d *json.Decoder, want json.Delim) error {
 	return nil
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date, capped
-// at maxBlock. It compares before it multiplies, so no value overflows.
+// retryAfter reads a Retry-After header, capped at maxBlock; one that
+// says nothing usable is defaultBlock.
 func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if secs, err := strconv.ParseUint(h, 10, 64); err == nil {
-		if secs > uint64(maxBlock/time.Second) {
-			return maxBlock
-		}
-		return time.Duration(secs) * time.Second
-	} else if errors.Is(err, strconv.ErrRange) {
-		return maxBlock // all digits, more than 64 bits of them
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return min(t.Sub(now), maxBlock)
+	if d, ok := indexer.ParseRetryAfter(h, now, maxBlock); ok {
+		return d
 	}
 	return defaultBlock
 }
