@@ -48,6 +48,8 @@ type Result struct {
 	BackfillSequentialHPS float64 `json:"backfill_sequential_hps"`
 	BackfillTheoryHPS     float64 `json:"backfill_theory_hps"`
 	BackfillNoStoreHPS    float64 `json:"backfill_nostore_hps"` // the same backfill into a sink that drops the batches
+	BackfillNodeHPS       float64 `json:"backfill_node_hps"`    // the same range calls with no source, answers dropped unread
+	BackfillNodeRatio     float64 `json:"backfill_node_ratio"`  // BackfillNodeHPS / theory
 	BackfillMaxInFlight   int     `json:"backfill_max_in_flight"`
 	BackfillWorkers       int     `json:"backfill_workers"`
 	BackfillLatencyMS     float64 `json:"backfill_latency_ms"`
@@ -151,11 +153,15 @@ func (r *Result) finish(took time.Duration) {
 	for _, q := range queryNames {
 		add("p99 "+q+" vs SQLite", "faster", r.SQLiteQueryP99MS[q]/math.Max(r.QueryP99MS[q], 1e-9), "x", r.QueryP99MS[q] < r.SQLiteQueryP99MS[q])
 	}
-	bf := 0.0
+	bf, node := 0.0, 0.0
 	if r.BackfillTheoryHPS > 0 {
 		bf = r.BackfillHPS / r.BackfillTheoryHPS
+		node = r.BackfillNodeHPS / r.BackfillTheoryHPS
 	}
-	add("parallel backfill vs workers x 250 / latency", ">= 0.8 x", bf, "x", bf >= 0.8)
+	add("parallel backfill vs workers x 250 / latency", ">= 0.85 x", bf, "x", bf >= 0.85)
+	// Not a target of evindex's: the bound the simulated node itself
+	// imposes, shown so a miss above can be told apart from the harness.
+	r.BackfillNodeRatio = node
 	add("resume to first new event", "<= 1000 ms", r.ResumeMS, "ms", r.ResumeMS <= 1000)
 	add("peak RSS during ingestion", "<= 256 MB", r.PeakRSSMB, "MB", r.PeakRSSMB <= 256)
 	size := 0.0
@@ -228,10 +234,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "\theights/s\tevents/s\t")
 	fmt.Fprintf(tw, "%d workers\t%.0f\t%.0f\t\n", r.BackfillWorkers, r.BackfillHPS, r.BackfillEPS)
 	fmt.Fprintf(tw, "%d workers, batches dropped instead of stored\t%.0f\t\t\n", r.BackfillWorkers, r.BackfillNoStoreHPS)
+	fmt.Fprintf(tw, "the node alone: the same calls, %d in flight, answers dropped unread\t%.0f\t\t\n", r.BackfillWorkers, r.BackfillNodeHPS)
 	fmt.Fprintf(tw, "one request at a time\t%.0f\t%.0f\t\n", r.BackfillSequentialHPS, r.BackfillSequentialEPS)
 	fmt.Fprintf(tw, "theory: workers x 250 / latency\t%.0f\t%.0f\t\n", r.BackfillTheoryHPS, r.BackfillTheoryEPS)
 	tw.Flush()
 	fmt.Fprintf(&b, "CPU busy during the parallel backfill (source, store and simulator): %.2f cores; at most %d calls in flight\n", r.BackfillCores, r.BackfillMaxInFlight)
+	fmt.Fprintf(&b, "ratio to theory: %d workers %.2f, the node alone %.2f (the bound this harness imposes on any client)\n",
+		r.BackfillWorkers, r.BackfillHPS/math.Max(r.BackfillTheoryHPS, 1e-9), r.BackfillNodeRatio)
 
 	fmt.Fprintf(&b, "\nqueries over HTTP on loopback at %d events, %d samples each (ms)\n", r.Events, r.QuerySamples)
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -294,6 +303,7 @@ var methodNotes = []string{
 	"The query databases start with the end-to-end data and are filled to N through store.Apply with NoSync (and SQLite with synchronous=OFF): bulk fill only, not timed.",
 	"Queries: the same random 100-row pages (random type, address or height) against both, alternating, after a warm-up; the summary is one staking node's year by day.",
 	"Backfill lifts the source's requests_per_second limit (default 50, for public nodes) so the workers' rate shows; theory events/s is theory heights/s x the measured events per height.",
+	"Backfill's node encodes the answers to the source's range calls ahead (flowsim PrecomputeRanges; a real node reads stored events), so flowsim building blocks does not count against the client; the node alone makes the same calls without a source, one connection per worker, and drops each answer unread.",
 	"PostgreSQL: a PostgreSQL 15 server on this machine with its default settings (fsync and synchronous_commit on, shared_buffers 128 MB), reached over loopback TCP; the end-to-end process holds the source's lease, so every commit is fenced as in a shared deployment. Its query database is filled like the others.",
 	"Resume: a new process opens the full query database and resumes the Flow source with 1000+ new blocks waiting; timed by the parent from process start to the first committed new event.",
 }

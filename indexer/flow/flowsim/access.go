@@ -110,6 +110,17 @@ func (a *accessServer) header(h uint64) *access.BlockHeaderResponse {
 // and the end is silently clamped to the sealed head. Every height in the
 // answered range gets a result, with or without events.
 func (a *accessServer) GetEventsForHeightRange(ctx context.Context, req *access.GetEventsForHeightRangeRequest) (*access.EventsResponse, error) {
+	resp, err := a.eventsForHeightRange(ctx, req, false)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*access.EventsResponse), nil
+}
+
+// eventsForHeightRange answers a range call: with the precomputed bytes of
+// its span when encoded is allowed and PrecomputeRanges stored them, else
+// with the built response.
+func (a *accessServer) eventsForHeightRange(ctx context.Context, req *access.GetEventsForHeightRangeRequest, encoded bool) (any, error) {
 	s := a.s
 	start, end := req.GetStartHeight(), req.GetEndHeight()
 	var err error
@@ -163,35 +174,53 @@ func (a *accessServer) GetEventsForHeightRange(ctx context.Context, req *access.
 		return nil, status.Errorf(codes.OutOfRange, "start height %d is greater than the latest sealed block height %d", start, sealed)
 	}
 	end = min(end, sealed)
-	cf := &compiledFilter{types: map[string]bool{req.GetType(): true}}
-	resp := &access.EventsResponse{Results: make([]*access.EventsResponse_Result, 0, end-start+1)}
-	// Each block is generated once, with only the asked type's events:
-	// building events (hashes and JSON-CDC payloads) is most of the
-	// call's cost.
-	blocks := make([]Block, 0, end-start+1)
-	counts := make([]int, 0, end-start+1)
-	var events []*entities.Event
-	want := func(typ string) bool { return cf.types[typ] }
-	for h := start; h <= end; h++ {
-		b := s.chain.blockOf(h, want)
-		matched := b.Events
-		blocks = append(blocks, b)
-		counts = append(counts, len(matched))
-		events = append(events, matched...)
-	}
-	events = s.spoil(events)
-	for i, b := range blocks {
-		n := counts[i]
-		resp.Results = append(resp.Results, &access.EventsResponse_Result{
-			BlockId:        b.ID,
-			BlockHeight:    b.Height,
-			Events:         events[:n:n],
-			BlockTimestamp: timestamppb.New(b.Time),
-		})
-		events = events[n:]
+	var answer any
+	if m, ok := s.precomputed(req.GetType(), start, end); ok && encoded {
+		answer = m
+	} else {
+		resp := s.buildRange(req.GetType(), start, end)
+		s.spoilRange(resp)
+		answer = resp
 	}
 	s.mu.Lock()
 	s.stats.RangeCalls++
+	if _, pre := answer.(encodedMessage); pre {
+		s.stats.RangePrecomputed++
+	}
 	s.mu.Unlock()
-	return resp, nil
+	return answer, nil
+}
+
+// buildRange builds the answer for typ's events at heights [start, end],
+// all of them sealed.
+func (s *Sim) buildRange(typ string, start, end uint64) *access.EventsResponse {
+	resp := &access.EventsResponse{Results: make([]*access.EventsResponse_Result, 0, end-start+1)}
+	// Each block is generated with only the asked type's events: building
+	// events (hashes and JSON-CDC payloads) is most of the call's cost.
+	want := func(t string) bool { return t == typ }
+	for h := start; h <= end; h++ {
+		b := s.chain.blockOf(h, want)
+		resp.Results = append(resp.Results, &access.EventsResponse_Result{
+			BlockId:        b.ID,
+			BlockHeight:    b.Height,
+			Events:         b.Events,
+			BlockTimestamp: timestamppb.New(b.Time),
+		})
+	}
+	return resp
+}
+
+// spoilRange applies a pending GarbagePayloads fault to the whole answer,
+// as one response.
+func (s *Sim) spoilRange(resp *access.EventsResponse) {
+	var events []*entities.Event
+	for _, r := range resp.Results {
+		events = append(events, r.Events...)
+	}
+	events = s.spoil(events)
+	for _, r := range resp.Results {
+		n := len(r.Events)
+		r.Events = events[:n:n]
+		events = events[n:]
+	}
 }

@@ -57,6 +57,9 @@ type Stats struct {
 	Messages uint64
 	// RangeCalls counts GetEventsForHeightRange calls that returned events.
 	RangeCalls int
+	// RangePrecomputed counts the RangeCalls answered with bytes
+	// PrecomputeRanges stored.
+	RangePrecomputed int
 	// RangeRejected counts GetEventsForHeightRange calls refused with
 	// InvalidArgument (e.g. a span of 250 heights or more).
 	RangeRejected int

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/onflow/flow/protobuf/go/flow/access"
 	"github.com/onflow/flow/protobuf/go/flow/executiondata"
 	"google.golang.org/grpc"
 )
@@ -132,6 +131,8 @@ type Sim struct {
 	signal  chan struct{} // closed and replaced whenever a block is sealed
 	faults  faults
 	stats   Stats
+	// encoded holds the range answers PrecomputeRanges stored.
+	encoded map[rangeKey]encodedMessage
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -175,8 +176,10 @@ func Start(ctx context.Context, listenAddr string, cfg Config) (*Sim, error) {
 	s.srv = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		grpc.ForceServerCodecV2(newEncodedCodec()),
 	)
-	access.RegisterAccessAPIServer(s.srv, &accessServer{s: s})
+	as := &accessServer{s: s}
+	s.srv.RegisterService(accessServiceDesc(as), as)
 	executiondata.RegisterExecutionDataAPIServer(s.srv, &executionDataServer{s: s})
 
 	s.wg.Add(1)
