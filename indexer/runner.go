@@ -38,6 +38,11 @@ type RunnerConfig struct {
 	// Lease, when set, shares the source with other processes on the
 	// same store (see LeaseConfig); nil on a single-writer store.
 	Lease *LeaseConfig
+	// Alerts, when set, evaluates the source's alert rules while the
+	// runner ingests it: after commits and every AlertInterval (default
+	// DefaultAlertInterval).
+	Alerts        AlertEvaluator
+	AlertInterval time.Duration
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -94,12 +99,14 @@ type Runner struct {
 	progressAt time.Time // when the current progress began
 	progress0  uint64
 	warnings   warnings
+	// alertKick asks evaluateAlerts for an evaluation (kickAlerts).
+	alertKick chan struct{}
 }
 
 // NewRunner prepares a Runner; nothing starts until Run.
 func NewRunner(st store.Store, src Source, cfg RunnerConfig) *Runner {
 	cfg.setDefaults()
-	r := &Runner{st: st, src: src, cfg: cfg}
+	r := &Runner{st: st, src: src, cfg: cfg, alertKick: make(chan struct{}, 1)}
 	r.log = cfg.Logger.With().Str("source", src.Name()).Logger()
 	r.warnings = warnings{log: &r.log, now: cfg.Now}
 	r.status = store.SourceStatus{Name: src.Name(), Kind: src.Kind(), Endpoint: src.Endpoint(),
@@ -140,6 +147,12 @@ func (r *Runner) Run(ctx context.Context) error {
 // every commit carries the lease and a refused one ends the run with
 // errLeaseLost.
 func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
+	if r.cfg.Alerts != nil {
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); r.evaluateAlerts(actx, lease) }()
+		defer func() { stop(); <-done }()
+	}
 	if cp, found, err := r.st.Checkpoint(ctx, r.src.Name()); err == nil && found {
 		r.setCommitted(cp)
 	}

@@ -227,6 +227,7 @@ func (s *sink) commit(batches []store.Batch) error {
 	if cp != nil {
 		s.r.setCommitted(*cp)
 	}
+	s.r.kickAlerts()
 	return nil
 }
 

@@ -20,7 +20,12 @@ import (
 // not pass Check.
 func MustOpen(tb testing.TB) *bolt.Store {
 	tb.Helper()
-	s, err := bolt.Open(tb.TempDir(), bolt.Options{})
+	return mustOpenAt(tb, nil)
+}
+
+func mustOpenAt(tb testing.TB, now func() time.Time) *bolt.Store {
+	tb.Helper()
+	s, err := bolt.Open(tb.TempDir(), bolt.Options{Now: now})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
@@ -46,12 +51,19 @@ const BackendEnv = "EVINDEX_TEST_STORE"
 // (Check) and closed when the test ends.
 func Open(tb testing.TB) store.Store {
 	tb.Helper()
+	return OpenAt(tb, nil)
+}
+
+// OpenAt is Open with the store's clock (the times Apply stamps, such as
+// a checkpoint's UpdatedAt) set to now; nil is the real one.
+func OpenAt(tb testing.TB, now func() time.Time) store.Store {
+	tb.Helper()
 	if os.Getenv(BackendEnv) != "postgres" {
-		return MustOpen(tb)
+		return mustOpenAt(tb, now)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := postgres.Open(ctx, pgtest.DSN(tb), postgres.Options{})
+	s, err := postgres.Open(ctx, pgtest.DSN(tb), postgres.Options{Now: now})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
