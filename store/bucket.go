@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // BucketOf returns the [start, end) summary bucket of a GroupDay,
 // GroupWeek (weeks start on Monday) or GroupMonth grouping that holds t,
@@ -19,4 +22,11 @@ func BucketOf(t time.Time, group string) (start, end time.Time) {
 	default:
 		return day, day.AddDate(0, 0, 1)
 	}
+}
+
+// CompareSummaryRows orders summary rows as RewardSummary returns them:
+// by bucket, source, account and unit.
+func CompareSummaryRows(a, b *SummaryRow) int {
+	return cmp.Or(a.BucketStart.Compare(b.BucketStart), cmp.Compare(a.Source, b.Source),
+		cmp.Compare(a.Account, b.Account), cmp.Compare(a.Unit, b.Unit))
 }

@@ -57,6 +57,12 @@ var (
 	BucketAlerts       = []byte("alerts")
 	BucketAlertsLatest = []byte("alerts_latest")
 	BucketDeliveries   = []byte("deliveries")
+	// BucketRewardDays (source 0 account 0 day(8)) and
+	// BucketRewardDaysAlias (source 0 alias 0 day(8) account 0) hold the
+	// rewards' count and exact sum per UTC day, unit, kind and decimals,
+	// which summaries of whole days read instead of the rewards.
+	BucketRewardDays      = []byte("reward_days")
+	BucketRewardDaysAlias = []byte("reward_days_by_alias")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -81,6 +87,7 @@ var All = []Migration{
 	)},
 	{Version: 6, Name: "network reward totals per epoch", Up: createBuckets(BucketEpochTotals)},
 	{Version: 7, Name: "alerts and webhook outbox", Up: createBuckets(BucketAlerts, BucketAlertsLatest, BucketDeliveries)},
+	{Version: 8, Name: "reward totals per day", Up: backfillRewardDays},
 }
 
 // Latest is the schema version this build writes.

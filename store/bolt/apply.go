@@ -43,7 +43,7 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 		return s.db.Update(func(tx *bbolt.Tx) error {
 			sizeBefore = tx.Size()
 			TuneWriteTx(tx)
-			w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}}
+			w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}, days: dayTotals{}}
 			if s.recordWrites != nil {
 				w.log = newWriteLog(tx)
 				log = w.log
@@ -145,6 +145,9 @@ type writer struct {
 	addedCodecs map[uint64]*payloadCodec
 	// log gathers the writes for Options.RecordWrites; nil when off.
 	log *writeLog
+	// days are the changes to the day totals, written by finish: a
+	// day's rewards come in several batches of a transaction.
+	days dayTotals
 }
 
 // blockCache remembers the last block record looked up, since a batch's
@@ -330,8 +333,11 @@ func (m *sourceMarks) addRange(r store.Range) {
 	m.ranges = append(m.ranges, r)
 }
 
-// finish writes the gathered coverage and checkpoints.
+// finish writes the gathered coverage, checkpoints and day totals.
 func (w *writer) finish() error {
+	if err := w.flushDayTotals(); err != nil {
+		return fmt.Errorf("reward day totals: %w", err)
+	}
 	for source, m := range w.marks {
 		for _, r := range m.ranges {
 			if err := w.mergeCoverage(w.tx.Bucket(migrations.BucketCoverage), source, r); err != nil {
@@ -568,6 +574,15 @@ func (w *writer) putReward(info *sourceRecord, r *store.Reward) error {
 	if err := w.put(rb, pk, v); err != nil {
 		return err
 	}
+	// Counted as it reads back (a time of the Unix epoch reads back as
+	// the zero time), which is what a summary of the rewards sees.
+	stored := *r
+	if r.Time.Equal(time.Unix(0, 0)) {
+		stored.Time = time.Time{}
+	}
+	if err := w.days.count(&stored, 1); err != nil {
+		return err
+	}
 	if r.HasHeight {
 		if err := w.put(w.tx.Bucket(migrations.BucketRewardsHeight), rewardHeightKey(r.Source, r.Height, pk), nil); err != nil {
 			return err
@@ -581,9 +596,14 @@ func (w *writer) putReward(info *sourceRecord, r *store.Reward) error {
 	return nil
 }
 
+// deleteRewardIndexes takes the stored reward pk=v out of the indexes
+// and the day totals, before it is replaced or deleted.
 func (w *writer) deleteRewardIndexes(pk, v []byte) error {
 	var prev store.Reward
 	if err := decodeReward(pk, v, &prev); err != nil {
+		return err
+	}
+	if err := w.days.count(&prev, -1); err != nil {
 		return err
 	}
 	if prev.HasHeight {

@@ -14,7 +14,8 @@ import (
 )
 
 // checkIndexes verifies that every secondary index entry points at a
-// stored record; at most a few problems per index are reported.
+// stored record and that the day totals are the rewards' sums; at most a
+// few problems per index are reported.
 func checkIndexes(ctx context.Context, tx *bbolt.Tx) []error {
 	var errs []error
 	check := func(index, primary []byte, pkOf func(k []byte) []byte) {
@@ -66,6 +67,7 @@ func checkIndexes(ctx context.Context, tx *bbolt.Tx) []error {
 		}
 		return nil
 	})
+	errs = append(errs, checkDayTotals(ctx, tx)...)
 	return append(errs, checkRejectedRecords(tx)...)
 }
 

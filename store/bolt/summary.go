@@ -4,7 +4,6 @@ import (
 	"github.com/evindex/evindex/store"
 
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"math/big"
@@ -18,10 +17,18 @@ import (
 
 // RewardSummary sums the rewards q selects per time bucket, source, account
 // and unit, in integer base units: the sum of the rows equals the sum of the
-// rewards exactly. It reads in short transactions, a page at a time. It
-// returns ErrInvalid for an unknown grouping, or group_by=epoch on a source
-// without epochs.
+// rewards exactly. A query of whole UTC days reads the day totals Apply
+// keeps (store.SummaryDays); any other sums the rewards themselves, with
+// the same rows as a result. It reads in short transactions, a page at a
+// time. It returns ErrInvalid for an unknown grouping, or group_by=epoch
+// on a source without epochs.
 func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]store.SummaryRow, error) {
+	if from, to, ok := store.SummaryDays(q); ok {
+		rows, ok, err := s.summaryFromDays(ctx, q, from, to)
+		if err != nil || ok {
+			return rows, err
+		}
+	}
 	bucket, err := s.summaryBuckets(ctx, q)
 	if err != nil {
 		return nil, err
@@ -187,10 +194,7 @@ func (sums rewardSums) rows() []store.SummaryRow {
 		}
 		out = append(out, g.row)
 	}
-	slices.SortFunc(out, func(a, b store.SummaryRow) int {
-		return cmp.Or(a.BucketStart.Compare(b.BucketStart), cmp.Compare(a.Source, b.Source),
-			cmp.Compare(a.Account, b.Account), cmp.Compare(a.Unit, b.Unit))
-	})
+	slices.SortFunc(out, func(a, b store.SummaryRow) int { return store.CompareSummaryRows(&a, &b) })
 	return out
 }
 

@@ -46,7 +46,9 @@ import (
 //     rewards like the account does.
 //   - Summaries are exact integers (past 64 bits) equal to the sum of the
 //     rows, bucketed by day, week (from Monday), month in the query's
-//     Location, or by epoch from the source's Epochs (ErrInvalid without).
+//     Location, or by epoch from the source's Epochs (ErrInvalid without),
+//     whether the backend sums the rewards or totals it keeps of them
+//     (store.SummaryDays), through rewrites and reverts.
 //   - A node's latest status is never replaced by an older snapshot; its
 //     history is listed by time.
 //   - Source state is private to the source and read back as written.
@@ -72,6 +74,7 @@ func Run(t *testing.T, open func(*testing.T) store.Store) {
 		{"SummaryEqualsRows", testSummaryEqualsRows},
 		{"SummaryPastUint64", testSummaryPastUint64},
 		{"SummaryTimeZone", testSummaryTimeZone},
+		{"SummaryEqualsItsRewards", testSummaryEqualsItsRewards},
 		{"NodesLatestAndHistory", testNodesLatestAndHistory},
 		{"ReplacedBlockKeepsEventsBlock", testReplacedBlockKeepsEventsBlock},
 		{"HeightRangeWithoutSource", testHeightRangeWithoutSource},
