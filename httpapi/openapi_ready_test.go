@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/legacy"
@@ -29,6 +30,7 @@ func TestOpenAPIReadyz(t *testing.T) {
 		{"Live", store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive, HeadHeight: 2000, Lag: 1, LagThreshold: 5}, 200},
 		{"Lagging", store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateLive, HeadHeight: 2000, Lag: 9, LagThreshold: 5}, 503},
 		{"Retrying", store.SourceStatus{Name: flowSource, Kind: "flow", State: store.StateRetrying, LastError: "connection refused"}, 503},
+		{"Stalled", stalledSource(time.Hour, time.Minute), 503},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)

@@ -269,6 +269,8 @@ type sourcePq struct {
 	Endpoints           string   `parquet:"endpoints,optional,json"`
 	Gaps                string   `parquet:"gaps,optional,json"`
 	Owner               string   `parquet:"owner,optional"`
+	StalledSince        int64    `parquet:"stalled_since,optional,timestamp(microsecond)"`
+	StallThreshold      float64  `parquet:"stall_threshold"`
 }
 
 func microsPtr(t *apiTime) int64 {
@@ -284,7 +286,8 @@ func sourceParquet(w io.Writer) rowWriter[sourceJSON] {
 			HeadHeight: int64(o.HeadHeight), Lag: int64(o.Lag), LagThreshold: int64(o.LagThreshold),
 			EventsIndexed: int64(o.EventsIndexed), BlocksIndexed: int64(o.BlocksIndexed), RewardsIndexed: int64(o.RewardsIndexed),
 			LastError: o.LastError, Reconnects: int64(o.Reconnects), LiveSince: microsPtr(o.LiveSince), Meta: string(o.Meta),
-			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings), LastErrorAt: microsPtr(o.LastErrorAt), Owner: o.Owner}
+			Rejected: int64(o.Rejected), Warnings: int64(o.Warnings), LastErrorAt: microsPtr(o.LastErrorAt), Owner: o.Owner,
+			StalledSince: microsPtr(o.StalledSince), StallThreshold: o.StallThreshold}
 		if cp := o.Checkpoint; cp != nil {
 			h := int64(cp.Height)
 			r.CheckpointHeight, r.CheckpointBlockID = &h, cp.BlockID

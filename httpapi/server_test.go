@@ -55,6 +55,13 @@ func TestHealthzClosedStore(t *testing.T) {
 	}
 }
 
+// stalledSource is a live source within its lag threshold whose head has
+// been past its checkpoint, with nothing committed, for d.
+func stalledSource(d, threshold time.Duration) store.SourceStatus {
+	return store.SourceStatus{Name: "a", Kind: "flow", State: store.StateLive, Checkpoint: &store.Checkpoint{Height: 1000},
+		HeadHeight: 1003, Lag: 3, LagThreshold: 5, StalledSince: testNow.Add(-d), StallThreshold: threshold}
+}
+
 func TestReadyz(t *testing.T) {
 	live := func(name string, lag, threshold uint64) store.SourceStatus {
 		return store.SourceStatus{Name: name, Kind: "flow", State: store.StateLive, Lag: lag, LagThreshold: threshold}
@@ -72,6 +79,12 @@ func TestReadyz(t *testing.T) {
 		{"LagOverThreshold", []store.SourceStatus{live("a", 6, 5)}, false, "lag 6 exceeds threshold 5"},
 		{"Retrying", []store.SourceStatus{{Name: "a", State: store.StateRetrying, LastError: "dial 10.0.0.1: refused"}}, false, "not live: retrying"},
 		{"Failed", []store.SourceStatus{{Name: "a", State: store.StateFailed}}, false, "not live: failed"},
+		// Live, within its lag, yet nothing committed for 3 minutes while
+		// the head is past the checkpoint: a store write that hangs.
+		{"Stalled", []store.SourceStatus{stalledSource(3*time.Minute, 2*time.Minute)}, false,
+			"stalled: source a has committed nothing for 3m0s (threshold 2m0s) while its upstream's head 1003 is 3 past its checkpoint 1000"},
+		{"StalledWithinThreshold", []store.SourceStatus{stalledSource(time.Minute, 2*time.Minute)}, true, ""},
+		{"StallNotJudged", []store.SourceStatus{stalledSource(time.Hour, 0)}, true, ""},
 	}
 	e := newEnv(t, withToken("tok"))
 	e.token = ""

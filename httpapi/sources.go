@@ -45,6 +45,8 @@ type sourceJSON struct {
 	HeadHeight     uint64          `json:"head_height"`
 	Lag            uint64          `json:"lag"`
 	LagThreshold   uint64          `json:"lag_threshold"`
+	StalledSince   *apiTime        `json:"stalled_since"`
+	StallThreshold float64         `json:"stall_threshold"` // seconds
 	EventsIndexed  uint64          `json:"events_indexed"`
 	BlocksIndexed  uint64          `json:"blocks_indexed"`
 	RewardsIndexed uint64          `json:"rewards_indexed"`
@@ -104,7 +106,8 @@ func sourceObject(st *store.SourceStatus, in *store.SourceInfo) sourceJSON {
 		o = sourceJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: string(st.State),
 			HeadHeight: st.HeadHeight, Lag: st.Lag, LagThreshold: st.LagThreshold,
 			LastError: st.LastError, Reconnects: st.Reconnects, Warnings: st.Warnings, LiveSince: jsonTime(st.LiveSince),
-			LastErrorAt: jsonTime(st.LastErrorAt), Owner: st.Owner}
+			LastErrorAt: jsonTime(st.LastErrorAt), Owner: st.Owner,
+			StalledSince: jsonTime(st.StalledSince), StallThreshold: st.StallThreshold.Seconds()}
 		if p := st.Progress; p != nil {
 			o.Progress = &progressJSON{Done: p.Done, Total: p.Total, Rate: p.Rate, ETASeconds: p.ETA.Seconds()}
 		}
@@ -177,7 +180,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request) error
 var sourceHeader = []string{"name", "kind", "endpoint", "state", "checkpoint_height", "checkpoint_block_id", "checkpoint_time",
 	"checkpoint_updated_at", "head_height", "lag", "lag_threshold", "events_indexed", "blocks_indexed", "rewards_indexed",
 	"last_error", "reconnects", "live_since", "progress_done", "progress_total", "progress_rate", "progress_eta_seconds",
-	"meta", "epochs", "rejected", "warnings", "last_error_at", "endpoints", "gaps", "owner"}
+	"meta", "epochs", "rejected", "warnings", "last_error_at", "endpoints", "gaps", "owner", "stalled_since", "stall_threshold"}
 
 func sourceRow(o *sourceJSON) []string {
 	var cpHeight, cpBlock, cpTime, cpUpdated string
@@ -197,7 +200,8 @@ func sourceRow(o *sourceJSON) []string {
 	return []string{o.Name, o.Kind, o.Endpoint, o.State, cpHeight, cpBlock, cpTime, cpUpdated,
 		u64(o.HeadHeight), u64(o.Lag), u64(o.LagThreshold), u64(o.EventsIndexed), u64(o.BlocksIndexed), u64(o.RewardsIndexed),
 		o.LastError, u64(o.Reconnects), csvTimePtr(o.LiveSince), done, total, rate, eta, csvRaw(o.Meta), epochs,
-		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt), jsonCell(o.Endpoints), jsonCell(o.Gaps), o.Owner}
+		u64(o.Rejected), u64(o.Warnings), csvTimePtr(o.LastErrorAt), jsonCell(o.Endpoints), jsonCell(o.Gaps), o.Owner,
+		csvTimePtr(o.StalledSince), strconv.FormatFloat(o.StallThreshold, 'f', -1, 64)}
 }
 
 // jsonCell is a list as one CSV or Parquet cell: its JSON, or empty when
@@ -311,8 +315,8 @@ func gapSummary(name string, gaps []store.Gap) string {
 }
 
 // handleReadyz is 200 when every configured source is live within its lag
-// threshold, else 503 with each source's reason. It says nothing of
-// last_error: it is served without the token.
+// threshold and none has stalled, else 503 with each source's reason. It
+// says nothing of last_error: it is served without the token.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	out := []readiness{}
 	ready := true
@@ -321,24 +325,33 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 		ready = false
 		out = append(out, readiness{Name: "store", State: "unavailable", Reason: "database not readable"})
 	}
+	now := s.now()
 	for _, st := range s.sources() {
 		rd := readiness{Name: st.Name, State: string(st.State), Ready: true}
+		var reasons []string
 		switch {
 		case st.State == store.StateStandby && st.Owner != "":
 			// Another process ingests it and has not reported yet.
 		case st.State == store.StateStandby:
-			rd.Ready, rd.Reason = false, "no process holds its lease"
+			reasons = append(reasons, "no process holds its lease")
 		case st.State != store.StateLive:
-			rd.Ready, rd.Reason = false, "not live: "+string(st.State)
+			reason := "not live: " + string(st.State)
 			if st.State == store.StateBackfilling && st.Progress != nil && st.Progress.Total > 0 {
-				rd.Reason += fmt.Sprintf(" (%d of %d)", st.Progress.Done, st.Progress.Total)
+				reason += fmt.Sprintf(" (%d of %d)", st.Progress.Done, st.Progress.Total)
 			}
+			reasons = append(reasons, reason)
 		case st.Lag > st.LagThreshold:
-			rd.Ready, rd.Reason = false, fmt.Sprintf("lag %d exceeds threshold %d", st.Lag, st.LagThreshold)
+			reasons = append(reasons, fmt.Sprintf("lag %d exceeds threshold %d", st.Lag, st.LagThreshold))
 		case len(st.Gaps) > 0:
 			// The gaps' reasons name nodes and their errors: they stay
 			// behind the token on /v1/sources.
-			rd.Ready, rd.Reason = false, gapSummary(st.Name, st.Gaps)
+			reasons = append(reasons, gapSummary(st.Name, st.Gaps))
+		}
+		if stall := stalled(&st, now); stall != "" {
+			reasons = append(reasons, stall)
+		}
+		if len(reasons) > 0 {
+			rd.Ready, rd.Reason = false, strings.Join(reasons, "; ")
 		}
 		ready = ready && rd.Ready
 		out = append(out, rd)
@@ -359,6 +372,26 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// stalled says how long st has committed nothing while its upstream's
+// head is ahead of its checkpoint, once that is longer than its stall
+// threshold; "" otherwise. A source in standby is another process's to
+// judge.
+func stalled(st *store.SourceStatus, now time.Time) string {
+	if st.StallThreshold <= 0 || st.StalledSince.IsZero() || st.State == store.StateStandby {
+		return ""
+	}
+	d := now.Sub(st.StalledSince)
+	if d <= st.StallThreshold {
+		return ""
+	}
+	where := "before its first checkpoint"
+	if cp := st.Checkpoint; cp != nil {
+		where = fmt.Sprintf("%d past its checkpoint %d", st.HeadHeight-min(st.HeadHeight, cp.Height), cp.Height)
+	}
+	return fmt.Sprintf("stalled: source %s has committed nothing for %s (threshold %s) while its upstream's head %d is %s",
+		st.Name, d.Round(time.Second), st.StallThreshold, st.HeadHeight, where)
 }
 
 // replicaReadiness is the replica part of /readyz.

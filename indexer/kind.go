@@ -26,6 +26,12 @@ type SourceKind struct {
 	// height unit, a live source may be and still count as ready on
 	// /readyz, unless the source sets lag_threshold.
 	LagThreshold uint64
+	// StallThreshold is how long a source may commit nothing while its
+	// upstream's head is ahead of its checkpoint and still count as
+	// ready on /readyz, unless the source sets stall_threshold. It is a
+	// few of the kind's commit intervals: a live source commits at least
+	// once per height (heartbeats included).
+	StallThreshold time.Duration
 	// Simulator serves a simulated upstream of this kind on loopback.
 	Simulator Simulator
 }

@@ -30,9 +30,13 @@ type RunnerConfig struct {
 	// LagThreshold is reported on the source's status: the largest lag at
 	// which a live source counts as ready.
 	LagThreshold uint64
-	Logger       zerolog.Logger
-	Metrics      *Metrics // optional
-	Now          func() time.Time
+	// StallThreshold is reported on the source's status: how long it may
+	// commit nothing while its upstream's head is ahead of its
+	// checkpoint and still count as ready (0: never reported stalled).
+	StallThreshold time.Duration
+	Logger         zerolog.Logger
+	Metrics        *Metrics // optional
+	Now            func() time.Time
 	// Sleep waits for d or until ctx ends; tests inject a fast one.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Lease, when set, shares the source with other processes on the
@@ -101,6 +105,10 @@ type Runner struct {
 	warnings   warnings
 	// alertKick asks evaluateAlerts for an evaluation (kickAlerts).
 	alertKick chan struct{}
+	// lastProgress is when the source last committed (or began running);
+	// aheadSince when the head last moved past the checkpoint (zero while
+	// the checkpoint is at the head). Status turns them into StalledSince.
+	lastProgress, aheadSince time.Time
 }
 
 // NewRunner prepares a Runner; nothing starts until Run.
@@ -110,7 +118,8 @@ func NewRunner(st store.Store, src Source, cfg RunnerConfig) *Runner {
 	r.log = cfg.Logger.With().Str("source", src.Name()).Logger()
 	r.warnings = warnings{log: &r.log, now: cfg.Now}
 	r.status = store.SourceStatus{Name: src.Name(), Kind: src.Kind(), Endpoint: src.Endpoint(),
-		State: store.StateStarting, LagThreshold: cfg.LagThreshold}
+		State: store.StateStarting, LagThreshold: cfg.LagThreshold, StallThreshold: cfg.StallThreshold}
+	r.lastProgress = cfg.Now()
 	return r
 }
 
@@ -130,6 +139,12 @@ func (r *Runner) Status() store.SourceStatus {
 	}
 	s.Endpoints = slices.Clone(s.Endpoints)
 	s.Gaps = slices.Clone(s.Gaps)
+	if !r.aheadSince.IsZero() {
+		s.StalledSince = r.lastProgress
+		if r.aheadSince.After(s.StalledSince) {
+			s.StalledSince = r.aheadSince
+		}
+	}
 	return s
 }
 
@@ -153,6 +168,7 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 		go func() { defer close(done); r.evaluateAlerts(actx, lease) }()
 		defer func() { stop(); <-done }()
 	}
+	r.committed() // the stall clock starts with the run (after a standby)
 	if cp, found, err := r.st.Checkpoint(ctx, r.src.Name()); err == nil && found {
 		r.setCommitted(cp)
 	}
@@ -305,6 +321,14 @@ func (r *Runner) fail(err error) {
 	r.log.Error().Err(err).Msg("source failed; not retrying")
 }
 
+// committed notes that a transaction of the source committed: it made
+// progress, whether or not the transaction moved the checkpoint.
+func (r *Runner) committed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastProgress = r.cfg.Now()
+}
+
 func (r *Runner) setCommitted(cp store.Checkpoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -340,6 +364,15 @@ func (r *Runner) updateLagLocked() {
 	r.status.Lag = 0
 	if r.status.Checkpoint != nil && r.status.HeadHeight > r.status.Checkpoint.Height {
 		r.status.Lag = r.status.HeadHeight - r.status.Checkpoint.Height
+	}
+	// The upstream has data the store lacks: a head past the checkpoint,
+	// or any head before the first checkpoint.
+	ahead := r.status.Lag > 0 || (r.status.Checkpoint == nil && r.status.HeadHeight > 0)
+	switch {
+	case !ahead:
+		r.aheadSince = time.Time{}
+	case r.aheadSince.IsZero():
+		r.aheadSince = r.cfg.Now()
 	}
 	if m := r.cfg.Metrics; m != nil {
 		if r.timePositioned() {

@@ -205,6 +205,7 @@ func (s *sink) commit(batches []store.Batch) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	s.committedAny.Store(true)
+	s.r.committed()
 	var cp *store.Checkpoint
 	events, records := 0, 0
 	for i := range batches {

@@ -49,6 +49,19 @@ type SourceStatus struct {
 	// LagThreshold is the largest lag at which a live source counts as
 	// ready on /readyz.
 	LagThreshold uint64
+	// StalledSince is when the source last made progress (its last
+	// commit, or when its upstream's head moved past its checkpoint if
+	// that was later), set while the head is ahead of the checkpoint and
+	// zero while the checkpoint is at the head. A source whose
+	// StalledSince is longer ago than StallThreshold has committed
+	// nothing for that long while its upstream had new data: /readyz is
+	// 503 and names it (a store write that hangs, an upstream that
+	// announces heights but serves none of them).
+	StalledSince time.Time
+	// StallThreshold is how long a source may commit nothing while its
+	// upstream's head is ahead of its checkpoint and still count as
+	// ready (0: never reported stalled).
+	StallThreshold time.Duration
 	// LastError is the error of the last failed run ("" when none), and
 	// LastErrorAt when it happened. The error stays after the source
 	// recovers, so a user can still see what went wrong; its time, against

@@ -189,6 +189,9 @@ func remoteStatus(l store.Lease, local store.SourceStatus) store.SourceStatus {
 		if local.LagThreshold != 0 {
 			s.LagThreshold = local.LagThreshold
 		}
+		if local.StallThreshold != 0 {
+			s.StallThreshold = local.StallThreshold
+		}
 	} else {
 		s.State = store.StateStandby
 	}

@@ -694,6 +694,9 @@ func (c *Config) problems(p *problemList) {
 		default:
 			seen[s.Name] = i
 		}
+		if s.StallThreshold < 0 {
+			p.add(&ConfigError{pfx + ".stall_threshold", fmt.Sprintf("%s: must not be negative (0: the kind's default)", s.StallThreshold)})
+		}
 		k, ok := lookupKind(s.Kind)
 		if !ok {
 			p.add(&ConfigError{pfx + ".kind", kindError(s.Kind)})

@@ -91,6 +91,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"NegativeMemoryLimit", "memory: {limit_mb: -5}\n", "memory.limit_mb"},
 		{"ZeroGCPercent", "memory: {gc_percent: 0}\n", "memory.gc_percent"},
 		{"GCOffWithoutLimit", "memory: {limit_mb: 0, gc_percent: -1}\n", "memory.gc_percent"},
+		{"NegativeStallThreshold", "sources:\n  - {name: a, kind: flow, endpoint: x:1, stall_threshold: -1m}\n", "sources[0].stall_threshold"},
+		{"StallThresholdNotADuration", "sources:\n  - {name: a, kind: flow, endpoint: x:1, stall_threshold: soon}\n", "sources[0].stall_threshold"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

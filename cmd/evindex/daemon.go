@@ -173,6 +173,9 @@ type daemonHooks struct {
 	ready func(addr string)
 	// logger replaces the configured logger (tests capture logs).
 	logger *zerolog.Logger
+	// store, when set, wraps the opened store that the sources write to
+	// and the API reads (tests hold its writes).
+	store func(store.Store) store.Store
 }
 
 // runDaemon wires the store, the sources and the API and runs them until
@@ -202,6 +205,9 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 	}
 	st := be.st
 	defer st.Close()
+	if hooks.store != nil {
+		st = hooks.store(st)
+	}
 	var lease *indexer.LeaseConfig
 	var board *leaseBoard
 	if be.leases != nil {
@@ -222,6 +228,7 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 			BatchMaxRecords: cfg.Store.BatchMaxRecords,
 			BatchMaxDelay:   cfg.Store.BatchMaxDelay,
 			LagThreshold:    s.lagThreshold,
+			StallThreshold:  s.stallThreshold,
 			Logger:          log,
 			Metrics:         metrics,
 			Lease:           lease,

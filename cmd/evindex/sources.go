@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -61,6 +62,10 @@ type SourceConfig struct {
 	// LagThreshold is how far behind the head a live source may be and
 	// still count as ready on /readyz (0: the kind's default).
 	LagThreshold uint64 `yaml:"lag_threshold" doc:"how far behind its head a live source may be and count as ready on /readyz, in its height unit (0: the kind's default)"`
+	// StallThreshold is how long a source may commit nothing while its
+	// upstream's head is ahead of its checkpoint and still count as ready
+	// on /readyz (0: the kind's default).
+	StallThreshold time.Duration `yaml:"stall_threshold" doc:"how long a source may commit nothing while its upstream's head is ahead of its checkpoint and count as ready on /readyz, e.g. 2m (0: the kind's default: flow 2m, spacemesh 15m, presearch 2h)"`
 	// Settings holds the kind's keys; its type is the kind's (a
 	// *flow.Config for a flow source).
 	Settings indexer.SourceConfig `yaml:"-"`
@@ -86,8 +91,9 @@ func (sc *SourceConfig) UnmarshalYAML(n *yaml.Node) error {
 
 // builtSource is a configured source ready for a Runner.
 type builtSource struct {
-	src          indexer.Source
-	lagThreshold uint64
+	src            indexer.Source
+	lagThreshold   uint64
+	stallThreshold time.Duration
 }
 
 // buildSources builds the sources of a configuration Validate accepted;
@@ -104,9 +110,12 @@ func buildSources(cfg Config) ([]builtSource, error) {
 		if err != nil {
 			return nil, sourceError(i, err)
 		}
-		b := builtSource{src: src, lagThreshold: sc.LagThreshold}
+		b := builtSource{src: src, lagThreshold: sc.LagThreshold, stallThreshold: sc.StallThreshold}
 		if b.lagThreshold == 0 {
 			b.lagThreshold = k.LagThreshold
+		}
+		if b.stallThreshold == 0 {
+			b.stallThreshold = k.StallThreshold
 		}
 		out = append(out, b)
 	}

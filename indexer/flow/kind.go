@@ -32,6 +32,9 @@ var SourceKind = indexer.SourceKind{
 	},
 	// Blocks: about half a minute.
 	LagThreshold: 30,
+	// A block a second or so, each one committed (its heartbeat); the
+	// stream's own stall timeout drops a silent stream after a minute.
+	StallThreshold: 2 * time.Minute,
 	Simulator: indexer.Simulator{
 		About:   "a Flow access node (AccessAPI, ExecutionDataAPI)",
 		History: "blocks",

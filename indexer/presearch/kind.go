@@ -30,6 +30,9 @@ var SourceKind = indexer.SourceKind{
 	},
 	// Seconds: the last hourly window plus its delay.
 	LagThreshold: 7200,
+	// As long as the lag threshold: windows are hourly, and a window
+	// is read at the first poll the rate limit allows after it ends.
+	StallThreshold: 2 * time.Hour,
 	Simulator: indexer.Simulator{
 		About:   "the Presearch node status API (--block-interval: simulated time per real second while it catches up with the real time from --history ago)",
 		History: "hours",

@@ -35,6 +35,8 @@ var SourceKind = indexer.SourceKind{
 	},
 	// Layers.
 	LagThreshold: 2,
+	// Three of mainnet's 5-minute layers.
+	StallThreshold: 15 * time.Minute,
 	Simulator: indexer.Simulator{
 		About:   "a Spacemesh node (public and private gRPC listeners)",
 		History: "layers",
