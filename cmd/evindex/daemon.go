@@ -248,6 +248,11 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 		MaxReplayLag: cfg.Store.Postgres.MaxReplayLag,
 	})
 
+	webhooks, err := newWebhooks(cfg, st, reg, log)
+	if err != nil {
+		return err
+	}
+
 	ln := hooks.listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
@@ -267,6 +272,13 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 		go func() {
 			defer wg.Done()
 			board.run(runCtx)
+		}()
+	}
+	if webhooks != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = webhooks.Run(runCtx) // it logs its own errors and retries
 		}()
 	}
 	for _, r := range runners {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/evindex/evindex/store"
 )
 
 // Message is the body of one webhook POST: Alertmanager's webhook format,
@@ -46,12 +48,6 @@ type Notification struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-// The statuses of an alert and of a Message.
-const (
-	StatusFiring   = "firing"
-	StatusResolved = "resolved"
-)
-
 // NewMessage is the Message that tells receiver about one alert's
 // transition. Each outbox row is one alert, so the group is the alert
 // itself: its labels are the group's, as in an Alertmanager route with
@@ -61,7 +57,7 @@ func NewMessage(receiver, externalURL string, n Notification) Message {
 	n.Labels = nonNil(n.Labels)
 	n.Annotations = nonNil(n.Annotations)
 	n.StartsAt = n.StartsAt.UTC()
-	if n.Status == StatusFiring {
+	if n.Status == store.AlertFiring {
 		n.EndsAt = time.Time{}
 	} else {
 		n.EndsAt = n.EndsAt.UTC()

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/evindex/evindex/store"
 )
 
 // TestMessageIsAlertmanagerV4 compares the bodies of a firing and a
@@ -23,14 +25,14 @@ func TestMessageIsAlertmanagerV4(t *testing.T) {
 		msg    Message
 	}{
 		{"alertmanager_v4_firing.json", NewMessage("pager", "https://evindex.example.org", Notification{
-			Status: StatusFiring, Labels: labels, StartsAt: starts,
+			Status: store.AlertFiring, Labels: labels, StartsAt: starts,
 			Annotations:  map[string]string{"summary": "node node-1 of pre-main is not connected > 5m"},
 			EndsAt:       starts.Add(time.Hour), // a firing alert has no end yet, whatever it carries
 			GeneratorURL: GeneratorURL("https://evindex.example.org/", "pre-main"),
 			Fingerprint:  "0f1e2d3c4b5a6978",
 		})},
 		{"alertmanager_v4_resolved.json", NewMessage("pager", "", Notification{
-			Status: StatusResolved, Labels: labels, StartsAt: starts,
+			Status: store.AlertResolved, Labels: labels, StartsAt: starts,
 			EndsAt:      time.Date(2026, 12, 1, 10, 30, 0, 0, time.UTC),
 			Fingerprint: "0f1e2d3c4b5a6978",
 		})},
@@ -78,7 +80,7 @@ func TestMessageDecodesAsAlertmanagerReceiversRead(t *testing.T) {
 		TruncatedAlerts   uint64            `json:"truncatedAlerts"`
 	}
 	starts := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	body, err := NewMessage("chat", "", Notification{Status: StatusFiring, StartsAt: starts, Fingerprint: "00000000000000aa"}).Encode()
+	body, err := NewMessage("chat", "", Notification{Status: store.AlertFiring, StartsAt: starts, Fingerprint: "00000000000000aa"}).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,12 +74,15 @@ func TestParseHeader(t *testing.T) {
 	}
 }
 
-// receiver is a test webhook receiver that records what it got.
+// receiver is a test webhook receiver that records every request and
+// answers with the function set last.
 type receiver struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	got    []*http.Request
 	bodies []string
+	// codes are the statuses answered, one per request.
+	codes  []int
 	answer func(w http.ResponseWriter)
 }
 
@@ -90,11 +93,53 @@ func newReceiver(t *testing.T, answer func(w http.ResponseWriter)) *receiver {
 		r.mu.Lock()
 		r.got = append(r.got, req)
 		r.bodies = append(r.bodies, string(body))
+		answer := r.answer
 		r.mu.Unlock()
-		r.answer(w)
+		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		answer(cw)
+		r.mu.Lock()
+		r.codes = append(r.codes, cw.code)
+		r.mu.Unlock()
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// setAnswer changes how the next requests are answered.
+func (r *receiver) setAnswer(answer func(w http.ResponseWriter)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answer = answer
+}
+
+// requests is how many requests came so far.
+func (r *receiver) requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// taken are the bodies answered with 2xx, in arrival order.
+func (r *receiver) taken() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for i, c := range r.codes {
+		if c >= 200 && c < 300 {
+			out = append(out, r.bodies[i])
+		}
+	}
+	return out
+}
+
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // TestSenderPostsLikeAlertmanager sends one body with a token file and
@@ -152,15 +197,8 @@ func TestSenderPostsLikeAlertmanager(t *testing.T) {
 // is read; a redirect is not followed.
 func TestSenderFailuresAreRedacted(t *testing.T) {
 	const secret = "S3CRET"
-	var mu sync.Mutex
-	answer := func(w http.ResponseWriter) { w.WriteHeader(200) }
-	rcv := newReceiver(t, func(w http.ResponseWriter) {
-		mu.Lock()
-		a := answer
-		mu.Unlock()
-		a(w)
-	})
-	set := func(a func(w http.ResponseWriter)) { mu.Lock(); answer = a; mu.Unlock() }
+	rcv := newReceiver(t, func(w http.ResponseWriter) {})
+	set := rcv.setAnswer
 	u := strings.Replace(rcv.srv.URL, "http://", "http://bot:"+secret+"@", 1) + "/hook/" + secret + "?token=" + secret
 	s, err := newSender(Webhook{Name: "pager", URL: u, Header: "X-Key: " + secret, Timeout: 300 * time.Millisecond}, nil)
 	if err != nil {
