@@ -150,8 +150,17 @@ func scanReward(row pgx.CollectableRow) (store.Reward, error) {
 
 // integerText prints an integral numeric exactly.
 func integerText(n pgtype.Numeric) (string, error) {
+	v, err := integerOf(n)
+	if err != nil {
+		return "", err
+	}
+	return v.String(), nil
+}
+
+// integerOf is the whole number n holds.
+func integerOf(n pgtype.Numeric) (*big.Int, error) {
 	if !n.Valid || n.NaN || n.InfinityModifier != 0 || n.Int == nil {
-		return "", fmt.Errorf("%w: amount is not an integer", store.ErrCorrupt)
+		return nil, fmt.Errorf("%w: amount is not an integer", store.ErrCorrupt)
 	}
 	v := new(big.Int).Set(n.Int)
 	if n.Exp > 0 {
@@ -159,9 +168,9 @@ func integerText(n pgtype.Numeric) (string, error) {
 	} else if n.Exp < 0 {
 		q, m := new(big.Int).QuoRem(v, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-n.Exp)), nil), new(big.Int))
 		if m.Sign() != 0 {
-			return "", fmt.Errorf("%w: amount is not an integer", store.ErrCorrupt)
+			return nil, fmt.Errorf("%w: amount is not an integer", store.ErrCorrupt)
 		}
 		v = q
 	}
-	return v.String(), nil
+	return v, nil
 }

@@ -1,9 +1,9 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"time"
@@ -16,11 +16,19 @@ import (
 // RewardSummary sums the rewards q selects per time bucket, source, account
 // and unit, in integer base units: the sum of the rows equals the sum of
 // the rewards exactly, in any time zone. Buckets are computed here, with
-// the same calendar code as the bbolt store, from each reward's exact
-// time; the database only streams the selected amounts. It returns
-// store.ErrInvalid for an unknown grouping, or group_by=epoch on a source
-// without epochs.
+// the same calendar code as the bbolt store; a query of whole UTC days
+// reads the day totals the triggers of reward_days keep
+// (store.SummaryDays), any other streams the selected amounts and buckets
+// each reward by its exact time, with the same rows as a result. It
+// returns store.ErrInvalid for an unknown grouping, or group_by=epoch on
+// a source without epochs.
 func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]store.SummaryRow, error) {
+	if from, to, ok := store.SummaryDays(q); ok && storable(append(append([]string{q.Source}, q.Accounts...), q.Kinds...)...) {
+		rows, ok, err := s.summaryFromDays(ctx, q, from, to)
+		if err != nil || ok {
+			return rows, err
+		}
+	}
 	loc := q.Location
 	if loc == nil {
 		loc = time.UTC
@@ -122,9 +130,51 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 	for _, g := range groups {
 		out = append(out, *g)
 	}
-	slices.SortFunc(out, func(a, b store.SummaryRow) int {
-		return cmp.Or(a.BucketStart.Compare(b.BucketStart), cmp.Compare(a.Source, b.Source),
-			cmp.Compare(a.Account, b.Account), cmp.Compare(a.Unit, b.Unit))
-	})
+	slices.SortFunc(out, func(a, b store.SummaryRow) int { return store.CompareSummaryRows(&a, &b) })
 	return out, nil
+}
+
+// summaryFromDays answers q, whose day slots [from, to) store.SummaryDays
+// accepted, from reward_days. It reports false when the totals cannot
+// give the rows a scan would (store.DaySummer.Add).
+func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from, to uint64) ([]store.SummaryRow, bool, error) {
+	var a args
+	f := []string{"d.day >= " + a.add(int64(min(from, math.MaxInt64))), "d.day < " + a.add(int64(min(to, math.MaxInt64)))}
+	if q.Source != "" {
+		f = append(f, "d.source = "+a.add(q.Source))
+	}
+	if len(q.Accounts) == 1 {
+		f = append(f, "d.name = "+a.add(q.Accounts[0]))
+	} else {
+		f = append(f, "d.name = d.account") // each reward once, under its account
+	}
+	if len(q.Kinds) > 0 {
+		f = append(f, "d.kind = ANY ("+a.add(q.Kinds)+"::text[])")
+	}
+	rows, err := s.read.Query(ctx, `SELECT d.source, d.account, d.unit, d.kind, d.decimals, d.day, d.count, d.amount
+		FROM reward_days d WHERE `+and(f)+` ORDER BY d.day`, a...)
+	if err != nil {
+		return nil, false, s.redact(fmt.Errorf("summarize rewards: %w", err))
+	}
+	defer rows.Close()
+	sum := store.NewDaySummer(q)
+	for rows.Next() {
+		var src, acct, unit, kind string
+		var dec, day, count int64
+		var amount pgtype.Numeric
+		if err := rows.Scan(&src, &acct, &unit, &kind, &dec, &day, &count, &amount); err != nil {
+			return nil, false, s.redact(fmt.Errorf("summarize rewards: %w", err))
+		}
+		v, err := integerOf(amount)
+		if err != nil || day < 0 || count <= 0 {
+			return nil, false, fmt.Errorf("summarize rewards: day total of %s: %w", acct, store.ErrCorrupt)
+		}
+		if !sum.Add(src, acct, unit, kind, int(dec), uint64(day), uint64(count), v) {
+			return nil, false, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, s.redact(fmt.Errorf("summarize rewards: %w", err))
+	}
+	return sum.Rows(), true, nil
 }
