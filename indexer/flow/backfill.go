@@ -63,17 +63,24 @@ func (r *run) backfill(ctx context.Context, seg segment, advance bool) error {
 	// the collector waits for a commit.
 	results := make(chan chunkResult, cap(window))
 	tasks := r.planChunks(ctx, &wg, from, to, chunks, window)
-	for range cfg.Workers {
+	for w := range cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for c := range tasks {
-				res := r.fetchChunk(ctx, seg.nodes, c, advance)
-				select {
-				case results <- res:
-				case <-ctx.Done():
-					return
-				}
+				f := r.fetchChunk(ctx, seg.nodes, c, w)
+				// Turning the answers into records is CPU work, not
+				// waiting: it runs beside the worker's next call, so a
+				// worker's cycle is its call alone. The window bounds
+				// these goroutines to the chunks in flight.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					select {
+					case results <- r.buildChunk(f, advance):
+					case <-ctx.Done():
+					}
+				}()
 			}
 		}()
 	}
@@ -163,35 +170,46 @@ func (r *run) logProgress(done, total uint64, elapsed time.Duration) {
 	ev.Msg("backfill progress")
 }
 
+// fetched is a chunk's answers before decoding: for each event type, the
+// results of the heights from the chunk's start that every call answered.
+type fetched struct {
+	seq   int
+	from  uint64
+	n     uint64 // heights answered by every call
+	short bool
+	types [][]*access.EventsResponse_Result
+	err   error
+}
+
 // fetchChunk fetches a chunk from the first of nodes that answers: a node
 // that is unavailable, overloaded or slow goes into its backoff and the
 // next one takes the chunk over. Nodes in backoff are tried last. The
 // chunk's batch is the same whichever node answered, so nothing is lost or
-// repeated across the switch.
-func (r *run) fetchChunk(ctx context.Context, nodes []*node, c chunk, advance bool) chunkResult {
-	var res chunkResult
+// repeated across the switch. Worker w calls through its own connection
+// to each node.
+func (r *run) fetchChunk(ctx context.Context, nodes []*node, c chunk, w int) fetched {
+	var f fetched
 	for _, n := range r.preferred(slices.Clone(nodes)) {
-		res = r.fetchChunkFrom(ctx, n, c, advance)
-		if res.err == nil || !retryable(res.err) || ctx.Err() != nil {
-			return res
+		f = r.fetchChunkFrom(ctx, n, c, w)
+		if f.err == nil || !retryable(f.err) || ctx.Err() != nil {
+			return f
 		}
-		r.log.Warn().Err(res.err).Str("endpoint", n.addr).Msg("access node failed a range call; trying another node of the range")
+		r.log.Warn().Err(f.err).Str("endpoint", n.addr).Msg("access node failed a range call; trying another node of the range")
 	}
-	return res
+	return f
 }
 
-// fetchChunkFrom makes one range call per event type and merges the
-// answers into one batch covering the heights every call answered.
-func (r *run) fetchChunkFrom(ctx context.Context, n *node, c chunk, advance bool) chunkResult {
-	heights := map[uint64]*blockData{}
-	end := c.to
-	short := false
+// fetchChunkFrom makes one range call per event type and keeps the
+// heights every call answered.
+func (r *run) fetchChunkFrom(ctx context.Context, n *node, c chunk, w int) fetched {
+	f := fetched{seq: c.seq, from: c.from, n: c.to - c.from + 1}
+	client := n.rangeClient(w)
 	for _, typ := range r.s.cfg.EventTypes {
 		if err := n.lim.wait(ctx); err != nil {
-			return chunkResult{seq: c.seq, err: err}
+			return fetched{seq: c.seq, err: err}
 		}
 		cctx, cancel := context.WithTimeout(ctx, r.s.callTimeout)
-		resp, err := n.access.GetEventsForHeightRange(cctx, &access.GetEventsForHeightRangeRequest{
+		resp, err := client.GetEventsForHeightRange(cctx, &access.GetEventsForHeightRangeRequest{
 			Type:                 typ,
 			StartHeight:          c.from,
 			EndHeight:            c.to,
@@ -201,55 +219,73 @@ func (r *run) fetchChunkFrom(ctx context.Context, n *node, c chunk, advance bool
 		if status.Code(err) == codes.OutOfRange {
 			// The node's sealed head is below this chunk (another node
 			// behind a load balancer): nothing here is answerable yet.
-			return chunkResult{seq: c.seq, short: true}
+			return fetched{seq: c.seq, short: true}
 		}
 		what := fmt.Sprintf("events %s for heights %d-%d", typ, c.from, c.to)
 		if err != nil {
-			return chunkResult{seq: c.seq, err: r.callError(ctx, n, what, err)}
+			return fetched{seq: c.seq, err: r.callError(ctx, n, what, err)}
 		}
 		// flow-go clamps the end to the sealed head: read what came back.
 		results := resp.GetResults()
 		if len(results) == 0 || uint64(len(results)) > c.to-c.from+1 {
-			return chunkResult{seq: c.seq, err: fmt.Errorf("access node %s: %s: %d results", n.addr, what, len(results))}
+			return fetched{seq: c.seq, err: fmt.Errorf("access node %s: %s: %d results", n.addr, what, len(results))}
 		}
 		for i, res := range results {
 			if want := c.from + uint64(i); res.GetBlockHeight() != want {
-				return chunkResult{seq: c.seq, err: fmt.Errorf("access node %s: %s: result %d is height %d, want %d", n.addr, what, i, res.GetBlockHeight(), want)}
+				return fetched{seq: c.seq, err: fmt.Errorf("access node %s: %s: result %d is height %d, want %d", n.addr, what, i, res.GetBlockHeight(), want)}
 			}
 		}
-		if got := c.from + uint64(len(results)) - 1; got < end {
-			end, short = got, true
+		if got := uint64(len(results)); got < f.n {
+			f.n, f.short = got, true
 		}
-		for _, res := range results {
-			bd := heights[res.GetBlockHeight()]
-			if bd == nil {
-				bd = &blockData{height: res.GetBlockHeight(), id: res.GetBlockId(), ts: res.GetBlockTimestamp()}
-				heights[res.GetBlockHeight()] = bd
-			}
-			bd.events = append(bd.events, res.GetEvents()...)
-		}
+		f.types = append(f.types, results)
 	}
 	n.succeeded()
+	return f
+}
 
-	b := store.Batch{}
-	for h := c.from; h <= end; h++ {
-		bd := heights[h]
-		// Each type's events come separately; a block holds them in
-		// (transaction, event) order.
-		slices.SortStableFunc(bd.events, func(a, b *entities.Event) int {
-			if a.TransactionIndex != b.TransactionIndex {
-				return cmpU32(a.TransactionIndex, b.TransactionIndex)
-			}
-			return cmpU32(a.EventIndex, b.EventIndex)
-		})
-		r.dec.addHeight(&b, *bd)
+// buildChunk decodes a fetched chunk into one batch covering the heights
+// every call answered.
+func (r *run) buildChunk(f fetched, advance bool) chunkResult {
+	if f.err != nil || len(f.types) == 0 {
+		return chunkResult{seq: f.seq, short: f.short, err: f.err}
 	}
+	events := 0
+	for _, results := range f.types {
+		for _, res := range results[:f.n] {
+			events += len(res.GetEvents())
+		}
+	}
+	b := store.Batch{Blocks: make([]store.Block, 0, f.n), Events: make([]store.Event, 0, events)}
+	var merged []*entities.Event
+	for i := range f.n {
+		res := f.types[0][i]
+		bd := blockData{height: res.GetBlockHeight(), id: res.GetBlockId(), ts: res.GetBlockTimestamp(), events: res.GetEvents()}
+		if len(f.types) > 1 {
+			// Each type's events come separately; a block holds them in
+			// (transaction, event) order. addHeight keeps no reference to
+			// the list, so one list serves every height.
+			merged = merged[:0]
+			for _, results := range f.types {
+				merged = append(merged, results[i].GetEvents()...)
+			}
+			slices.SortStableFunc(merged, func(a, b *entities.Event) int {
+				if a.TransactionIndex != b.TransactionIndex {
+					return cmpU32(a.TransactionIndex, b.TransactionIndex)
+				}
+				return cmpU32(a.EventIndex, b.EventIndex)
+			})
+			bd.events = merged
+		}
+		r.dec.addHeight(&b, bd)
+	}
+	end := f.from + f.n - 1
 	if advance {
 		last := b.Blocks[len(b.Blocks)-1]
 		b.Checkpoint = &store.Checkpoint{Height: end, BlockID: last.BlockID, Time: last.BlockTime}
 	}
-	b.Coverage = &store.Range{From: c.from, To: end}
-	return chunkResult{seq: c.seq, batch: b, n: end - c.from + 1, short: short}
+	b.Coverage = &store.Range{From: f.from, To: end}
+	return chunkResult{seq: f.seq, batch: b, n: f.n, short: f.short}
 }
 
 func cmpU32(a, b uint32) int {

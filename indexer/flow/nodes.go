@@ -87,6 +87,12 @@ type node struct {
 	conn       *grpc.ClientConn
 	access     access.AccessAPIClient
 	stream     executiondata.ExecutionDataAPIClient
+	// ranges are the backfill workers' connections, one each (the first
+	// is conn): on one HTTP/2 connection every worker's answer passes
+	// through one reader and one flow-control window. They share the
+	// node's health and request budget.
+	ranges []access.AccessAPIClient
+	conns  []*grpc.ClientConn
 
 	mu        sync.Mutex
 	known     bool // it said which heights it serves
@@ -132,28 +138,38 @@ func (s *Source) dial() ([]*node, func(), error) {
 	var nodes []*node
 	closeAll := func() {
 		for _, n := range nodes {
-			n.conn.Close()
+			for _, c := range n.conns {
+				c.Close()
+			}
 		}
 	}
 	for i, addr := range s.addrs() {
-		conn, err := grpc.NewClient(addr, opts...)
-		if err != nil {
-			closeAll()
-			field := "endpoint"
-			if i > 0 {
-				field = fmt.Sprintf("history_endpoints[%d]", i-1)
+		n := &node{health: s.healthOf(addr), configured: i == 0}
+		nodes = append(nodes, n)
+		// A connection only connects at its first call: a source that
+		// never backfills opens one.
+		for range max(s.cfg.Backfill.Workers, 1) {
+			conn, err := grpc.NewClient(addr, opts...)
+			if err != nil {
+				closeAll()
+				field := "endpoint"
+				if i > 0 {
+					field = fmt.Sprintf("history_endpoints[%d]", i-1)
+				}
+				return nil, nil, indexer.Permanent(fmt.Errorf("%s %q: %w", field, addr, err))
 			}
-			return nil, nil, indexer.Permanent(fmt.Errorf("%s %q: %w", field, addr, err))
+			n.conns = append(n.conns, conn)
+			n.ranges = append(n.ranges, access.NewAccessAPIClient(conn))
 		}
-		nodes = append(nodes, &node{
-			health:     s.healthOf(addr),
-			configured: i == 0,
-			conn:       conn,
-			access:     access.NewAccessAPIClient(conn),
-			stream:     executiondata.NewExecutionDataAPIClient(conn),
-		})
+		n.conn, n.access = n.conns[0], n.ranges[0]
+		n.stream = executiondata.NewExecutionDataAPIClient(n.conn)
 	}
 	return nodes, closeAll, nil
+}
+
+// rangeClient is backfill worker w's connection to the node.
+func (n *node) rangeClient(w int) access.AccessAPIClient {
+	return n.ranges[w%len(n.ranges)]
 }
 
 // addrs is the endpoint followed by the history endpoints.

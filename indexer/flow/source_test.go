@@ -569,6 +569,11 @@ func TestBackfillThenLive(t *testing.T) {
 	if s.RangeMaxInFlight < 2 {
 		t.Fatalf("at most %d range calls in flight; the workers did not overlap", s.RangeMaxInFlight)
 	}
+	// Each worker calls through a connection of its own: on a shared one
+	// every answer passes through one reader and one flow-control window.
+	if s.RangeConnections != 4 {
+		t.Fatalf("range calls came over %d connections, want one per worker (4)", s.RangeConnections)
+	}
 	// No gap and no overlap: the stream starts right after the backfill.
 	if len(s.StreamStarts) != 1 || s.StreamStarts[0] != root+history+1 {
 		t.Fatalf("stream starts %v, want [%d]", s.StreamStarts, root+history+1)

@@ -7,6 +7,7 @@ import (
 	"github.com/onflow/flow/protobuf/go/flow/access"
 	"github.com/onflow/flow/protobuf/go/flow/entities"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -147,6 +148,13 @@ func (a *accessServer) eventsForHeightRange(ctx context.Context, req *access.Get
 	}
 	s.stats.rangeInFlight++
 	s.stats.RangeMaxInFlight = max(s.stats.RangeMaxInFlight, s.stats.rangeInFlight)
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && !s.stats.rangePeers[p.Addr.String()] {
+		if s.stats.rangePeers == nil {
+			s.stats.rangePeers = map[string]bool{}
+		}
+		s.stats.rangePeers[p.Addr.String()] = true
+		s.stats.RangeConnections++
+	}
 	latency := s.latency
 	s.mu.Unlock()
 	defer func() {

@@ -71,6 +71,10 @@ type Stats struct {
 	// RangeMaxInFlight is the most range calls served at the same time.
 	RangeMaxInFlight int
 	rangeInFlight    int
+	// RangeConnections counts the client connections (by their remote
+	// address) that made range calls.
+	RangeConnections int
+	rangePeers       map[string]bool
 }
 
 // Stats returns a copy of the counters.
@@ -80,6 +84,7 @@ func (s *Sim) Stats() Stats {
 	st := s.stats
 	st.Calls = maps.Clone(s.stats.Calls)
 	st.StreamStarts = slices.Clone(s.stats.StreamStarts)
+	st.rangePeers = nil
 	return st
 }
 
