@@ -70,6 +70,17 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		defer os.RemoveAll(dir)
 	}
 	b.dir = dir
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
+			return nil, fmt.Errorf("-profile: %w", err)
+		}
+		profileDir = cfg.ProfileDir
+		stop, err := startProfile(cfg.ProfileDir, "evbench", false)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	b.progress("N=%d events in the query databases, %d through each ingestion path, in %s (%d cores)",
 		cfg.Events, cfg.IngestEvents, dir, runtime.NumCPU())
 	b.progress("chain: one block every %v of block time, staking rewards every %d blocks (daily)", b.layout.Step, b.layout.RewardEvery)

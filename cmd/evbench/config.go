@@ -45,6 +45,10 @@ type Config struct {
 	// and drops databases named evbench_* there); empty: a throwaway
 	// server when the binaries are installed.
 	PostgresDSN string
+	// ProfileDir, when set, receives a CPU and an allocation profile of
+	// every measured child phase and a CPU profile of evbench itself
+	// (which runs the simulated node), for `go tool pprof`.
+	ProfileDir string
 }
 
 // DefaultConfig is the standard run: 2,000,000 events in the query
@@ -100,6 +104,8 @@ type phaseArgs struct {
 	DSN      string
 	// Out is a file the phase writes (floor-capture: Apply's writes).
 	Out string
+	// Profile is the directory for the phase's profiles; empty: none.
+	Profile string
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
@@ -123,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the databases (default: a temporary one, removed afterwards)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the databases after the run")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object instead of the table")
+	fs.StringVar(&cfg.ProfileDir, "profile", "", "directory for pprof profiles: CPU and allocations of each measured phase (<phase>.cpu.pprof, <phase>.alloc.pprof) and CPU of evbench itself, which runs the simulated node (evbench.cpu.pprof)")
 	fs.StringVar(&cfg.PostgresDSN, "pg-dsn", "", "PostgreSQL server to measure on, as postgres://user@host:port/db (evbench creates and drops evbench_* databases there); default: a throwaway PostgreSQL 15 when installed")
 	// The child-process flags are not for people; they stay out of -help.
 	child := flag.NewFlagSet("phase", flag.ContinueOnError)
@@ -134,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, phaseArgs, error) {
 	child.Uint64Var(&ph.ToHeight, "phase-to-height", 0, "")
 	child.StringVar(&ph.DSN, "phase-dsn", "", "")
 	child.StringVar(&ph.Out, "phase-out", "", "")
+	child.StringVar(&ph.Profile, "phase-profile", "", "")
 	if len(args) > 0 && args[0] == "-phase" {
 		if err := child.Parse(args); err != nil {
 			return cfg, ph, fmt.Errorf("%w: %w", errUsage, err)

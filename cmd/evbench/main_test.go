@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,10 +37,18 @@ func TestRunTinyJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := tinyConfig(t)
+	cfg.ProfileDir = t.TempDir()
 	var progress bytes.Buffer
 	res, err := Run(ctx, cfg, &progress)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	// -profile: pprof files (gzipped protobuf) of the phases and of evbench.
+	for _, name := range []string{"ingest.cpu.pprof", "ingest.alloc.pprof", "store.cpu.pprof", "evbench.cpu.pprof"} {
+		b, err := os.ReadFile(filepath.Join(cfg.ProfileDir, name))
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile %s: %v, %d bytes, want a gzipped pprof file", name, err, len(b))
+		}
 	}
 	var out bytes.Buffer
 	if err := res.WriteJSON(&out); err != nil {

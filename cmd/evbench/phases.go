@@ -54,6 +54,10 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 		err error
 	)
 	stopSampling := anonPeak(20 * time.Millisecond)
+	stopProfile, err := startProfile(ph.Profile, ph.Name, true)
+	if err != nil {
+		return err
+	}
 	switch ph.Name {
 	case "ingest", "ingest-go-gc":
 		res, err = phaseIngest(ctx, ph)
@@ -77,6 +81,10 @@ func runPhase(ctx context.Context, ph phaseArgs, stdout io.Writer) error {
 		return fmt.Errorf("%w: -phase: unknown phase %q", errUsage, ph.Name)
 	}
 	if err != nil {
+		stopProfile()
+		return fmt.Errorf("phase %s: %w", ph.Name, err)
+	}
+	if err := stopProfile(); err != nil {
 		return fmt.Errorf("phase %s: %w", ph.Name, err)
 	}
 	mem := readMemory()
@@ -352,7 +360,8 @@ func runChild(ctx context.Context, stderr io.Writer, ph phaseArgs, onLine func(p
 		return phaseResult{}, fmt.Errorf("find own binary: %w", err)
 	}
 	args := []string{"-phase", ph.Name, "-phase-dir", ph.Dir, "-phase-addr", ph.Addr,
-		"-phase-file", ph.File, "-phase-to-height", fmt.Sprint(ph.ToHeight), "-phase-dsn", ph.DSN, "-phase-out", ph.Out}
+		"-phase-file", ph.File, "-phase-to-height", fmt.Sprint(ph.ToHeight), "-phase-dsn", ph.DSN, "-phase-out", ph.Out,
+		"-phase-profile", profileDir}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = stderr
