@@ -157,8 +157,10 @@ func readmeExamples(t *testing.T, text string) []readmeExample {
 //     PostgreSQL server) and is not run.
 //
 // A command anywhere but a sh block fails the test, so a new example
-// cannot escape it. Then the README's pandas lines run on the files the
-// examples wrote, when Python has pandas (pyarrow for the Parquet ones).
+// cannot escape it. The README's DuckDB lines run on the exports while
+// the demo runs, and their sums must be the API's (see runDuckDB); then
+// the README's pandas lines run on the files the examples wrote, when
+// Python has pandas (pyarrow for the Parquet ones).
 func TestREADMEExamplesRunAgainstTheDemo(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
@@ -189,6 +191,7 @@ func TestREADMEExamplesRunAgainstTheDemo(t *testing.T) {
 			x.notRun = append(x.notRun, bare+" (the demo this test starts)")
 		case strings.HasPrefix(ex.Line, "go build "):
 			// First: the other lines run the binary it builds.
+			x.ran++
 			t.Run(ex.Line, func(t *testing.T) { x.run(t, ex) })
 		case dataDirFlag.MatchString(ex.Line):
 			fromData = append(fromData, ex)
@@ -240,17 +243,23 @@ func TestREADMEExamplesRunAgainstTheDemo(t *testing.T) {
 	})
 
 	for _, ex := range live {
+		x.ran++
 		t.Run(ex.Line, func(t *testing.T) { x.run(t, ex) })
+	}
+	analytics := readmeSection(t, "## Feeding analytics")
+	if !t.Failed() {
+		x.runDuckDB(t, analytics, live, base)
 	}
 	stop()
 	for _, ex := range fromData {
+		x.ran++
 		t.Run(ex.Line, func(t *testing.T) { x.run(t, ex) })
 	}
 	t.Logf("ran %d README lines; not run: %s", x.ran, strings.Join(x.notRun, "; "))
 	if t.Failed() {
 		return
 	}
-	runPandas(t, out, readmeSection(t, "## Feeding analytics"))
+	runPandas(t, out, analytics)
 }
 
 // exampleRunner runs README lines in dir against the demo at addr.
@@ -269,7 +278,6 @@ var (
 
 // run runs one README line and checks its outcome.
 func (x *exampleRunner) run(t *testing.T, ex readmeExample) {
-	x.ran++
 	line := strings.TrimSpace(trailingComment.ReplaceAllString(ex.Line, ""))
 	line = strings.ReplaceAll(line, "127.0.0.1:8080", x.addr)
 	line = dataDirFlag.ReplaceAllString(line, "$1 "+x.data)
