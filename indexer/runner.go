@@ -180,7 +180,12 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 				return nil
 			}
 			if lease == nil {
-				return fmt.Errorf("source %s: read checkpoint: %w", r.src.Name(), err)
+				// The one-process store cannot be read (a damaged
+				// page): the source fails, visibly, and the rest of the
+				// daemon serves what it can.
+				err = damaged(fmt.Errorf("read checkpoint: %w", err))
+				r.fail(err)
+				return fmt.Errorf("source %s: %w", r.src.Name(), err)
 			}
 			// A shared database restarts or fails over: read it again
 			// after a backoff, as after a failed run.
@@ -221,6 +226,7 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 		// A damaged file will not mend by retrying: the source fails, and
 		// the rest of the daemon serves what it can still read.
 		if IsPermanent(runErr) || errors.Is(err, store.ErrCorrupt) {
+			err = damaged(err)
 			r.fail(err)
 			return fmt.Errorf("source %s: %w", r.src.Name(), err)
 		}
@@ -245,6 +251,16 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 			return nil
 		}
 	}
+}
+
+// damaged adds to an error that says the database is damaged what the
+// operator does about it, since last_error on /v1/sources is where they
+// meet it; other errors are returned as they are.
+func damaged(err error) error {
+	if !errors.Is(err, store.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w (the source stays failed: stop evindex, run evindex check on the data dir to list the damage, restore evindex.db from a backup taken with evindex backup)", err)
 }
 
 // backoff is the wait before retry number attempt (see Backoff).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,4 +163,33 @@ func TestRunnerReportsLag(t *testing.T) {
 		s := r.Status()
 		return s.Checkpoint != nil && s.Checkpoint.Height == 10 && s.Lag == 0 && s.HeadHeight == 10
 	})
+}
+
+// unreadableCheckpoints is a real store whose checkpoints cannot be read,
+// as when the page that holds them is damaged.
+type unreadableCheckpoints struct{ store.Store }
+
+func (unreadableCheckpoints) Checkpoint(ctx context.Context, source string) (store.Checkpoint, bool, error) {
+	return store.Checkpoint{}, false, fmt.Errorf("read /data/evindex.db: %w: assertion failed: Page expected to be: 7, but self identifies as 0", store.ErrCorrupt)
+}
+
+// TestRunnerFailsOnADamagedStore: a store that cannot be read or written
+// for damage fails the source at once, visibly (state failed, last_error
+// saying what to do), instead of retrying or, for an unreadable
+// checkpoint, returning with the source still shown as starting.
+func TestRunnerFailsOnADamagedStore(t *testing.T) {
+	st := unreadableCheckpoints{storetest.MustOpen(t)}
+	src := &countingSource{last: 10}
+	r := indexer.NewRunner(st, src, indexer.RunnerConfig{Sleep: noSleep, Logger: zerolog.Nop()})
+	err := r.Run(context.Background())
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Run returned %v, want ErrCorrupt", err)
+	}
+	s := r.Status()
+	if s.State != store.StateFailed || !strings.Contains(s.LastError, "evindex check") || !strings.Contains(s.LastError, "/data/evindex.db") || s.LastErrorAt.IsZero() {
+		t.Fatalf("state %s, last error %q at %v; want failed, naming the file and what to do", s.State, s.LastError, s.LastErrorAt)
+	}
+	if len(src.starts) != 0 {
+		t.Fatalf("the source ran %d times on a store whose checkpoint cannot be read", len(src.starts))
+	}
 }

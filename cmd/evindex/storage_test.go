@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/bolt"
 )
@@ -454,5 +456,112 @@ func assertErrorNamesFile(t *testing.T, what string, code int, stderr, path stri
 	first, _, _ := strings.Cut(strings.TrimSpace(stderr), "\n")
 	if !strings.HasPrefix(first, "evindex: ") || !strings.Contains(first, path) {
 		t.Fatalf("%s: the error %q does not name %s", what, first, path)
+	}
+}
+
+// TestDaemonOnADamagedFile runs the real binary on a file whose page that
+// new events are written to is damaged (the events bucket's last leaf, a
+// page nothing reads at start): the source's next commit meets it. The
+// daemon marks that source failed with a last_error naming the file, the
+// damage and what to do, does not retry it, and goes on serving what it
+// can read (/v1/sources, the first events, blocks, /healthz) until it is
+// stopped, then exits 0; never a panic or exit 2. bbolt's assertion in
+// the writer had killed it ("Page expected to be: 15332, but self
+// identifies as 18446744073709551615", exit 2).
+func TestDaemonOnADamagedFile(t *testing.T) {
+	bin := evindexBinary(t)
+	scfg := flowsim.DefaultConfig()
+	scfg.History, scfg.BlockInterval = 2000, 0 // new blocks only when the test produces them
+	sim, err := flowsim.Start(context.Background(), "127.0.0.1:0", scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	args := []string{"run", "--config", writeConfig(t, dir, flowConfig(dataDir, sim.Addr())), "--http-listen", "127.0.0.1:0", "--log-format", "json"}
+
+	p := startProcess(t, bin, args...)
+	addr := p.waitServing()
+	waitSource := func(what string, cond func(s sourceView) bool) sourceView {
+		t.Helper()
+		for range 3000 {
+			if srcs, err := sourcesOf(addr); err == nil && cond(srcs["flow-test"]) {
+				return srcs["flow-test"]
+			}
+			if p.exited() {
+				t.Fatalf("evindex exited (%v) waiting for %s:\n%s", p.err, what, p.logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("timed out waiting for %s:\n%s", what, p.logs.String())
+		return sourceView{}
+	}
+	waitSource("the history indexed", func(s sourceView) bool { return s.Checkpoint != nil && s.Checkpoint.Height == sim.SealedHeight() })
+	p.stop()
+
+	events := pageLayout(t, dataDir).trees["events"]
+	if len(events.leaves) < 2 {
+		t.Fatalf("the events bucket has %d leaf pages; the test damages the last and reads the first", len(events.leaves))
+	}
+	path := filepath.Join(dataDir, bolt.FileName)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = 4096
+	last := events.leaves[len(events.leaves)-1]
+	r := rand.New(rand.NewPCG(11, 11))
+	for i := last * page; i < (last+1)*page; i++ {
+		raw[i] = byte(r.Uint32())
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	sim.Produce(100)
+	p = startProcess(t, bin, args...)
+	addr = p.waitServing()
+	failed := waitSource("the source failed", func(s sourceView) bool { return s.State == "failed" })
+	t.Logf("last_error: %s", failed.LastError)
+	for _, want := range []string{path, "database file is corrupt", "evindex check", "backup"} {
+		if !strings.Contains(failed.LastError, want) {
+			t.Errorf("last_error does not say %q: %s", want, failed.LastError)
+		}
+	}
+	// Still serving what it can read.
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v (the daemon died?)\n%s", path, err, p.logs.String())
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, path := range []string{"/healthz", "/v1/sources", "/v1/events?source=flow-test&limit=5", "/v1/blocks?source=flow-test&limit=5"} {
+		if code, body := get(path); code != http.StatusOK || (strings.HasPrefix(path, "/v1/") && !strings.Contains(body, `"flow-test"`)) {
+			t.Errorf("GET %s: %d %s", path, code, body)
+		}
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not live: failed") {
+		t.Errorf("/readyz %d %s: want 503 for the failed source", code, body)
+	}
+	// A read of the damaged page is an error answer, and the process lives on.
+	if code, body := get("/v1/events?source=flow-test&order=desc&limit=5"); code != http.StatusInternalServerError {
+		t.Errorf("GET the damaged page's events: %d %s, want 500", code, body)
+	}
+	if code, _ := get("/v1/sources"); code != http.StatusOK {
+		t.Errorf("/v1/sources after a read of the damaged page: %d", code)
+	}
+	// Failed for good: no retry hammering the damaged page.
+	if s := waitSource("the state again", func(sourceView) bool { return true }); s.State != "failed" {
+		t.Errorf("the source went %q after failing on a damaged file", s.State)
+	}
+	p.stop()
+	assertNoCrash(t, "run", p.logs.String())
+	if n := strings.Count(p.logs.String(), "source failed; not retrying"); n != 1 {
+		t.Errorf("the failure was logged %d times, want once:\n%s", n, p.logs.String())
 	}
 }
