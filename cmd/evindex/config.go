@@ -680,6 +680,7 @@ func (c *Config) problems(p *problemList) {
 		p.add(&ConfigError{"memory.gc_percent", "-1 (collect only at the limit) needs memory.limit_mb"})
 	}
 	c.Alerts.problems(p)
+	c.alertRuleProblems(p)
 	seen := map[string]int{}
 	known := make([]bool, len(c.Sources))
 	for i, s := range c.Sources {

@@ -14,6 +14,13 @@ type AlertsConfig struct {
 	ExternalURL string          `yaml:"external_url" doc:"the URL users reach evindex at (https://evindex.example.org), sent as externalURL and in each alert's generatorURL; empty: none"`
 	Webhooks    []WebhookConfig `yaml:"webhooks" doc:"receivers that get every firing and resolution, in the Alertmanager webhook format (version 4)"`
 	Delivery    DeliveryConfig  `yaml:"delivery" doc:"how the webhook outbox is sent"`
+	// The rules every source is evaluated with (a source's own alerts
+	// block changes them for it): alert_rules.go.
+	Interval        time.Duration              `yaml:"interval" doc:"how often each source's rules are evaluated, besides after every commit"`
+	NodeDown        alerts.NodeDownRule        `yaml:"node_down" doc:"node_down: a Presearch or Spacemesh node not connected, without peers or not synced"`
+	SourceStalled   alerts.SourceStalledRule   `yaml:"source_stalled" doc:"source_stalled: a source behind its upstream that commits nothing"`
+	MissedReward    alerts.MissedRewardRule    `yaml:"missed_reward" doc:"missed_reward: a tracked account missed a reward it was eligible for"`
+	EarningsStopped alerts.EarningsStoppedRule `yaml:"earnings_stopped" doc:"earnings_stopped: a connected Presearch node that earns nothing"`
 }
 
 // WebhookConfig is one alerts.webhooks entry. The URL, the token and the
@@ -44,7 +51,9 @@ type DeliveryConfig struct {
 
 // defaultAlerts is the alerts block before the file applies.
 func defaultAlerts() AlertsConfig {
-	return AlertsConfig{Delivery: DeliveryConfig{Concurrency: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, PollInterval: time.Second}}
+	c := AlertsConfig{Delivery: DeliveryConfig{Concurrency: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, PollInterval: time.Second}}
+	c.setRules(alerts.DefaultRules())
+	return c
 }
 
 // problems adds the alerts block's problems to p. No message quotes a

@@ -232,6 +232,8 @@ func runDaemon(ctx context.Context, cfg Config, e env, hooks *daemonHooks) error
 			Logger:          log,
 			Metrics:         metrics,
 			Lease:           lease,
+			Alerts:          cfg.Alerts.evaluator(st, s),
+			AlertInterval:   cfg.Alerts.Interval,
 		})
 	}
 	api := httpapi.New(httpapi.Config{

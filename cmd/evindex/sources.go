@@ -9,6 +9,7 @@ import (
 
 	"github.com/evindex/evindex/httpapi"
 	"github.com/evindex/evindex/indexer"
+	"github.com/evindex/evindex/indexer/alerts"
 	"github.com/evindex/evindex/indexer/flow"
 	"github.com/evindex/evindex/indexer/presearch"
 	"github.com/evindex/evindex/indexer/spacemesh"
@@ -66,6 +67,9 @@ type SourceConfig struct {
 	// upstream's head is ahead of its checkpoint and still count as ready
 	// on /readyz (0: the kind's default).
 	StallThreshold time.Duration `yaml:"stall_threshold" doc:"how long a source may commit nothing while its upstream's head is ahead of its checkpoint and count as ready on /readyz, e.g. 2m (0: the kind's default: flow 2m, spacemesh 15m, presearch 2h)"`
+	// Alerts is what differs for this source from the alerts block's
+	// rules.
+	Alerts alerts.SourceRules `yaml:"alerts" doc:"this source's own alert rules: what differs from the alerts block's"`
 	// Settings holds the kind's keys; its type is the kind's (a
 	// *flow.Config for a flow source).
 	Settings indexer.SourceConfig `yaml:"-"`
@@ -94,6 +98,7 @@ type builtSource struct {
 	src            indexer.Source
 	lagThreshold   uint64
 	stallThreshold time.Duration
+	alerts         alerts.SourceRules
 }
 
 // buildSources builds the sources of a configuration Validate accepted;
@@ -110,7 +115,7 @@ func buildSources(cfg Config) ([]builtSource, error) {
 		if err != nil {
 			return nil, sourceError(i, err)
 		}
-		b := builtSource{src: src, lagThreshold: sc.LagThreshold, stallThreshold: sc.StallThreshold}
+		b := builtSource{src: src, lagThreshold: sc.LagThreshold, stallThreshold: sc.StallThreshold, alerts: sc.Alerts}
 		if b.lagThreshold == 0 {
 			b.lagThreshold = k.LagThreshold
 		}
