@@ -204,6 +204,13 @@ func preBatch() store.Batch {
 	}
 	end := preStart.Add(preHours * time.Hour)
 	b.Checkpoint = &store.Checkpoint{Height: uint64(end.Unix()), Time: end}
+	// One node_down episode resolved, one firing, as the rules write them.
+	down := store.Alert{Rule: "node_down", Subject: preNodeB, StartsAt: preStart.Add(25 * time.Hour), State: store.AlertResolved,
+		EndsAt: preStart.Add(49 * time.Hour), Labels: map[string]string{"alertname": "node_down", "source": preSource, "node": preNodeB},
+		Annotations: map[string]string{"summary": "presearch: node is not connected"}}
+	again := down
+	again.StartsAt, again.State, again.EndsAt = preStart.Add(73*time.Hour), store.AlertFiring, time.Time{}
+	b.Alerts = []store.Alert{down, again}
 	return b
 }
 

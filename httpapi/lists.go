@@ -24,6 +24,7 @@ const (
 	ListMissed        = "rewards-missed"
 	ListMissedCover   = "rewards-missed-coverage"
 	ListEpochTotals   = "rewards-epochs"
+	ListAlerts        = "alerts"
 )
 
 // lists reads the API's lists from one store. The list endpoints and the
@@ -99,6 +100,8 @@ func (s lists) writer(list string) func(ctx context.Context, p *params, w io.Wri
 		return s.listMissedCoverage
 	case ListEpochTotals:
 		return s.listEpochTotals
+	case ListAlerts:
+		return s.listAlerts
 	}
 	return nil
 }
@@ -122,7 +125,7 @@ func (s lists) write(ctx context.Context, list string, q url.Values, format stri
 	write := s.writer(list)
 	if write == nil {
 		return &NotFoundError{Message: fmt.Sprintf("no list %q (%s, %s, %s, %s or %s)", list,
-			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected+", "+ListMissed+", "+ListMissedCover+", "+ListEpochTotals)}
+			ListEvents, ListBlocks, ListRewards, ListRewardSummary, ListNodes+", "+ListRejected+", "+ListMissed+", "+ListMissedCover+", "+ListEpochTotals+", "+ListAlerts)}
 	}
 	p := newParams(q)
 	p.defaultFormat = format

@@ -42,13 +42,14 @@ var (
 	MetricRewardsRaw    = MetricDef{"evindex_rewards_raw_total", "Sum of the stored rewards of a tracked account, in base units (10^-decimals of unit).", prometheus.CounterValue, []string{"source", "account", "unit"}}
 	MetricRewards       = MetricDef{"evindex_rewards_total", "Stored rewards of a tracked account.", prometheus.CounterValue, []string{"source", "account"}}
 	MetricMissed        = MetricDef{"evindex_missed_rewards_total", "Missed rewards of a tracked smesher (see /v1/rewards/missed), by reason.", prometheus.CounterValue, []string{"source", "account", "reason"}}
+	MetricAlertsFiring  = MetricDef{"evindex_alerts_firing", "Alerts of evindex's own rules firing now (see /v1/alerts), by rule; 0 for a rule whose alerts of the source all resolved.", prometheus.GaugeValue, []string{"source", "rule"}}
 )
 
 // MonitoringMetrics lists every metric of the monitoring collector.
 func MonitoringMetrics() []MetricDef {
 	return []MetricDef{MetricNodeConnected, MetricNodeSynced, MetricNodePeers, MetricNodeTopLayer, MetricNodeVerified,
 		MetricNodeStatusAge, MetricNodeReliable, MetricNodeUptime, MetricNodeLatency, MetricNodeEarned,
-		MetricRewardsRaw, MetricRewards, MetricMissed}
+		MetricRewardsRaw, MetricRewards, MetricMissed, MetricAlertsFiring}
 }
 
 // monitorCollector serves the monitoring metrics from the store at scrape
@@ -127,6 +128,9 @@ func (c *monitorCollector) read(ctx context.Context) ([]prometheus.Metric, error
 			}
 		}
 		if err := c.rewardMetrics(ctx, add, src.Name); err != nil {
+			return nil, err
+		}
+		if err := c.alertMetrics(ctx, add, src.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -249,6 +253,31 @@ func (c *monitorCollector) rewardMetrics(ctx context.Context, add func(MetricDef
 	}
 	for k, n := range missed {
 		add(MetricMissed, float64(n), source, k[0], k[1])
+	}
+	return nil
+}
+
+// alertMetrics counts the source's firing alerts per rule, from the
+// newest episode of each (rule, subject): the rules that ever fired for
+// the source, a bounded set.
+func (c *monitorCollector) alertMetrics(ctx context.Context, add func(MetricDef, float64, ...string), source string) error {
+	latest, err := c.st.LatestAlerts(ctx, source)
+	if err != nil {
+		return err
+	}
+	firing := map[string]int{}
+	var rules []string
+	for _, a := range latest {
+		if _, seen := firing[a.Rule]; !seen {
+			rules = append(rules, a.Rule)
+			firing[a.Rule] = 0
+		}
+		if a.State == store.AlertFiring {
+			firing[a.Rule]++
+		}
+	}
+	for _, r := range rules {
+		add(MetricAlertsFiring, float64(firing[r]), source, r)
 	}
 	return nil
 }

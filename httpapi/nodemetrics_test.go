@@ -96,6 +96,7 @@ func TestMonitoringMetrics(t *testing.T) {
 		{"evindex_node_reliability_score", map[string]string{"source": preSource, "node": preNodeA}, 97.5},
 		{"evindex_node_latency_seconds", map[string]string{"source": preSource, "node": preNodeA}, 0.25},
 		{"evindex_node_last_window_earned", map[string]string{"source": preSource, "node": preNodeA, "unit": "PRE"}, lastEarned},
+		{"evindex_alerts_firing", map[string]string{"source": preSource, "rule": "node_down"}, 1},
 	} {
 		got, ok := metricValue(fams, c.name, c.labels)
 		if !ok || got != c.want {

@@ -68,7 +68,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	itemSchema := map[string]string{
 		"/v1/sources": "Source", "/v1/events": "Event", "/v1/blocks": "Block", "/v1/rewards": "Reward", "/v1/rewards/summary": "Summary", "/v1/rewards/epochs": "EpochTotal",
 		"/v1/nodes": "NodeStatus", "/v1/nodes/{source}/{node}/history": "NodeStatus", "/v1/rejected": "Rejected",
-		"/v1/rewards/missed": "MissedReward", "/v1/rewards/missed/coverage": "EpochCoverage",
+		"/v1/rewards/missed": "MissedReward", "/v1/rewards/missed/coverage": "EpochCoverage", "/v1/alerts": "Alert",
 	}
 	cases := []struct {
 		path   string
@@ -160,6 +160,14 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"/v1/rejected?format=parquet", 200, nil},
 		{"/v1/rejected?cursor=nope", 400, nil},
 		{"/v1/rejected", 401, []string{"Authorization", ""}},
+		{"/v1/alerts", 200, nil},
+		{"/v1/alerts?state=firing&source=presearch&rule=node_down&order=desc&limit=1", 200, nil},
+		{"/v1/alerts?state=resolved&format=ndjson", 200, nil},
+		{"/v1/alerts?format=csv", 200, nil},
+		{"/v1/alerts?format=parquet", 200, nil},
+		{"/v1/alerts?state=pending", 400, nil},
+		{"/v1/alerts?source=nope", 404, nil},
+		{"/v1/alerts", 401, []string{"Authorization", ""}},
 		{"/v1/admin/backup", e.backupStatus(), nil},
 		{"/v1/admin/backup", 401, []string{"Authorization", ""}},
 	}

@@ -214,6 +214,7 @@ func (s *Server) routes() chi.Router {
 			r.Get("/v1/nodes", s.handle(s.handleList(ListNodes)))
 			r.Get("/v1/nodes/{source}/{node}/history", s.handle(s.handleNodeHistory))
 			r.Get("/v1/rejected", s.handle(s.handleList(ListRejected)))
+			r.Get("/v1/alerts", s.handle(s.handleList(ListAlerts)))
 		})
 	})
 	return r

@@ -77,6 +77,9 @@ func rules() ruleFile {
 			{Record: "evindex:rewards_raw:increase1d", Expr: fmt.Sprintf("increase(%s[1d])", raw)},
 			{Record: "evindex:missed_rewards:increase1d", Expr: fmt.Sprintf("sum by (source, account) (increase(%s[1d]))", missed)},
 			{Record: "evindex:nodes_connected:ratio", Expr: fmt.Sprintf("avg by (source) (%s)", connected)},
+			// evindex's own rules, for a panel or a route of their own
+			// (their notifications come by webhook).
+			{Record: "evindex:alerts_firing:sum", Expr: fmt.Sprintf("sum by (rule) (%s)", httpapi.MetricAlertsFiring.Name)},
 		}},
 		{Name: "evindex-alerts", Rules: []rule{
 			alertRule("EvindexNodeDown", "node_down", connected+" == 0", "10m",
