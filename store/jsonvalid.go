@@ -7,21 +7,33 @@ import "encoding/json"
 // confirmed by json.Valid, so it never accepts what json.Valid refuses
 // nor refuses what it accepts.
 func validJSON(p []byte) bool {
+	valid, _ := scanJSON(p)
+	return valid
+}
+
+// scanJSON is validJSON and, for valid input, its nesting depth, in one
+// pass where the plain scan decides: Apply checks every payload's depth,
+// and a second pass over it cost as much as the validation.
+func scanJSON(p []byte) (valid bool, depth int) {
 	v := jsonScan{in: p}
 	v.space()
 	if v.value() {
 		v.space()
 		if v.pos == len(p) {
-			return true
+			return true, v.deepest
 		}
 	}
-	return json.Valid(p)
+	if !json.Valid(p) {
+		return false, 0
+	}
+	return true, jsonDepth(p)
 }
 
 type jsonScan struct {
-	in    []byte
-	pos   int
-	depth int
+	in      []byte
+	pos     int
+	depth   int
+	deepest int
 }
 
 // maxJSONDepth is encoding/json's nesting limit; deeper input is left to it.
@@ -144,6 +156,7 @@ func (v *jsonScan) container(close byte, members bool) bool {
 	if v.depth++; v.depth > maxJSONDepth {
 		return false
 	}
+	v.deepest = max(v.deepest, v.depth)
 	v.pos++
 	v.space()
 	if v.pos < len(v.in) && v.in[v.pos] == close {

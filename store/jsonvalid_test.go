@@ -15,5 +15,9 @@ func FuzzValidJSON(f *testing.F) {
 		if got, want := validJSON(p), json.Valid(p); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", p, got, want)
 		}
+		// The depth of the one-pass scan is the separate count's.
+		if valid, depth := scanJSON(p); valid && depth != jsonDepth(p) {
+			t.Fatalf("scanJSON(%q) depth %d, jsonDepth says %d", p, depth, jsonDepth(p))
+		}
 	})
 }

@@ -118,9 +118,11 @@ func checkJSON(field string, p []byte) *FieldError {
 		// encoding/json accepts invalid UTF-8 inside strings, and clients
 		// then get bytes they cannot decode.
 		return fieldErr(field, p, "not valid UTF-8")
-	case !validJSON(p):
+	}
+	switch valid, depth := scanJSON(p); {
+	case !valid:
 		return fieldErr(field, p, "not valid JSON")
-	case jsonDepth(p) > MaxJSONDepth:
+	case depth > MaxJSONDepth:
 		return fieldErr(field, p, "nested deeper than %d", MaxJSONDepth)
 	}
 	return nil
