@@ -91,6 +91,9 @@ type Deliverer struct {
 	storeFailing map[string]bool
 }
 
+// pendingEvery is how often the pending gauge is counted.
+const pendingEvery = time.Second
+
 // NewDeliverer checks the webhooks and returns their deliverer.
 func NewDeliverer(cfg DelivererConfig) (*Deliverer, error) {
 	if cfg.Outbox == nil || cfg.Owner == "" {
@@ -136,8 +139,14 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	defer wg.Wait()
 	tick := time.NewTicker(d.cfg.PollInterval)
 	defer tick.Stop()
+	var counted time.Time
 	for {
-		d.countPending(ctx)
+		// Counting reads every row, so not more often than every
+		// pendingEvery, however short the poll interval.
+		if time.Since(counted) >= pendingEvery {
+			d.countPending(ctx)
+			counted = time.Now()
+		}
 		now := d.cfg.Now()
 		for _, name := range d.order {
 			if !d.startDrain(name, now) {
