@@ -183,9 +183,12 @@ type chainLayout struct {
 	RewardEvery uint64
 	History     uint64
 	Genesis     time.Time
+	// IngestHeights is a little more than the ingestion phases stream
+	// for ingest events: the heights whose responses are encoded ahead.
+	IngestHeights uint64
 }
 
-func layoutFor(n int64) chainLayout {
+func layoutFor(n, ingest int64) chainLayout {
 	heights := uint64(math.Ceil(float64(n) / eventsPerHeightEstimate))
 	// Room past N for the overshoot of stopping phases and for new blocks
 	// waiting when the resume phase restarts.
@@ -198,10 +201,11 @@ func layoutFor(n int64) chainLayout {
 	step = max(step, time.Second)
 	every := max(uint64(24*time.Hour/step), 1)
 	return chainLayout{
-		Step:        step,
-		RewardEvery: every,
-		History:     history,
-		Genesis:     benchGenesis,
+		Step:          step,
+		RewardEvery:   every,
+		History:       history,
+		Genesis:       benchGenesis,
+		IngestHeights: uint64(math.Ceil(float64(ingest)/eventsPerHeightEstimate))*21/20 + 1000,
 	}
 }
 

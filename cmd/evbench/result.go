@@ -295,6 +295,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 
 var methodNotes = []string{
 	"All data comes from flowsim's deterministic chain (realistic JSON-CDC payloads: FlowToken, NFT, FlowFees and staking events over 8 accounts and 5 staking nodes), decoded by the Flow source itself.",
+	"flowsim encodes the stream responses of the heights the ingestion phases read once, before the first phase (PrecomputeBlocks), so building blocks does not take the cores from what is measured; the fill streams the later heights as built.",
 	"Ingestion phases each run in a child process (evbench -phase ...) so each peak RSS (VmHWM, including mapped DB pages) is that phase's own; flowsim runs in the parent.",
 	"End to end, the raw stores and the SQLite peer run under evindex run's default memory budget (memory.limit_mb, memory.gc_percent: Go's soft memory limit with a higher GC percent); end to end runs once more under Go's defaults (GOGC=100, no limit) for comparison.",
 	"End to end and the SQLite peer batch alike (5000 records or 100 ms per transaction). bbolt fsyncs every commit; SQLite runs WAL with synchronous=NORMAL, which does not fsync a commit.",

@@ -55,6 +55,9 @@ type Stats struct {
 	OpenStreams int
 	// Messages counts event stream responses sent.
 	Messages uint64
+	// StreamPrecomputed counts the heights streams walked with the
+	// responses PrecomputeBlocks stored.
+	StreamPrecomputed uint64
 	// RangeCalls counts GetEventsForHeightRange calls that returned events.
 	RangeCalls int
 	// RangePrecomputed counts the RangeCalls answered with bytes

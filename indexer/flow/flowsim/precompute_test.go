@@ -9,6 +9,7 @@ import (
 
 	"github.com/onflow/flow/protobuf/go/flow/access"
 	"github.com/onflow/flow/protobuf/go/flow/entities"
+	"github.com/onflow/flow/protobuf/go/flow/executiondata"
 
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 )
@@ -135,4 +136,57 @@ func diffEvent(g, w *entities.Event) string {
 		return "payload differs"
 	}
 	return ""
+}
+
+// An unfiltered stream over precomputed heights receives the messages a
+// built stream does, message_index included.
+func TestPrecomputedBlocksStreamTheSame(t *testing.T) {
+	cfg := flowsim.Config{Seed: 4, History: 400, RewardEvery: 30}
+	_, _, builtClient := startSim(t, cfg)
+	pre, _, preClient := startSim(t, cfg)
+	if err := pre.PrecomputeBlocks(testCtx(t), 1, 300); err != nil {
+		t.Fatal(err)
+	}
+	recv := func(ec executiondata.ExecutionDataAPIClient, req *executiondata.SubscribeEventsFromStartHeightRequest, n int) []*executiondata.SubscribeEventsResponse {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		defer cancel()
+		stream, err := ec.SubscribeEventsFromStartHeight(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*executiondata.SubscribeEventsResponse
+		for len(out) < n {
+			r, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	for _, req := range []*executiondata.SubscribeEventsFromStartHeightRequest{
+		// Past the precomputed heights too: 250 to 349.
+		{StartBlockHeight: 250, HeartbeatInterval: 1},
+		{StartBlockHeight: 1, HeartbeatInterval: 3},
+		{StartBlockHeight: 1, Filter: &executiondata.EventFilter{EventType: []string{flowsim.FlowTokenType("TokensDeposited")}}},
+	} {
+		want := recv(builtClient, req, 100)
+		got := recv(preClient, req, 100)
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.MessageIndex != w.MessageIndex {
+				t.Fatalf("start %d message %d: message_index %d, want %d", req.StartBlockHeight, i, g.MessageIndex, w.MessageIndex)
+			}
+			gr := &access.EventsResponse{Results: []*access.EventsResponse_Result{{BlockId: g.BlockId, BlockHeight: g.BlockHeight, Events: g.Events, BlockTimestamp: g.BlockTimestamp}}}
+			wr := &access.EventsResponse{Results: []*access.EventsResponse_Result{{BlockId: w.BlockId, BlockHeight: w.BlockHeight, Events: w.Events, BlockTimestamp: w.BlockTimestamp}}}
+			if d := diffRange(gr, wr); d != "" {
+				t.Fatalf("start %d message %d: %s", req.StartBlockHeight, i, d)
+			}
+		}
+	}
+	// 51 heights of the first stream and 100 of the second were
+	// precomputed; the filtered stream built its own.
+	if st := pre.Stats(); st.StreamPrecomputed < 151 {
+		t.Fatalf("%d heights streamed from precomputed responses, want at least 151", st.StreamPrecomputed)
+	}
 }

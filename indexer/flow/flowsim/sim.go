@@ -133,6 +133,10 @@ type Sim struct {
 	stats   Stats
 	// encoded holds the range answers PrecomputeRanges stored.
 	encoded map[rangeKey]encodedMessage
+	// blockMsgs holds the stream responses PrecomputeBlocks stored, of
+	// the heights from blockMsgsFrom on.
+	blockMsgs     []blockMessage
+	blockMsgsFrom uint64
 
 	done      chan struct{}
 	closeOnce sync.Once

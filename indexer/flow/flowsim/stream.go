@@ -7,6 +7,7 @@ import (
 
 	"github.com/onflow/flow/protobuf/go/flow/entities"
 	"github.com/onflow/flow/protobuf/go/flow/executiondata"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -31,7 +32,7 @@ func (e *executionDataServer) SubscribeEventsFromStartHeight(req *executiondata.
 	if err != nil {
 		return err
 	}
-	return e.s.streamEvents(stream.Context(), start, req, stream.Send)
+	return e.s.streamEvents(stream.Context(), start, req, stream)
 }
 
 func (e *executionDataServer) SubscribeEventsFromStartBlockID(req *executiondata.SubscribeEventsFromStartBlockIDRequest, stream executiondata.ExecutionDataAPI_SubscribeEventsFromStartBlockIDServer) error {
@@ -43,7 +44,7 @@ func (e *executionDataServer) SubscribeEventsFromStartBlockID(req *executiondata
 	if err != nil {
 		return err
 	}
-	return e.s.streamEvents(stream.Context(), start, req, stream.Send)
+	return e.s.streamEvents(stream.Context(), start, req, stream)
 }
 
 func (e *executionDataServer) SubscribeEventsFromLatest(req *executiondata.SubscribeEventsFromLatestRequest, stream executiondata.ExecutionDataAPI_SubscribeEventsFromLatestServer) error {
@@ -51,7 +52,7 @@ func (e *executionDataServer) SubscribeEventsFromLatest(req *executiondata.Subsc
 	if err != nil {
 		return err
 	}
-	return e.s.streamEvents(stream.Context(), start, req, stream.Send)
+	return e.s.streamEvents(stream.Context(), start, req, stream)
 }
 
 // startHeight resolves a requested start height like flow-go's tracker: 0
@@ -77,7 +78,7 @@ func (s *Sim) startHeight(h uint64) (uint64, error) {
 // a height with matching events, or a heartbeat (no events) once
 // heartbeat_interval heights passed since the last response; message_index
 // counts every response from 0. At the sealed head it waits for new blocks.
-func (s *Sim) streamEvents(ctx context.Context, start uint64, req eventRequest, send func(*executiondata.SubscribeEventsResponse) error) error {
+func (s *Sim) streamEvents(ctx context.Context, start uint64, req eventRequest, stream grpc.ServerStream) error {
 	if req.GetEventEncodingVersion() != entities.EventEncodingVersion_JSON_CDC_V0 {
 		return status.Error(codes.Unimplemented, "this node serves JSON-CDC event payloads only")
 	}
@@ -107,9 +108,20 @@ func (s *Sim) streamEvents(ctx context.Context, start uint64, req eventRequest, 
 			}
 			return err
 		}
-		b := s.chain.block(h)
-		events := cf.apply(b.Events)
-		if len(events) == 0 {
+		// An unfiltered stream sends a precomputed height's bytes; the
+		// block is built only where there are none.
+		pre, havePre := s.precomputedBlock(h, cf.all)
+		var (
+			b      Block
+			events []*entities.Event
+		)
+		matched := pre.events
+		if !havePre {
+			b = s.chain.block(h)
+			events = cf.apply(b.Events)
+			matched = len(events)
+		}
+		if matched == 0 {
 			sinceLast++
 			if sinceLast < interval {
 				continue
@@ -136,14 +148,19 @@ func (s *Sim) streamEvents(ctx context.Context, start uint64, req eventRequest, 
 				return status.FromContextError(ctx.Err()).Err()
 			}
 		}
-		err := send(&executiondata.SubscribeEventsResponse{
-			BlockId:        b.ID,
-			BlockHeight:    b.Height,
-			Events:         s.spoil(events),
-			BlockTimestamp: timestamppb.New(b.Time),
-			MessageIndex:   idx,
-		})
-		if err != nil {
+		var msg any
+		if havePre {
+			msg = pre.withIndex(idx)
+		} else {
+			msg = &executiondata.SubscribeEventsResponse{
+				BlockId:        b.ID,
+				BlockHeight:    b.Height,
+				Events:         s.spoil(events),
+				BlockTimestamp: timestamppb.New(b.Time),
+				MessageIndex:   idx,
+			}
+		}
+		if err := stream.SendMsg(msg); err != nil {
 			return err
 		}
 		sent++
