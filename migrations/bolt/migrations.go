@@ -58,11 +58,19 @@ var (
 	BucketAlertsLatest = []byte("alerts_latest")
 	BucketDeliveries   = []byte("deliveries")
 	// BucketRewardDays (source 0 account 0 day(8)) and
-	// BucketRewardDaysAlias (source 0 alias 0 day(8) account 0) hold the
+	// BucketRewardDaysAlias (source 0 alias 0 day(8) account 0) held the
 	// rewards' count and exact sum per UTC day, unit, kind and decimals,
-	// which summaries of whole days read instead of the rewards.
+	// which summaries of whole days read instead of the rewards, from
+	// version 8 to 9.
 	BucketRewardDays      = []byte("reward_days")
 	BucketRewardDaysAlias = []byte("reward_days_by_alias")
+	// BucketRewardHours (source 0 account 0 hour(8)) and
+	// BucketRewardHoursAlias (source 0 alias 0 hour(8) account 0) hold
+	// the same per UTC hour, so days, weeks and months of zones whose
+	// midnight is not UTC's are whole slots too; they replaced the day
+	// totals at version 9.
+	BucketRewardHours      = []byte("reward_hours")
+	BucketRewardHoursAlias = []byte("reward_hours_by_alias")
 )
 
 var keySchemaVersion = []byte("schema_version")
@@ -88,6 +96,7 @@ var All = []Migration{
 	{Version: 6, Name: "network reward totals per epoch", Up: createBuckets(BucketEpochTotals)},
 	{Version: 7, Name: "alerts and webhook outbox", Up: createBuckets(BucketAlerts, BucketAlertsLatest, BucketDeliveries)},
 	{Version: 8, Name: "reward totals per day", Up: backfillRewardDays},
+	{Version: 9, Name: "reward totals per hour", Up: rewardHours},
 }
 
 // Latest is the schema version this build writes.

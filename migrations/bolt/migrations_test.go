@@ -1,9 +1,11 @@
 package bolt_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -71,5 +73,45 @@ func TestRefuseNewerSchema(t *testing.T) {
 	_, _, err := migrations.Up(db, migrations.All)
 	if !errors.Is(err, migrations.ErrTooNew) {
 		t.Fatalf("got %v, want ErrTooNew", err)
+	}
+}
+
+// TestRewardTotalsByHourReplaceDays: a file at version 8 holds day totals;
+// the step to 9 drops them and sums its rewards per hour instead.
+func TestRewardTotalsByHourReplaceDays(t *testing.T) {
+	db := openDB(t)
+	if _, to, err := migrations.Up(db, migrations.All[:8]); err != nil || to != 8 {
+		t.Fatalf("build v8: to=%d err=%v", to, err)
+	}
+	// A reward of the first (JSON) format, at 2026-01-01T01:30Z.
+	key := []byte("flow\x00node1\x00\x18\x96\x3a\x5e\x0f\x5a\x30\x00r1")
+	val := []byte(`{"k":"flow_node_reward","id":"r1","t":"2026-01-01T01:30:00Z","a":"123","u":"FLOW","d":8,"al":["node1/1"],"s":"flow","acc":"node1"}`)
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(migrations.BucketRewards).Put(key, val) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := migrations.Up(db, migrations.All); err != nil || to != migrations.Latest() {
+		t.Fatalf("upgrade: to=%d err=%v", to, err)
+	}
+	hour := uint64(1 + time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC).Unix()/3600)
+	err := db.View(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{migrations.BucketRewardDays, migrations.BucketRewardDaysAlias} {
+			if tx.Bucket(b) != nil {
+				t.Errorf("bucket %s is still there", b)
+			}
+		}
+		self := binary.BigEndian.AppendUint64([]byte("flow\x00node1\x00"), hour)
+		alias := append(binary.BigEndian.AppendUint64([]byte("flow\x00node1/1\x00"), hour), "node1\x00"...)
+		// One part: FLOW, flow_node_reward, 8 decimals, 1 reward of 123.
+		want := "\x01\x04FLOW\x10flow_node_reward\x08\x01\x01\x7b"
+		if got := tx.Bucket(migrations.BucketRewardHours).Get(self); string(got) != want {
+			t.Errorf("hour total %q, want %q", got, want)
+		}
+		if got := tx.Bucket(migrations.BucketRewardHoursAlias).Get(alias); string(got) != want {
+			t.Errorf("alias hour total %q, want %q", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -43,7 +43,7 @@ func (s *Store) Apply(ctx context.Context, batches ...store.Batch) error {
 		return s.db.Update(func(tx *bbolt.Tx) error {
 			sizeBefore = tx.Size()
 			TuneWriteTx(tx)
-			w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}, days: dayTotals{}}
+			w := writer{tx: tx, s: s, infos: map[string]*sourceRecord{}, hours: hourTotals{}}
 			if s.recordWrites != nil {
 				w.log = newWriteLog(tx)
 				log = w.log
@@ -145,9 +145,9 @@ type writer struct {
 	addedCodecs map[uint64]*payloadCodec
 	// log gathers the writes for Options.RecordWrites; nil when off.
 	log *writeLog
-	// days are the changes to the day totals, written by finish: a
+	// hours are the changes to the hour totals, written by finish: a
 	// day's rewards come in several batches of a transaction.
-	days dayTotals
+	hours hourTotals
 }
 
 // blockCache remembers the last block record looked up, since a batch's
@@ -333,10 +333,10 @@ func (m *sourceMarks) addRange(r store.Range) {
 	m.ranges = append(m.ranges, r)
 }
 
-// finish writes the gathered coverage, checkpoints and day totals.
+// finish writes the gathered coverage, checkpoints and hour totals.
 func (w *writer) finish() error {
-	if err := w.flushDayTotals(); err != nil {
-		return fmt.Errorf("reward day totals: %w", err)
+	if err := w.flushHourTotals(); err != nil {
+		return fmt.Errorf("reward hour totals: %w", err)
 	}
 	for source, m := range w.marks {
 		for _, r := range m.ranges {
@@ -580,7 +580,7 @@ func (w *writer) putReward(info *sourceRecord, r *store.Reward) error {
 	if r.Time.Equal(time.Unix(0, 0)) {
 		stored.Time = time.Time{}
 	}
-	if err := w.days.count(&stored, 1); err != nil {
+	if err := w.hours.count(&stored, 1); err != nil {
 		return err
 	}
 	if r.HasHeight {
@@ -597,13 +597,13 @@ func (w *writer) putReward(info *sourceRecord, r *store.Reward) error {
 }
 
 // deleteRewardIndexes takes the stored reward pk=v out of the indexes
-// and the day totals, before it is replaced or deleted.
+// and the hour totals, before it is replaced or deleted.
 func (w *writer) deleteRewardIndexes(pk, v []byte) error {
 	var prev store.Reward
 	if err := decodeReward(pk, v, &prev); err != nil {
 		return err
 	}
-	if err := w.days.count(&prev, -1); err != nil {
+	if err := w.hours.count(&prev, -1); err != nil {
 		return err
 	}
 	if prev.HasHeight {

@@ -14,7 +14,7 @@ import (
 )
 
 // checkIndexes verifies that every secondary index entry points at a
-// stored record and that the day totals are the rewards' sums; at most a
+// stored record and that the hour totals are the rewards' sums; at most a
 // few problems per index are reported.
 func checkIndexes(ctx context.Context, tx *bbolt.Tx) []error {
 	var errs []error
@@ -67,7 +67,7 @@ func checkIndexes(ctx context.Context, tx *bbolt.Tx) []error {
 		}
 		return nil
 	})
-	errs = append(errs, checkDayTotals(ctx, tx)...)
+	errs = append(errs, checkHourTotals(ctx, tx)...)
 	return append(errs, checkRejectedRecords(tx)...)
 }
 

@@ -142,7 +142,7 @@ func testReadsOldFile(t *testing.T, name string) {
 		same(fmt.Sprintf("rewards %+v", q), g, w)
 	}
 	// Several accounts sum the rewards; one account, or none, reads the
-	// day totals, which the migration to version 8 filled (Check above
+	// hour totals, which the migration to version 9 filled (Check above
 	// compares them with the rewards).
 	for _, acct := range [][]string{{"node1", "key1"}, {"node1"}, {"node1/1"}, nil} {
 		sq := store.SummaryQuery{RewardQuery: store.RewardQuery{Accounts: acct}, GroupBy: store.GroupDay}

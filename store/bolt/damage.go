@@ -23,7 +23,7 @@ var coreBuckets = [][]byte{
 	migrations.BucketRewardsHeight, migrations.BucketRewardsAlias, migrations.BucketNodes, migrations.BucketNodesLatest,
 	migrations.BucketRejected, migrations.BucketPayloadDicts, migrations.BucketEligibilities, migrations.BucketProposals,
 	migrations.BucketProposalGaps, migrations.BucketAlerts, migrations.BucketAlertsLatest, migrations.BucketDeliveries,
-	migrations.BucketRewardDays, migrations.BucketRewardDaysAlias,
+	migrations.BucketRewardHours, migrations.BucketRewardHoursAlias,
 }
 
 // missingBuckets lists the core buckets tx lacks.

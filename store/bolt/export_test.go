@@ -26,7 +26,7 @@ func HoldRead(s *Store) (release func()) {
 func OpenReadTxs(s *Store) int { return s.db.Stats().OpenTxN }
 
 // DropRewardRecords deletes every reward record and nothing else, as no
-// Apply would: what is left of them is their indexes and day totals.
+// Apply would: what is left of them is their indexes and hour totals.
 func DropRewardRecords(s *Store) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.DeleteBucket(migrations.BucketRewards); err != nil {

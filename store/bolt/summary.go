@@ -17,14 +17,14 @@ import (
 
 // RewardSummary sums the rewards q selects per time bucket, source, account
 // and unit, in integer base units: the sum of the rows equals the sum of the
-// rewards exactly. A query of whole UTC days reads the day totals Apply
-// keeps (store.SummaryDays); any other sums the rewards themselves, with
-// the same rows as a result. It reads in short transactions, a page at a
+// rewards exactly. A query whose bounds and buckets fall on whole UTC
+// hours reads the hour totals Apply keeps (store.SummaryHours); any other
+// sums the rewards themselves, with the same rows as a result. It reads in short transactions, a page at a
 // time. It returns ErrInvalid for an unknown grouping, or group_by=epoch
 // on a source without epochs.
 func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]store.SummaryRow, error) {
-	if from, to, ok := store.SummaryDays(q); ok {
-		rows, ok, err := s.summaryFromDays(ctx, q, from, to)
+	if from, to, ok := store.SummaryHours(q); ok {
+		rows, ok, err := s.summaryFromHours(ctx, q, from, to)
 		if err != nil || ok {
 			return rows, err
 		}

@@ -37,12 +37,12 @@ var invariants = []struct{ what, sql string }{
 	{"nodes whose latest snapshot is older than their history", `SELECT count(*) FROM node_latest l
 		WHERE l.time_ns < (SELECT max(h.time_ns) FROM node_status h WHERE (h.source, h.node) = (l.source, l.node))`},
 	{"reward amounts that are not whole base units", `SELECT count(*) FROM rewards WHERE amount <> trunc(amount) OR amount < 0`},
-	{"day totals that are not their rewards' count and sum", `WITH want AS (
-			SELECT r.source, n.name, reward_day(r.time_ns) AS day, r.account, r.unit, r.kind, r.decimals, count(*) AS count, sum(r.amount) AS amount
-			FROM rewards r, reward_day_names(r.account, r.aliases) n(name)
+	{"hour totals that are not their rewards' count and sum", `WITH want AS (
+			SELECT r.source, n.name, reward_hour(r.time_ns) AS hour, r.account, r.unit, r.kind, r.decimals, count(*) AS count, sum(r.amount) AS amount
+			FROM rewards r, reward_hour_names(r.account, r.aliases) n(name)
 			GROUP BY 1, 2, 3, 4, 5, 6, 7)
-		SELECT count(*) FROM want w FULL JOIN reward_days d
-			ON (w.source, w.name, w.day, w.account, w.unit, w.kind, w.decimals) = (d.source, d.name, d.day, d.account, d.unit, d.kind, d.decimals)
+		SELECT count(*) FROM want w FULL JOIN reward_hours d
+			ON (w.source, w.name, w.hour, w.account, w.unit, w.kind, w.decimals) = (d.source, d.name, d.hour, d.account, d.unit, d.kind, d.decimals)
 		WHERE (w.count, w.amount) IS DISTINCT FROM (d.count, d.amount)`},
 }
 

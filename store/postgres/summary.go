@@ -16,15 +16,16 @@ import (
 // RewardSummary sums the rewards q selects per time bucket, source, account
 // and unit, in integer base units: the sum of the rows equals the sum of
 // the rewards exactly, in any time zone. Buckets are computed here, with
-// the same calendar code as the bbolt store; a query of whole UTC days
-// reads the day totals the triggers of reward_days keep
-// (store.SummaryDays), any other streams the selected amounts and buckets
+// the same calendar code as the bbolt store; a query whose bounds and
+// buckets fall on whole UTC hours reads the totals the triggers of
+// reward_hours keep
+// (store.SummaryHours), any other streams the selected amounts and buckets
 // each reward by its exact time, with the same rows as a result. It
 // returns store.ErrInvalid for an unknown grouping, or group_by=epoch on
 // a source without epochs.
 func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]store.SummaryRow, error) {
-	if from, to, ok := store.SummaryDays(q); ok && storable(append(append([]string{q.Source}, q.Accounts...), q.Kinds...)...) {
-		rows, ok, err := s.summaryFromDays(ctx, q, from, to)
+	if from, to, ok := store.SummaryHours(q); ok && storable(append(append([]string{q.Source}, q.Accounts...), q.Kinds...)...) {
+		rows, ok, err := s.summaryFromHours(ctx, q, from, to)
 		if err != nil || ok {
 			return rows, err
 		}
@@ -134,12 +135,12 @@ func (s *Store) RewardSummary(ctx context.Context, q store.SummaryQuery) ([]stor
 	return out, nil
 }
 
-// summaryFromDays answers q, whose day slots [from, to) store.SummaryDays
-// accepted, from reward_days. It reports false when the totals cannot
-// give the rows a scan would (store.DaySummer.Add).
-func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from, to uint64) ([]store.SummaryRow, bool, error) {
+// summaryFromHours answers q, whose hour slots [from, to) store.SummaryHours
+// accepted, from reward_hours. It reports false when the totals cannot
+// give the rows a scan would (store.HourSummer.Add).
+func (s *Store) summaryFromHours(ctx context.Context, q store.SummaryQuery, from, to uint64) ([]store.SummaryRow, bool, error) {
 	var a args
-	f := []string{"d.day >= " + a.add(int64(min(from, math.MaxInt64))), "d.day < " + a.add(int64(min(to, math.MaxInt64)))}
+	f := []string{"d.hour >= " + a.add(int64(min(from, math.MaxInt64))), "d.hour < " + a.add(int64(min(to, math.MaxInt64)))}
 	if q.Source != "" {
 		f = append(f, "d.source = "+a.add(q.Source))
 	}
@@ -151,25 +152,25 @@ func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from,
 	if len(q.Kinds) > 0 {
 		f = append(f, "d.kind = ANY ("+a.add(q.Kinds)+"::text[])")
 	}
-	rows, err := s.read.Query(ctx, `SELECT d.source, d.account, d.unit, d.kind, d.decimals, d.day, d.count, d.amount
-		FROM reward_days d WHERE `+and(f)+` ORDER BY d.day`, a...)
+	rows, err := s.read.Query(ctx, `SELECT d.source, d.account, d.unit, d.kind, d.decimals, d.hour, d.count, d.amount
+		FROM reward_hours d WHERE `+and(f)+` ORDER BY d.hour`, a...)
 	if err != nil {
 		return nil, false, s.redact(fmt.Errorf("summarize rewards: %w", err))
 	}
 	defer rows.Close()
-	sum := store.NewDaySummer(q)
+	sum := store.NewHourSummer(q)
 	for rows.Next() {
 		var src, acct, unit, kind string
-		var dec, day, count int64
+		var dec, hour, count int64
 		var amount pgtype.Numeric
-		if err := rows.Scan(&src, &acct, &unit, &kind, &dec, &day, &count, &amount); err != nil {
+		if err := rows.Scan(&src, &acct, &unit, &kind, &dec, &hour, &count, &amount); err != nil {
 			return nil, false, s.redact(fmt.Errorf("summarize rewards: %w", err))
 		}
 		v, err := integerOf(amount)
-		if err != nil || day < 0 || count <= 0 {
-			return nil, false, fmt.Errorf("summarize rewards: day total of %s: %w", acct, store.ErrCorrupt)
+		if err != nil || hour < 0 || count <= 0 {
+			return nil, false, fmt.Errorf("summarize rewards: hour total of %s: %w", acct, store.ErrCorrupt)
 		}
-		if !sum.Add(src, acct, unit, kind, int(dec), uint64(day), uint64(count), v) {
+		if !sum.Add(src, acct, unit, kind, int(dec), uint64(hour), uint64(count), v) {
 			return nil, false, nil
 		}
 	}

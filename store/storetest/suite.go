@@ -48,7 +48,7 @@ import (
 //     rows, bucketed by day, week (from Monday), month in the query's
 //     Location, or by epoch from the source's Epochs (ErrInvalid without),
 //     whether the backend sums the rewards or totals it keeps of them
-//     (store.SummaryDays), through rewrites and reverts.
+//     (store.SummaryHours), through rewrites and reverts.
 //   - A node's latest status is never replaced by an older snapshot; its
 //     history is listed by time.
 //   - Source state is private to the source and read back as written.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -16,10 +17,10 @@ import (
 // rewrites of stored identities with another amount, kind, unit, decimals
 // or aliases, and ReplaceRewards reverts) over days, and after each Apply
 // compares the summaries of many queries with the sums of the rewards the
-// list returns, which is what a summary is. Queries of whole UTC days are
-// answered from the day totals the backends keep; the others (days cut by
-// a time bound or a zone's midnight, heights, several accounts, a row of
-// mixed decimals) from the rewards. Both must give the same rows.
+// list returns, which is what a summary is. Queries of whole UTC hours are
+// answered from the hour totals the backends keep; the others (hours cut by
+// a time bound or by a midnight half an hour off UTC's, heights, several
+// accounts, a row of mixed decimals) from the rewards. Both must give the same rows.
 func testSummaryEqualsItsRewards(t *testing.T, open func(*testing.T) store.Store) {
 	s := open(t)
 	rng := rand.New(rand.NewPCG(16, 3))
@@ -34,7 +35,7 @@ func testSummaryEqualsItsRewards(t *testing.T, open func(*testing.T) store.Store
 	}
 	accounts := []string{"acc1", "acc2", "acc3"}
 	aliases := []string{"acc1", "al1", "al2"}
-	const slots = 120 // a reward's time and height: slot k is base + 7h k, height k
+	const slots = 120 // a reward's time and height: slot k is about base + 7h k, height k
 	slotTime := func(k int) time.Time {
 		switch k {
 		case slots:
@@ -42,7 +43,8 @@ func testSummaryEqualsItsRewards(t *testing.T, open func(*testing.T) store.Store
 		case slots + 1:
 			return time.Unix(0, 0) // read back as the zero time
 		}
-		return base.Add(time.Duration(k) * 7 * time.Hour)
+		// Some on the hour, some inside it.
+		return base.Add(time.Duration(k)*7*time.Hour + time.Duration(k%3)*17*time.Minute)
 	}
 	reward := func() store.Reward {
 		k := rng.IntN(slots + 2)
@@ -131,7 +133,7 @@ func randomSummaryQuery(rng *rand.Rand, base time.Time, zones []*time.Location) 
 		}
 	}
 	day := func() time.Time { return base.AddDate(0, 0, rng.IntN(40)-2) }
-	switch rng.IntN(6) {
+	switch rng.IntN(7) {
 	case 0:
 		q.FromTime = day()
 	case 1:
@@ -139,9 +141,12 @@ func randomSummaryQuery(rng *rand.Rand, base time.Time, zones []*time.Location) 
 	case 2, 3:
 		q.FromTime = day()
 		q.ToTime = q.FromTime.AddDate(0, 0, 1+rng.IntN(15))
-	case 4: // bounds that cut days
+	case 4: // bounds that cut hours
 		q.FromTime = day().Add(time.Duration(rng.IntN(24*60)) * time.Minute)
 		q.ToTime = q.FromTime.Add(time.Duration(rng.IntN(10*24)) * time.Hour)
+	case 5: // whole hours, as a midnight of another zone
+		q.FromTime = day().Add(time.Duration(rng.IntN(24)) * time.Hour)
+		q.ToTime = q.FromTime.Add(time.Duration(1+rng.IntN(10*24)) * time.Hour)
 	}
 	if rng.IntN(8) == 0 {
 		from := uint64(rng.IntN(100))
@@ -239,4 +244,55 @@ func describeSummaryQuery(q store.SummaryQuery) string {
 	}
 	return fmt.Sprintf("{group %s source %q accounts %q kinds %q from %s to %s from_height %s tz %s}", q.GroupBy, q.Source,
 		q.Accounts, q.Kinds, q.FromTime.Format(time.RFC3339), q.ToTime.Format(time.RFC3339), h, loc)
+}
+
+// TotalsBatch is 48 hourly rewards of 10^20 to node1 (alias node1/1) over
+// the two days from the time it returns, for SummaryReadsTotals.
+func TotalsBatch() (store.Batch, time.Time) {
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	b := store.Batch{Source: "flow"}
+	for h := uint64(0); h < 48; h++ {
+		b.Rewards = append(b.Rewards, store.Reward{Account: "node1", Kind: "flow_node_reward", ID: "r", Height: h, HasHeight: true,
+			Time: day.Add(time.Duration(h) * time.Hour), RawAmount: "100000000000000000000", Unit: "FLOW", Decimals: 8, Aliases: []string{"node1/1"}})
+	}
+	return b, day
+}
+
+// SummaryReadsTotals shows where the summaries of s, which holds
+// TotalsBatch, come from: once drop has deleted the reward records behind
+// the store's back, a summary of whole days still answers from the
+// totals, one whose bounds cut an hour (which sums the rewards) finds
+// nothing, and Check reports the totals that no longer match, in words
+// that contain checkSays.
+func SummaryReadsTotals(t *testing.T, s interface {
+	store.Store
+	store.Checker
+}, day time.Time, drop func() error, checkSays string) {
+	t.Helper()
+	whole := store.SummaryQuery{RewardQuery: store.RewardQuery{Source: "flow", Accounts: []string{"node1/1"},
+		FromTime: day, ToTime: day.AddDate(0, 0, 2)}, GroupBy: store.GroupDay}
+	cut := whole
+	cut.FromTime = day.Add(time.Minute)
+	for _, q := range []store.SummaryQuery{whole, cut} {
+		if rows, err := s.RewardSummary(ctx, q); err != nil || len(rows) != 2 {
+			t.Fatalf("summary from %v: %d rows, %v", q.FromTime, len(rows), err)
+		}
+	}
+	if err := drop(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.RewardSummary(ctx, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Count != 24 || rows[0].RawAmount.String() != "2400000000000000000000" || rows[1].Count != 24 {
+		t.Fatalf("whole days after the records went: %+v, want two days of 24 rewards of 10^20 from the totals", rows)
+	}
+	if rows, err := s.RewardSummary(ctx, cut); err != nil || len(rows) != 0 {
+		t.Fatalf("a cut hour after the records went: %+v, %v; want nothing (it sums the rewards)", rows, err)
+	}
+	err = s.Check(ctx)
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), checkSays) {
+		t.Fatalf("check: %v, want the totals that match no reward (%q)", err, checkSays)
+	}
 }

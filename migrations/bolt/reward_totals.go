@@ -12,14 +12,34 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 )
 
-// backfillRewardDays creates the day-total buckets and fills them from the
-// stored rewards, so a file written before version 8 answers summaries
-// from totals like a new one. The store keeps them from here on.
+// backfillRewardDays creates the day-total buckets of version 8 and fills
+// them from the stored rewards. Version 9 replaced them with hour totals.
+func backfillRewardDays(tx *bbolt.Tx) error {
+	return fillRewardTotals(tx, 24*60*60, BucketRewardDays, BucketRewardDaysAlias)
+}
+
+// rewardHours drops the day totals of version 8 and fills hour totals
+// instead: days in zones whose midnight is not UTC's are whole hours,
+// not whole UTC days. The store keeps them from here on.
+func rewardHours(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{BucketRewardDays, BucketRewardDaysAlias} {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bberrors.ErrBucketNotFound) {
+			return fmt.Errorf("delete bucket %s: %w", name, err)
+		}
+	}
+	return fillRewardTotals(tx, 60*60, BucketRewardHours, BucketRewardHoursAlias)
+}
+
+// fillRewardTotals creates the two buckets of reward totals per slot of
+// slotSeconds and fills them from the stored rewards, so an existing file
+// answers summaries from totals like a new one.
 //
 // The reward formats it reads and the entry format it writes are frozen
-// here as they were at version 8 (a migration never follows live code):
+// here as they were at versions 8 and 9 (a migration never follows live
+// code):
 //
 //	rewards  source 0 account 0 time(8) id -> a JSON object (values of
 //	         the first format, starting with '{') or the binary form:
@@ -29,23 +49,23 @@ import (
 //	         (text: uvarint length and bytes; time: varint Unix
 //	         nanoseconds, 0 for the zero time; flags: 1 height, 2 period,
 //	         4 uint amount, 8 epoch)
-//	reward_days           source 0 account 0 day(8)          -> parts
-//	reward_days_by_alias  source 0 alias 0 day(8) account 0  -> parts
+//	self     source 0 account 0 slot(8)          -> parts
+//	alias    source 0 alias 0 slot(8) account 0  -> parts
 //	parts: uvarint n, n times unit, kind (text), decimals, count
 //	       (uvarint), amount (uvarint length, big-endian magnitude), in
 //	       (unit, kind, decimals) order
 //
-// day is 0 for the zero time, else 1 + days since 1970-01-01 UTC. A reward
-// counts under its account and once under each distinct alias other than
-// its account.
-func backfillRewardDays(tx *bbolt.Tx) error {
-	days, err := tx.CreateBucketIfNotExists(BucketRewardDays)
+// slot is 0 for the zero time, else 1 + slots since 1970-01-01T00:00Z. A
+// reward counts under its account and once under each distinct alias
+// other than its account.
+func fillRewardTotals(tx *bbolt.Tx, slotSeconds int64, self, alias []byte) error {
+	slots, err := tx.CreateBucketIfNotExists(self)
 	if err != nil {
-		return fmt.Errorf("create bucket %s: %w", BucketRewardDays, err)
+		return fmt.Errorf("create bucket %s: %w", self, err)
 	}
-	aliases, err := tx.CreateBucketIfNotExists(BucketRewardDaysAlias)
+	aliases, err := tx.CreateBucketIfNotExists(alias)
 	if err != nil {
-		return fmt.Errorf("create bucket %s: %w", BucketRewardDaysAlias, err)
+		return fmt.Errorf("create bucket %s: %w", alias, err)
 	}
 	type part struct {
 		unit, kind      string
@@ -79,13 +99,13 @@ func backfillRewardDays(tx *bbolt.Tx) error {
 		if !ok || amount.Sign() < 0 {
 			return fmt.Errorf("reward %q: amount %q is not a whole number", k, r.amount)
 		}
-		day := uint64(0)
+		slot := uint64(0)
 		if !r.time.IsZero() {
-			day = 1 + uint64(max(r.time.Unix(), 0)/(24*60*60))
+			slot = 1 + uint64(max(r.time.Unix(), 0)/slotSeconds)
 		}
 		key := func(name string) []byte {
 			k := append(append([]byte(r.source), 0), name...)
-			return binary.BigEndian.AppendUint64(append(k, 0), day)
+			return binary.BigEndian.AppendUint64(append(k, 0), slot)
 		}
 		add(append([]byte{'a'}, key(r.account)...), &r, amount)
 		for i, a := range r.aliases {
@@ -115,7 +135,7 @@ func backfillRewardDays(tx *bbolt.Tx) error {
 			v = binary.AppendUvarint(binary.AppendUvarint(v, p.decimals), p.count)
 			v = appendFrozenText(v, string(p.amount.Bytes()))
 		}
-		b := days
+		b := slots
 		if id[0] == 'l' {
 			b = aliases
 		}
@@ -130,7 +150,7 @@ func appendFrozenText(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// frozenReward is what a day total needs of a stored reward.
+// frozenReward is what a reward total needs of a stored reward.
 type frozenReward struct {
 	source, account, kind, unit, amount string
 	time                                time.Time

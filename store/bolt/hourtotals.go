@@ -16,11 +16,12 @@ import (
 	migrations "github.com/evindex/evindex/migrations/bolt"
 )
 
-// Day totals (see store.RewardDay) are the rewards' counts and exact sums
-// per UTC day, kept by Apply in the transaction that writes the rewards:
+// Hour totals (see store.RewardHour) are the rewards' counts and exact
+// sums per UTC hour, kept by Apply in the transaction that writes the
+// rewards:
 //
-//	reward_days           source 0 account 0 day(8)            -> parts
-//	reward_days_by_alias  source 0 alias 0 day(8) account 0    -> parts
+//	reward_hours           source 0 account 0 hour(8)           -> parts
+//	reward_hours_by_alias  source 0 alias 0 hour(8) account 0   -> parts
 //
 // parts: a uvarint n, then n times unit (str), kind (str), decimals
 // (uvarint), count (uvarint), amount (bytes: big-endian magnitude), in
@@ -28,41 +29,41 @@ import (
 // and once under each distinct alias other than its account, so a summary
 // of one account reads both buckets and counts every reward it finds once.
 
-// dayPart is one (unit, kind, decimals) total of a day entry.
-type dayPart struct {
+// hourPart is one (unit, kind, decimals) total of an hour entry.
+type hourPart struct {
 	unit, kind string
 	decimals   int
 	count      int64
 	amount     big.Int
 }
 
-func comparePart(a, b *dayPart) int {
+func comparePart(a, b *hourPart) int {
 	return cmp.Or(cmp.Compare(a.unit, b.unit), cmp.Compare(a.kind, b.kind), cmp.Compare(a.decimals, b.decimals))
 }
 
-// dayEntry is one day entry's parts, or the changes a transaction makes
+// hourEntry is one hour entry's parts, or the changes a transaction makes
 // to them.
-type dayEntry struct {
-	alias bool // reward_days_by_alias, else reward_days
+type hourEntry struct {
+	alias bool // reward_hours_by_alias, else reward_hours
 	key   []byte
-	parts []*dayPart
+	parts []*hourPart
 }
 
-// dayTotals gathers day entries by bucket and key.
-type dayTotals map[string]*dayEntry
+// hourTotals gathers hour entries by bucket and key.
+type hourTotals map[string]*hourEntry
 
-// dayID names an entry in dayTotals: its bucket and key.
-func dayID(alias bool, key []byte) string {
-	return string(dayBucketName(alias)) + "\x00" + string(key)
+// hourID names an entry in hourTotals: its bucket and key.
+func hourID(alias bool, key []byte) string {
+	return string(hourBucketName(alias)) + "\x00" + string(key)
 }
 
-func dayKey(source, name string, day uint64) []byte {
-	return appendU64(appendText(appendText(make([]byte, 0, len(source)+len(name)+18), source), name), day)
+func hourKey(source, name string, hour uint64) []byte {
+	return appendU64(appendText(appendText(make([]byte, 0, len(source)+len(name)+18), source), name), hour)
 }
 
 // count adds sign times r's contribution (its amount, and one reward)
 // to the totals: under its account and each distinct alias.
-func (t dayTotals) count(r *store.Reward, sign int64) error {
+func (t hourTotals) count(r *store.Reward, sign int64) error {
 	amount, ok := new(big.Int).SetString(r.RawAmount, 10)
 	if !ok || amount.Sign() < 0 {
 		return fmt.Errorf("reward %s/%s: %w: amount %q", r.Account, r.ID, store.ErrCorrupt, r.RawAmount)
@@ -70,28 +71,28 @@ func (t dayTotals) count(r *store.Reward, sign int64) error {
 	if sign < 0 {
 		amount.Neg(amount)
 	}
-	day := store.RewardDay(r.Time)
-	t.add(false, dayKey(r.Source, r.Account, day), r, sign, amount)
+	hour := store.RewardHour(r.Time)
+	t.add(false, hourKey(r.Source, r.Account, hour), r, sign, amount)
 	for i, a := range r.Aliases {
 		if a == r.Account || slices.Contains(r.Aliases[:i], a) {
 			continue
 		}
-		t.add(true, appendText(dayKey(r.Source, a, day), r.Account), r, sign, amount)
+		t.add(true, appendText(hourKey(r.Source, a, hour), r.Account), r, sign, amount)
 	}
 	return nil
 }
 
-func (t dayTotals) add(alias bool, key []byte, r *store.Reward, count int64, amount *big.Int) {
-	id := dayID(alias, key)
+func (t hourTotals) add(alias bool, key []byte, r *store.Reward, count int64, amount *big.Int) {
+	id := hourID(alias, key)
 	e := t[id]
 	if e == nil {
-		e = &dayEntry{alias: alias, key: key}
+		e = &hourEntry{alias: alias, key: key}
 		t[id] = e
 	}
-	want := dayPart{unit: r.Unit, kind: r.Kind, decimals: r.Decimals}
-	i := slices.IndexFunc(e.parts, func(p *dayPart) bool { return comparePart(p, &want) == 0 })
+	want := hourPart{unit: r.Unit, kind: r.Kind, decimals: r.Decimals}
+	i := slices.IndexFunc(e.parts, func(p *hourPart) bool { return comparePart(p, &want) == 0 })
 	if i < 0 {
-		e.parts = append(e.parts, &dayPart{unit: r.Unit, kind: r.Kind, decimals: r.Decimals})
+		e.parts = append(e.parts, &hourPart{unit: r.Unit, kind: r.Kind, decimals: r.Decimals})
 		i = len(e.parts) - 1
 	}
 	e.parts[i].count += count
@@ -99,49 +100,49 @@ func (t dayTotals) add(alias bool, key []byte, r *store.Reward, count int64, amo
 }
 
 // sorted returns the entries in bucket and key order.
-func (t dayTotals) sorted() []*dayEntry {
-	out := make([]*dayEntry, 0, len(t))
+func (t hourTotals) sorted() []*hourEntry {
+	out := make([]*hourEntry, 0, len(t))
 	for _, e := range t {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b *dayEntry) int {
-		return cmp.Or(bytes.Compare(dayBucketName(a.alias), dayBucketName(b.alias)), bytes.Compare(a.key, b.key))
+	slices.SortFunc(out, func(a, b *hourEntry) int {
+		return cmp.Or(bytes.Compare(hourBucketName(a.alias), hourBucketName(b.alias)), bytes.Compare(a.key, b.key))
 	})
 	return out
 }
 
-func dayBucket(tx *bbolt.Tx, alias bool) *bbolt.Bucket {
+func hourBucket(tx *bbolt.Tx, alias bool) *bbolt.Bucket {
 	if alias {
-		return tx.Bucket(migrations.BucketRewardDaysAlias)
+		return tx.Bucket(migrations.BucketRewardHoursAlias)
 	}
-	return tx.Bucket(migrations.BucketRewardDays)
+	return tx.Bucket(migrations.BucketRewardHours)
 }
 
-// flushDayTotals adds the transaction's changes to the stored entries; an
+// flushHourTotals adds the transaction's changes to the stored entries; an
 // entry whose rewards are all gone is deleted.
-func (w *writer) flushDayTotals() error {
-	for _, ch := range w.days.sorted() {
-		b := dayBucket(w.tx, ch.alias)
+func (w *writer) flushHourTotals() error {
+	for _, ch := range w.hours.sorted() {
+		b := hourBucket(w.tx, ch.alias)
 		old := b.Get(ch.key)
-		parts, err := decodeDayParts(old)
+		parts, err := decodeHourParts(old)
 		if err != nil {
-			return fmt.Errorf("%s entry %q: %w", dayBucketName(ch.alias), ch.key, err)
+			return fmt.Errorf("%s entry %q: %w", hourBucketName(ch.alias), ch.key, err)
 		}
 		for _, d := range ch.parts {
-			i := slices.IndexFunc(parts, func(p *dayPart) bool { return comparePart(p, d) == 0 })
+			i := slices.IndexFunc(parts, func(p *hourPart) bool { return comparePart(p, d) == 0 })
 			if i < 0 {
-				parts = append(parts, &dayPart{unit: d.unit, kind: d.kind, decimals: d.decimals})
+				parts = append(parts, &hourPart{unit: d.unit, kind: d.kind, decimals: d.decimals})
 				i = len(parts) - 1
 			}
 			p := parts[i]
 			p.count += d.count
 			p.amount.Add(&p.amount, &d.amount)
 			if p.count < 0 || p.amount.Sign() < 0 || p.count == 0 && p.amount.Sign() != 0 {
-				return fmt.Errorf("%s entry %q: %w: the totals do not match the rewards", dayBucketName(ch.alias), ch.key, store.ErrCorrupt)
+				return fmt.Errorf("%s entry %q: %w: the totals do not match the rewards", hourBucketName(ch.alias), ch.key, store.ErrCorrupt)
 			}
 		}
-		parts = slices.DeleteFunc(parts, func(p *dayPart) bool { return p.count == 0 })
-		switch v := encodeDayParts(parts); {
+		parts = slices.DeleteFunc(parts, func(p *hourPart) bool { return p.count == 0 })
+		switch v := encodeHourParts(parts); {
 		case len(parts) == 0 && old != nil:
 			err = w.del(b, ch.key)
 		case len(parts) > 0 && !bytes.Equal(v, old):
@@ -154,14 +155,14 @@ func (w *writer) flushDayTotals() error {
 	return nil
 }
 
-func dayBucketName(alias bool) []byte {
+func hourBucketName(alias bool) []byte {
 	if alias {
-		return migrations.BucketRewardDaysAlias
+		return migrations.BucketRewardHoursAlias
 	}
-	return migrations.BucketRewardDays
+	return migrations.BucketRewardHours
 }
 
-func encodeDayParts(parts []*dayPart) []byte {
+func encodeHourParts(parts []*hourPart) []byte {
 	slices.SortFunc(parts, comparePart)
 	x := enc{}
 	x.uvarint(uint64(len(parts)))
@@ -175,7 +176,7 @@ func encodeDayParts(parts []*dayPart) []byte {
 	return x.b
 }
 
-func decodeDayParts(v []byte) ([]*dayPart, error) {
+func decodeHourParts(v []byte) ([]*hourPart, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -184,9 +185,9 @@ func decodeDayParts(v []byte) ([]*dayPart, error) {
 	if d.err != nil || n > uint64(len(d.b)) {
 		return nil, store.ErrCorrupt
 	}
-	parts := make([]*dayPart, n)
+	parts := make([]*hourPart, n)
 	for i := range parts {
-		p := &dayPart{unit: d.str(), kind: d.str(), decimals: int(d.uvarint()), count: int64(d.uvarint())}
+		p := &hourPart{unit: d.str(), kind: d.str(), decimals: int(d.uvarint()), count: int64(d.uvarint())}
 		p.amount.SetBytes(d.bytes())
 		parts[i] = p
 	}
@@ -196,15 +197,15 @@ func decodeDayParts(v []byte) ([]*dayPart, error) {
 	return parts, nil
 }
 
-// dayPage bounds the entries a summary reads in one read transaction.
-const dayPage = 4096
+// hourPage bounds the entries a summary reads in one read transaction.
+const hourPage = 4096
 
-// summaryFromDays answers q, whose day slots [from, to) store.SummaryDays
-// accepted, from the day totals. It reports false when the totals cannot
-// give the rows a scan would (store.DaySummer.Add).
-func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from, to uint64) ([]store.SummaryRow, bool, error) {
-	sum := store.NewDaySummer(q)
-	var ranges []dayRange
+// summaryFromHours answers q, whose hour slots [from, to) store.SummaryHours
+// accepted, from the hour totals. It reports false when the totals cannot
+// give the rows a scan would (store.HourSummer.Add).
+func (s *Store) summaryFromHours(ctx context.Context, q store.SummaryQuery, from, to uint64) ([]store.SummaryRow, bool, error) {
+	sum := store.NewHourSummer(q)
+	var ranges []hourRange
 	err := s.view(func(tx *bbolt.Tx) error {
 		sources := []string{q.Source}
 		if q.Source == "" {
@@ -212,19 +213,19 @@ func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from,
 		}
 		for _, src := range sources {
 			if len(q.Accounts) == 0 {
-				ranges = append(ranges, dayRange{prefix: appendText(nil, src), source: src})
+				ranges = append(ranges, hourRange{prefix: appendText(nil, src), source: src})
 				continue
 			}
 			p := appendText(appendText(nil, src), q.Accounts[0])
-			ranges = append(ranges, dayRange{prefix: p, source: src, account: q.Accounts[0]},
-				dayRange{prefix: p, source: src, account: q.Accounts[0], alias: true})
+			ranges = append(ranges, hourRange{prefix: p, source: src, account: q.Accounts[0]},
+				hourRange{prefix: p, source: src, account: q.Accounts[0], alias: true})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("summarize rewards: %w", err)
 	}
-	rd := dayReader{sum: sum, from: from, to: to, strs: map[string]string{}}
+	rd := hourReader{sum: sum, from: from, to: to, strs: map[string]string{}}
 	for i := range ranges {
 		r := &ranges[i]
 		for !r.done {
@@ -232,7 +233,7 @@ func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from,
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				return rd.read(dayBucket(tx, r.alias).Cursor(), r)
+				return rd.read(hourBucket(tx, r.alias).Cursor(), r)
 			})
 			if err != nil {
 				return nil, false, fmt.Errorf("summarize rewards: %w", err)
@@ -245,9 +246,9 @@ func (s *Store) summaryFromDays(ctx context.Context, q store.SummaryQuery, from,
 	return sum.Rows(), true, nil
 }
 
-// dayRange is the entries of one source (and account) a summary reads,
+// hourRange is the entries of one source (and account) a summary reads,
 // and how far it got.
-type dayRange struct {
+type hourRange struct {
 	prefix          []byte // source 0, or source 0 account 0
 	source, account string // account: when the prefix names one
 	alias           bool
@@ -255,16 +256,16 @@ type dayRange struct {
 	done            bool
 }
 
-// dayReader feeds day entries to a DaySummer.
-type dayReader struct {
-	sum      *store.DaySummer
+// hourReader feeds hour entries to an HourSummer.
+type hourReader struct {
+	sum      *store.HourSummer
 	from, to uint64
 	strs     map[string]string // unit, kind and account strings, shared
 	amount   big.Int
 	cannot   bool // the totals cannot answer the query
 }
 
-func (rd *dayReader) str(b []byte) string {
+func (rd *hourReader) str(b []byte) string {
 	if s, ok := rd.strs[string(b)]; ok {
 		return s
 	}
@@ -273,8 +274,8 @@ func (rd *dayReader) str(b []byte) string {
 	return s
 }
 
-// read reads up to dayPage entries of r, from where it stopped.
-func (rd *dayReader) read(c *bbolt.Cursor, r *dayRange) error {
+// read reads up to hourPage entries of r, from where it stopped.
+func (rd *hourReader) read(c *bbolt.Cursor, r *hourRange) error {
 	var k, v []byte
 	switch {
 	case r.after != nil:
@@ -288,7 +289,7 @@ func (rd *dayReader) read(c *bbolt.Cursor, r *dayRange) error {
 	}
 	r.after = nil
 	for n := 0; k != nil && bytes.HasPrefix(k, r.prefix); n++ {
-		if n == dayPage {
+		if n == hourPage {
 			r.after = bytes.Clone(k)
 			return nil
 		}
@@ -297,21 +298,21 @@ func (rd *dayReader) read(c *bbolt.Cursor, r *dayRange) error {
 		if account == "" { // the self entries of every account of a source
 			i := bytes.IndexByte(rest, sep)
 			if i < 0 {
-				return fmt.Errorf("%s key %q: %w", migrations.BucketRewardDays, k, store.ErrCorrupt)
+				return fmt.Errorf("%s key %q: %w", migrations.BucketRewardHours, k, store.ErrCorrupt)
 			}
 			account, rest = rd.str(rest[:i]), rest[i+1:]
 		}
 		if len(rest) < 8 {
-			return fmt.Errorf("%s key %q: %w", dayBucketName(r.alias), k, store.ErrCorrupt)
+			return fmt.Errorf("%s key %q: %w", hourBucketName(r.alias), k, store.ErrCorrupt)
 		}
-		day := binary.BigEndian.Uint64(rest)
+		hour := binary.BigEndian.Uint64(rest)
 		switch {
-		case day < rd.from:
+		case hour < rd.from:
 			k, v = c.Seek(appendU64(bytes.Clone(k[:len(k)-len(rest)]), rd.from))
 			continue
-		case day >= rd.to:
+		case hour >= rd.to:
 			if r.account != "" {
-				k = nil // one account's days end here
+				k = nil // one account's hours end here
 				continue
 			}
 			k, v = c.Seek(prefixEnd(k[:len(k)-len(rest)])) // the next account
@@ -319,12 +320,12 @@ func (rd *dayReader) read(c *bbolt.Cursor, r *dayRange) error {
 		}
 		if r.alias {
 			if len(rest) < 10 || rest[len(rest)-1] != sep {
-				return fmt.Errorf("%s key %q: %w", migrations.BucketRewardDaysAlias, k, store.ErrCorrupt)
+				return fmt.Errorf("%s key %q: %w", migrations.BucketRewardHoursAlias, k, store.ErrCorrupt)
 			}
 			account = rd.str(rest[8 : len(rest)-1])
 		}
-		if err := rd.entry(r.source, account, day, v); err != nil {
-			return fmt.Errorf("%s entry %q: %w", dayBucketName(r.alias), k, err)
+		if err := rd.entry(r.source, account, hour, v); err != nil {
+			return fmt.Errorf("%s entry %q: %w", hourBucketName(r.alias), k, err)
 		}
 		if rd.cannot {
 			return nil
@@ -335,8 +336,8 @@ func (rd *dayReader) read(c *bbolt.Cursor, r *dayRange) error {
 	return nil
 }
 
-// entry adds one day entry's parts.
-func (rd *dayReader) entry(source, account string, day uint64, v []byte) error {
+// entry adds one hour entry's parts.
+func (rd *hourReader) entry(source, account string, hour uint64, v []byte) error {
 	d := dec{b: v}
 	n := d.uvarint()
 	for range n {
@@ -346,7 +347,7 @@ func (rd *dayReader) entry(source, account string, day uint64, v []byte) error {
 			break
 		}
 		rd.amount.SetBytes(amount)
-		if !rd.sum.Add(source, account, rd.str(unit), rd.str(kind), int(decimals), day, count, &rd.amount) {
+		if !rd.sum.Add(source, account, rd.str(unit), rd.str(kind), int(decimals), hour, count, &rd.amount) {
 			rd.cannot = true
 			return nil
 		}
@@ -357,10 +358,10 @@ func (rd *dayReader) entry(source, account string, day uint64, v []byte) error {
 	return nil
 }
 
-// checkDayTotals verifies that the day totals are what the stored rewards
+// checkHourTotals verifies that the hour totals are what the stored rewards
 // sum to, entry by entry.
-func checkDayTotals(ctx context.Context, tx *bbolt.Tx) []error {
-	want := dayTotals{}
+func checkHourTotals(ctx context.Context, tx *bbolt.Tx) []error {
+	want := hourTotals{}
 	err := tx.Bucket(migrations.BucketRewards).ForEach(func(k, v []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -372,7 +373,7 @@ func checkDayTotals(ctx context.Context, tx *bbolt.Tx) []error {
 		return want.count(&r, 1)
 	})
 	if err != nil {
-		return []error{fmt.Errorf("day totals: %w", err)}
+		return []error{fmt.Errorf("hour totals: %w", err)}
 	}
 	var errs []error
 	report := func(err error) {
@@ -381,14 +382,14 @@ func checkDayTotals(ctx context.Context, tx *bbolt.Tx) []error {
 		}
 	}
 	for _, e := range want.sorted() {
-		if got := dayBucket(tx, e.alias).Get(e.key); !bytes.Equal(got, encodeDayParts(e.parts)) {
-			report(fmt.Errorf("%s entry %q is not what its rewards sum to", dayBucketName(e.alias), e.key))
+		if got := hourBucket(tx, e.alias).Get(e.key); !bytes.Equal(got, encodeHourParts(e.parts)) {
+			report(fmt.Errorf("%s entry %q is not what its rewards sum to", hourBucketName(e.alias), e.key))
 		}
 	}
 	for _, alias := range []bool{false, true} {
-		_ = dayBucket(tx, alias).ForEach(func(k, _ []byte) error {
-			if want[dayID(alias, k)] == nil {
-				report(fmt.Errorf("%s entry %q counts rewards that are not stored", dayBucketName(alias), k))
+		_ = hourBucket(tx, alias).ForEach(func(k, _ []byte) error {
+			if want[hourID(alias, k)] == nil {
+				report(fmt.Errorf("%s entry %q counts rewards that are not stored", hourBucketName(alias), k))
 			}
 			return nil
 		})
