@@ -84,3 +84,22 @@ func TestWebhookConfigErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestREADMEWebhookConfigPassesCheck runs `evindex config check` on the
+// README's webhook configuration: sound once its variables are set, with
+// the webhooks listed by name and redacted URL.
+func TestREADMEWebhookConfigPassesCheck(t *testing.T) {
+	text := readmeBlock(t, "A webhook configuration (", "yaml")
+	env := map[string]string{"EVINDEX_CHAT_HOOK_URL": "https://hooks.example.org/services/T0/B0/S3CRETVALUE", "EVINDEX_PAGER_TOKEN": "S3CRETVALUE"}
+	code, stdout, stderr := configCheck(t, text, env)
+	want := "sound; 0 sources; 2 webhooks: chat (https://hooks.example.org/REDACTED), pager (https://pager.example.org/REDACTED)\n"
+	if code != 0 || !strings.HasSuffix(stdout, want) || strings.Contains(stdout+stderr, "S3CRET") {
+		t.Fatalf("the README's webhook config: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr = configCheck(t, text, nil)
+	for v := range env {
+		if code != 2 || !strings.Contains(stderr, "${"+v+"} is not set") {
+			t.Errorf("without %s: exit %d\n%s", v, code, stderr)
+		}
+	}
+}
