@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/evindex/evindex/indexer/alerts"
+	"github.com/evindex/evindex/store/postgres/pgtest"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -222,6 +223,17 @@ func transitions(history []alertView) map[notice]alertView {
 // The webhook's URL token and header never reach a log, /v1/sources or
 // /metrics.
 func TestWebhooksGetEveryTransitionAcrossCrashes(t *testing.T) {
+	webhookCrashes(t, false)
+}
+
+// TestWebhooksOnPostgresAcrossCrashes is the same on PostgreSQL with two
+// processes, each ingesting the sources it holds the lease of and both
+// draining the one outbox, one of them killed each time.
+func TestWebhooksOnPostgresAcrossCrashes(t *testing.T) {
+	webhookCrashes(t, true)
+}
+
+func webhookCrashes(t *testing.T, shared bool) {
 	const (
 		pathSecret   = "pathS3CRET"
 		tokenSecret  = "queryS3CRET"
@@ -232,9 +244,12 @@ func TestWebhooksGetEveryTransitionAcrossCrashes(t *testing.T) {
 	rcv := startHookReceiver(t, "/hook/"+pathSecret, tokenSecret, "X-Hook-Token", headerSecret)
 	w := startWorld(t, worldOptions{flowHistory: 2000, blockInterval: 50 * time.Millisecond, layerInterval: 100 * time.Millisecond})
 	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
+	cfgText := w.config(filepath.Join(dir, "data"))
+	if shared {
+		cfgText = w.pgConfig(pgtest.DSN(t), 2*time.Second)
+	}
 	hookURL := "http://" + rcv.addr + "/hook/" + pathSecret + "?token=" + tokenSecret
-	cfgText := strings.Replace(w.config(dataDir), "sources:\n", fmt.Sprintf(`alerts:
+	cfgText = strings.Replace(cfgText, "sources:\n", fmt.Sprintf(`alerts:
   interval: 200ms
   webhooks:
     - name: receiver
@@ -251,6 +266,20 @@ sources:
 	args := []string{"run", "--config", cfg, "--http-listen", "127.0.0.1:0"}
 
 	var logs []*process
+	start := func() (*process, string) {
+		p := startProcess(t, bin, args...)
+		logs = append(logs, p)
+		return p, p.waitServing()
+	}
+	// procs run at once: one on the bbolt file, two sharing PostgreSQL.
+	var procs []*process
+	var addrs []string
+	if shared {
+		for range 2 {
+			p, addr := start()
+			procs, addrs = append(procs, p), append(addrs, addr)
+		}
+	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill moments from seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0xbeef))
@@ -263,27 +292,34 @@ sources:
 		default:
 			rcv.up(false)
 		}
-		p := startProcess(t, bin, args...)
-		logs = append(logs, p)
-		runAddr := p.waitServing()
+		victim := i % 2
+		if !shared {
+			p, addr := start()
+			procs, addrs, victim = []*process{p}, []string{addr}, 0
+		}
 		after := 800*time.Millisecond + time.Duration(rng.Int64N(int64(1500*time.Millisecond)))
 		select {
-		case <-p.done:
-			t.Fatalf("run %d: evindex exited on its own (%v):\n%s", i, p.err, p.logs.String())
+		case <-procs[victim].done:
+			t.Fatalf("run %d: evindex exited on its own (%v):\n%s", i, procs[victim].err, procs[victim].logs.String())
 		case <-time.After(after):
 		}
-		h, _ := alertHistory(runAddr)
-		p.kill()
+		h, _ := alertHistory(addrs[victim])
+		procs[victim].kill()
 		t.Logf("kill %d after %s: %d transitions in the history, the receiver has %d notifications", i, after.Round(time.Millisecond), len(transitions(h)), len(rcv.messages()))
+		if shared {
+			procs[victim], addrs[victim] = start()
+		}
 	}
 
 	// The last run, with the receiver up: once the world is caught up the
 	// Spacemesh node goes away, so its chain time (which resolves the
 	// missed-reward alerts) stops and the history comes to rest.
 	rcv.up(false)
-	p := startProcess(t, bin, args...)
-	logs = append(logs, p)
-	addr := p.waitServing()
+	if !shared {
+		p, addr := start()
+		procs, addrs = []*process{p}, []string{addr}
+	}
+	p, addr := procs[0], addrs[0]
 	heads := w.heads()
 	eventually(t, "the sources catch up", 90*time.Second, func() bool {
 		srcs, err := sourcesOf(addr)
@@ -296,7 +332,7 @@ sources:
 			}
 		}
 		return true
-	}, p)
+	}, procs...)
 	w.sm.Close()
 
 	// A quiet moment: the history read before and after the receiver's
@@ -403,7 +439,9 @@ sources:
 		resp.Body.Close()
 		shown.Write(body)
 	}
-	p.stop()
+	for _, q := range procs {
+		q.stop()
+	}
 	for _, q := range logs {
 		shown.WriteString(q.logs.String())
 		shown.WriteString(q.out.String())
