@@ -37,7 +37,8 @@ func (s lists) listRejected(ctx context.Context, p *params, w io.Writer) error {
 	}, lr)
 }
 
-// rejectedJSON is one quarantined record. raw is base64 (the bytes may be
+// rejectedJSON is one quarantined record, or a counting record that
+// stands for count of them (counted). raw is base64 (the bytes may be
 // anything); raw_text repeats it as text when it is valid UTF-8.
 type rejectedJSON struct {
 	Source  string   `json:"source"`
@@ -50,6 +51,9 @@ type rejectedJSON struct {
 	RawText *string  `json:"raw_text"`
 	RawSize int      `json:"raw_size"`
 	Time    *apiTime `json:"time"`
+	Count   uint64   `json:"count"`
+	Counted bool     `json:"counted"`
+	LastKey string   `json:"last_key"`
 }
 
 func rawText(raw []byte) *string {
@@ -62,14 +66,16 @@ func rawText(raw []byte) *string {
 
 func rejectedItem(r *store.Rejected) any {
 	return rejectedJSON{r.Source, r.Height, r.Key, r.Kind, r.Field, r.Reason,
-		base64.StdEncoding.EncodeToString(r.Raw), rawText(r.Raw), r.RawSize, jsonTime(r.Time)}
+		base64.StdEncoding.EncodeToString(r.Raw), rawText(r.Raw), r.RawSize, jsonTime(r.Time),
+		r.Records(), r.Counted > 0, r.LastRecord()}
 }
 
-var rejectedHeader = []string{"source", "height", "key", "kind", "field", "reason", "raw", "raw_size", "time"}
+var rejectedHeader = []string{"source", "height", "key", "kind", "field", "reason", "raw", "raw_size", "time", "count", "counted", "last_key"}
 
 func rejectedRow(r *store.Rejected) []string {
 	return []string{r.Source, u64(r.Height), r.Key, r.Kind, r.Field, r.Reason,
-		base64.StdEncoding.EncodeToString(r.Raw), strconv.Itoa(r.RawSize), csvTime(r.Time)}
+		base64.StdEncoding.EncodeToString(r.Raw), strconv.Itoa(r.RawSize), csvTime(r.Time),
+		u64(r.Records()), strconv.FormatBool(r.Counted > 0), r.LastRecord()}
 }
 
 type rejectedPq struct {
@@ -82,10 +88,14 @@ type rejectedPq struct {
 	Raw     []byte `parquet:"raw"`
 	RawSize int64  `parquet:"raw_size"`
 	Time    int64  `parquet:"time,timestamp(microsecond)"`
+	Count   int64  `parquet:"count"`
+	Counted bool   `parquet:"counted"`
+	LastKey string `parquet:"last_key"`
 }
 
 func rejectedParquet(w io.Writer) rowWriter[store.Rejected] {
 	return newParquetWriter(w, func(r *store.Rejected) rejectedPq {
-		return rejectedPq{r.Source, int64(r.Height), r.Key, r.Kind, r.Field, r.Reason, r.Raw, int64(r.RawSize), micros(r.Time)}
+		return rejectedPq{r.Source, int64(r.Height), r.Key, r.Kind, r.Field, r.Reason, r.Raw, int64(r.RawSize), micros(r.Time),
+			int64(r.Records()), r.Counted > 0, r.LastRecord()}
 	})
 }

@@ -280,7 +280,12 @@ func (r *Runner) warn() *zerolog.Event {
 // rejected accounts for a quarantined record once it is committed.
 func (r *Runner) rejected(q *store.Rejected) {
 	if m := r.cfg.Metrics; m != nil {
-		m.RecordsRejected.WithLabelValues(r.src.Name(), q.Kind).Inc()
+		m.RecordsRejected.WithLabelValues(r.src.Name(), q.Kind).Add(float64(q.Records()))
+	}
+	if q.Counted > 0 {
+		r.warn().Uint64("height", q.Height).Str("key", q.Key).Str("last_key", q.LastKey).Uint64("count", q.Counted).Str("kind", q.Kind).
+			Str("field", q.Field).Str("reason", q.Reason).Msg("upstream records quarantined and counted; listed at /v1/rejected")
+		return
 	}
 	r.warn().Uint64("height", q.Height).Str("key", q.Key).Str("kind", q.Kind).Str("field", q.Field).
 		Str("reason", q.Reason).Msg("upstream record quarantined; listed at /v1/rejected")

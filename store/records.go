@@ -128,7 +128,9 @@ type SourceInfo struct {
 	Events     uint64          // records currently stored
 	Blocks     uint64
 	Rewards    uint64
-	Rejected   uint64 // quarantined records currently stored
+	// Rejected counts the quarantined records, those kept in full and
+	// those a counting record stands for.
+	Rejected uint64
 }
 
 // Rejected is an upstream record that failed validation, quarantined
@@ -151,6 +153,12 @@ type Rejected struct {
 	Raw     []byte
 	RawSize int
 	Time    time.Time // when it was rejected; Apply sets it when zero
+	// Counted, when not zero, makes this a counting record: it stands for
+	// that many rejected records of its height, kind, field and reason
+	// that were not kept in full (MaxRejectedSample), from the one named
+	// by Key to the one named by LastKey. It keeps no raw bytes.
+	Counted uint64
+	LastKey string
 }
 
 // Batch is one unit of work for Apply: records plus the checkpoint and
@@ -169,8 +177,11 @@ type Batch struct {
 	Nodes          []NodeStatus
 	// EpochTotals are network-wide payouts, one per (source, epoch).
 	EpochTotals []EpochTotal
-	// Rejected are records quarantined by the source or by Quarantine.
+	// Rejected are records quarantined by the source or by Quarantine,
+	// under the quarantine's bound (Reject).
 	Rejected []Rejected
+	// tally indexes Rejected by group for Reject.
+	tally *rejectedTally
 	// Eligibilities and Proposals are what the node announced about its
 	// accounts' rights to rewards and its use of them; missed rewards are
 	// derived from them (MissedRewards).

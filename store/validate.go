@@ -454,6 +454,12 @@ func checkRejected(r *Rejected) error {
 	if err := checkText("field", r.Field, true); err != nil {
 		return err
 	}
+	if err := checkText("last_key", r.LastKey, true); err != nil {
+		return err
+	}
+	if r.Counted > 0 && len(r.Raw) > 0 {
+		return fieldErr("raw", nil, "a counting record keeps no raw bytes")
+	}
 	if len(r.Raw) > MaxRejectedRaw {
 		return fieldErr("raw", nil, "%d bytes, more than %d", len(r.Raw), MaxRejectedRaw)
 	}
@@ -527,9 +533,12 @@ func plausibleNode(n *NodeStatus, now time.Time) *FieldError {
 // into b.Rejected with the field and reason, so the rest of the batch and
 // its checkpoint commit. It returns how many records it moved. Callers
 // that ingest upstream data call it before Apply: one bad record then
-// costs a rejected record, never a stalled source.
+// costs a rejected record, never a stalled source. Every rejected record
+// of b, those a source added itself included, ends under the quarantine's
+// bound (Reject).
 func (b *Batch) Quarantine(now time.Time) int {
-	before := len(b.Rejected)
+	b.boundRejected()
+	before := b.rejectedRecords()
 	b.Events = quarantine(b, b.Events, func(e *Event) (Rejected, bool) {
 		err := plausibleEvent(e, now)
 		return rejectedBy(RecordEvent, e.Height, fmt.Sprintf("tx %d event %d", e.TxIndex, e.EventIndex), err, "payload", e.Payload), err != nil
@@ -550,16 +559,25 @@ func (b *Batch) Quarantine(now time.Time) int {
 		err := plausibleNode(n, now)
 		return rejectedBy(RecordNode, timeHeight(n.Time), "node "+n.Node, err, "details", n.Details), err != nil
 	})
-	return len(b.Rejected) - before
+	return int(b.rejectedRecords() - before)
 }
 
-// quarantine keeps the records check passes, in place, and adds a
-// rejected record to b for each of the others.
+// rejectedRecords is how many rejected records b.Rejected stands for.
+func (b *Batch) rejectedRecords() uint64 {
+	n := uint64(0)
+	for i := range b.Rejected {
+		n += b.Rejected[i].Records()
+	}
+	return n
+}
+
+// quarantine keeps the records check passes, in place, and rejects each
+// of the others (Reject).
 func quarantine[T any](b *Batch, recs []T, check func(*T) (Rejected, bool)) []T {
 	kept := recs[:0]
 	for i := range recs {
 		if r, bad := check(&recs[i]); bad {
-			b.Rejected = append(b.Rejected, r)
+			b.Reject(r)
 			continue
 		}
 		kept = append(kept, recs[i])

@@ -190,7 +190,12 @@ func (c *copier) copySource(ctx context.Context, in store.SourceInfo) error {
 	if err := eachPage(func(cur string) (store.Page[store.Rejected], error) {
 		return c.from.Rejected(ctx, store.RejectedQuery{Source: in.Name, Limit: store.MaxLimit, Cursor: cur})
 	}, func(items []store.Rejected) error {
-		return s.add(ctx, len(items), func(b *store.Batch) { b.Rejected = append(b.Rejected, items...) })
+		// The source counts the records a counting record stands for.
+		n := uint64(0)
+		for i := range items {
+			n += items[i].Records()
+		}
+		return s.add(ctx, int(n), func(b *store.Batch) { b.Rejected = append(b.Rejected, items...) })
 	}); err != nil {
 		return err
 	}

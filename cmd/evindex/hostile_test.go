@@ -25,6 +25,7 @@ import (
 	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/indexer/presearch/presim"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
+	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/storetest"
 )
 
@@ -355,7 +356,7 @@ func hostileFlow(t *testing.T, bin string, d time.Duration) {
 		LastError  string                  `json:"last_error"`
 	}
 	if err := c.getJSON("/v1/sources/flow-bad", &src); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, c.logs.String())
 	}
 	cp := src.Checkpoint.Height
 	if cp < floodAt || src.HeadHeight > head()+1000 {
@@ -384,15 +385,42 @@ func hostileFlow(t *testing.T, bin string, d time.Duration) {
 	if len(good) != int(cp-start+1)*2 {
 		t.Fatalf("%d good events stored for heights %d..%d, want %d", len(good), start, cp, (cp-start+1)*2)
 	}
+	// Every bad record is counted: listed in full, or in the count of a
+	// counting record of its height and reason once the sample is full.
 	rejected := c.ndjson(t, fmt.Sprintf("/v1/rejected?source=flow-bad&to_height=%d", cp))
-	want := 0
+	want, listed, flood := 0, 0, 0
 	for h := start; h <= cp; h++ {
 		want += flowBad(h, floodAt)
 	}
-	if len(rejected) != want {
-		t.Fatalf("%d rejected records listed for %d..%d, want %d", len(rejected), start, cp, want)
+	for _, r := range rejected {
+		n := int(r["count"].(float64))
+		listed += n
+		if uint64(r["height"].(float64)) != floodAt {
+			if r["counted"] == true {
+				t.Fatalf("a counting record outside the flood: %v", r)
+			}
+			continue
+		}
+		if r["counted"] == true {
+			flood += n
+			if r["key"] != fmt.Sprintf("reward tx 1 event %d", store.MaxRejectedSample) || r["last_key"] != fmt.Sprintf("reward tx 1 event %d", *hostileFlood-1) {
+				t.Fatalf("the flood's counting record %v", r)
+			}
+		}
 	}
-	t.Logf("flow: checkpoint %d after %s, %d events, %d rejected", cp, d, len(events), len(rejected))
+	if listed != want {
+		t.Fatalf("%d rejected records listed or counted for %d..%d, want %d", listed, start, cp, want)
+	}
+	if flood != *hostileFlood-store.MaxRejectedSample {
+		t.Fatalf("%d of the flood's %d bad rewards counted, want all but the %d kept in full", flood, *hostileFlood, store.MaxRejectedSample)
+	}
+	var srcCount struct {
+		Rejected int `json:"rejected"`
+	}
+	if err := c.getJSON("/v1/sources/flow-bad", &srcCount); err != nil || srcCount.Rejected < want {
+		t.Fatalf("/v1/sources counts %d rejected (%v), at least %d are stored", srcCount.Rejected, err, want)
+	}
+	t.Logf("flow: checkpoint %d after %s, %d events, %d rejected in %d items", cp, d, len(events), listed, len(rejected))
 	c.stop(t, bin)
 }
 

@@ -83,7 +83,7 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 		}
 		if err != nil {
 			bd.time = time.Time{}
-			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordBlock, bd.height, "block time", "block_time", err.Error(),
+			b.Reject(store.NewRejected(store.RecordBlock, bd.height, "block time", "block_time", err.Error(),
 				[]byte(fmt.Sprintf(`{"seconds":%d,"nanos":%d}`, bd.ts.GetSeconds(), bd.ts.GetNanos()))))
 		}
 	}
@@ -148,7 +148,8 @@ func (d *decoder) addHeight(b *store.Batch, bd blockData) {
 				if r := err.Error() + "; the event is stored"; r != reason {
 					reason = r
 				}
-				b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, bd.height,
+				// Reject keeps a sample of a flood and counts the rest.
+				b.Reject(store.NewRejected(store.RecordReward, bd.height,
 					fmt.Sprintf("reward tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", reason, nil))
 				continue
 			}
@@ -168,7 +169,7 @@ func (d *decoder) blockEpoch(b *store.Batch, bd blockData) (uint64, bool) {
 		}
 		et, err := d.epochTotalOf(ev, bd)
 		if err != nil {
-			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordEpochTotal, bd.height,
+			b.Reject(store.NewRejected(store.RecordEpochTotal, bd.height,
 				fmt.Sprintf("epoch total tx %d event %d", ev.TransactionIndex, ev.EventIndex), "", err.Error(), ev.Payload))
 			return 0, false
 		}

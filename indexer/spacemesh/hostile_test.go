@@ -12,21 +12,7 @@ import (
 )
 
 func rejectedOf(t *testing.T, st store.Store) []store.Rejected {
-	t.Helper()
-	var out []store.Rejected
-	q := store.RejectedQuery{Source: srcName, Limit: store.MaxLimit}
-	for i := 0; i < 1000; i++ {
-		p, err := st.Rejected(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p.Items...)
-		if q.Cursor = p.Next; q.Cursor == "" {
-			return out
-		}
-	}
-	t.Fatal("rejected pages do not end")
-	return nil
+	return storetest.AllRejected(t, st, store.RejectedQuery{Source: srcName, Limit: store.MaxLimit})
 }
 
 // TestImplausibleHeadIsNotBelieved: a node that claims verified layer

@@ -84,7 +84,7 @@ func checkRejectedRecords(tx *bbolt.Tx) []error {
 			}
 			return nil
 		}
-		counts[r.Source]++
+		counts[r.Source] += r.Records()
 		return nil
 	})
 	_ = tx.Bucket(migrations.BucketSources).ForEach(func(k, v []byte) error {

@@ -401,7 +401,7 @@ var (
 			"unit", "decimals", "aliases", "details", "epoch"},
 		lookup: "reward_aliases", lookupCol: "alias", array: "aliases"}
 	rejectedTable = recordTable{name: "rejected", key: []string{"source", "height", "key"},
-		cols: []string{"kind", "field", "reason", "raw", "raw_size", "time_ns"}}
+		cols: []string{"kind", "field", "reason", "raw", "raw_size", "time_ns", "counted", "last_key"}}
 )
 
 // write stages rows (key columns, then cols) and upserts them, and keeps
@@ -591,22 +591,41 @@ func (p *plan) writeRewards(ctx context.Context, tx pgx.Tx, delta map[string]*co
 	return err
 }
 
+// writeRejected upserts the rejected records. A source counts the records
+// they stand for, not the rows: a counting record stands for many, so the
+// change is what the staged rows stand for less what the rows they
+// replace stood for.
 func (p *plan) writeRejected(ctx context.Context, tx pgx.Tx, delta map[string]*counts) error {
 	if len(p.rejected.items) == 0 {
 		return nil
 	}
+	t := rejectedTable
 	rows := make([][]any, len(p.rejected.items))
 	for i, r := range p.rejected.items {
 		raw := r.Raw
 		if raw == nil {
 			raw = []byte{}
 		}
-		rows[i] = []any{r.Source, int64(r.Height), r.Key, r.Kind, r.Field, r.Reason, raw, int64(r.RawSize), nanos(r.Time)}
+		rows[i] = []any{r.Source, int64(r.Height), r.Key, r.Kind, r.Field, r.Reason, raw, int64(r.RawSize), nanos(r.Time), int64(r.Counted), r.LastKey}
+		delta[r.Source].rejected += int64(r.Records())
 	}
-	added, err := rejectedTable.write(ctx, tx, rows, nil, nil)
-	for src, n := range added {
-		delta[src].rejected += n
+	if err := stage(ctx, tx, t.name, append(slices.Clone(t.key), t.cols...), rows); err != nil {
+		return err
 	}
+	replaced, err := tx.Query(ctx, `SELECT r.source, sum(greatest(r.counted, 1))::bigint FROM rejected r
+		JOIN stage_rejected s ON (r.source, r.height, r.key) = (s.source, s.height, s.key) GROUP BY r.source`)
+	if err != nil {
+		return err
+	}
+	var src string
+	var n int64
+	if _, err := pgx.ForEachRow(replaced, []any{&src, &n}, func() error {
+		delta[src].rejected -= n
+		return nil
+	}); err != nil {
+		return err
+	}
+	_, _, err = upsert(ctx, tx, t.name, t.key, t.cols, len(rows))
 	return err
 }
 

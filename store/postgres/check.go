@@ -18,7 +18,7 @@ var invariants = []struct{ what, sql string }{
 	{"sources whose reward count is not their rewards", `SELECT count(*) FROM sources s
 		WHERE s.rewards <> (SELECT count(*) FROM rewards r WHERE r.source = s.name)`},
 	{"sources whose rejected count is not their rejected records", `SELECT count(*) FROM sources s
-		WHERE s.rejected <> (SELECT count(*) FROM rejected r WHERE r.source = s.name)`},
+		WHERE s.rejected <> (SELECT coalesce(sum(greatest(r.counted, 1)), 0) FROM rejected r WHERE r.source = s.name)`},
 	{"address rows without their event's address", `SELECT count(*) FROM event_addresses a
 		WHERE NOT EXISTS (SELECT 1 FROM events e WHERE (e.source, e.height, e.tx_index, e.event_index) = (a.source, a.height, a.tx_index, a.event_index)
 			AND a.address = ANY (e.addresses))`},

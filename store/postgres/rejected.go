@@ -33,7 +33,7 @@ func (s *Store) Rejected(ctx context.Context, q store.RejectedQuery) (store.Page
 		where = append(where, keyset(&a, keys, []any{k.source, k.height, k.key}, q.Desc))
 	}
 	where = append(where, heightFilters(&a, "", q.Source, q.FromHeight, q.ToHeight)...)
-	sql := `SELECT source, height, key, kind, field, reason, raw, raw_size, time_ns FROM rejected WHERE ` + and(where) +
+	sql := `SELECT source, height, key, kind, field, reason, raw, raw_size, time_ns, counted, last_key FROM rejected WHERE ` + and(where) +
 		` ORDER BY ` + orderBy(keys, q.Desc) + ` LIMIT ` + strconv.Itoa(limit+1)
 	rows, err := s.read.Query(ctx, sql, a...)
 	if err != nil {
@@ -41,9 +41,12 @@ func (s *Store) Rejected(ctx context.Context, q store.RejectedQuery) (store.Page
 	}
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Rejected, error) {
 		var r store.Rejected
-		var h, size, tns int64
-		err := row.Scan(&r.Source, &h, &r.Key, &r.Kind, &r.Field, &r.Reason, &r.Raw, &size, &tns)
-		r.Height, r.RawSize, r.Time = uint64(h), int(size), fromNanos(tns)
+		var h, size, tns, counted int64
+		err := row.Scan(&r.Source, &h, &r.Key, &r.Kind, &r.Field, &r.Reason, &r.Raw, &size, &tns, &counted, &r.LastKey)
+		r.Height, r.RawSize, r.Time, r.Counted = uint64(h), int(size), fromNanos(tns), uint64(counted)
+		if r.Counted > 0 {
+			r.Raw = nil // a counting record keeps no raw bytes, as on bbolt
+		}
 		return r, err
 	})
 	if err != nil {

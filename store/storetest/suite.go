@@ -52,7 +52,9 @@ import (
 //   - A node's latest status is never replaced by an older snapshot; its
 //     history is listed by time.
 //   - Source state is private to the source and read back as written.
-//   - Quarantined records are listed like the others and counted once.
+//   - Quarantined records are listed like the others and counted once;
+//     a counting record (Rejected.Counted) is counted as the records it
+//     stands for, also when a rewrite changes its count.
 //   - Alerts are episodes (source, rule, subject, starts_at) written with
 //     the batch that changed them, fenced by its lease, listed like the
 //     other lists; each (source, rule, subject) has one fingerprint. The
@@ -87,6 +89,7 @@ func Run(t *testing.T, open func(*testing.T) store.Store) {
 		{"AlertsList", testAlertsList},
 		{"OutboxClaims", testOutboxClaims},
 		{"AlertsFencedByLease", testAlertsFencedByLease},
+		{"RejectedSampledAndCounted", testRejectedSampledAndCounted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
@@ -138,6 +141,24 @@ func AllEvents(t *testing.T, s store.Store, q store.EventQuery) []store.Event {
 		}
 		q.Cursor = p.Next
 	}
+}
+
+// AllRejected reads every page of q from s.
+func AllRejected(t *testing.T, s store.Store, q store.RejectedQuery) []store.Rejected {
+	t.Helper()
+	var out []store.Rejected
+	for range 100000 {
+		p, err := s.Rejected(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p.Items...)
+		if q.Cursor = p.Next; q.Cursor == "" {
+			return out
+		}
+	}
+	t.Fatal("the rejected list does not end")
+	return nil
 }
 
 func smReward(layer uint64, smesher, coinbase string, amount int64) store.Reward {
@@ -765,5 +786,92 @@ func testRejectedList(t *testing.T, open func(*testing.T) store.Store) {
 	}
 	if _, err := s.Rejected(ctx, store.RejectedQuery{Cursor: "ZXZlbnQ"}); !errors.Is(err, store.ErrCursorInvalid) {
 		t.Fatalf("an events cursor on the rejected list: %v", err)
+	}
+}
+
+// testRejectedSampledAndCounted: a flood of rejected records at one height
+// is kept as a sample per reason plus counting records, and every count
+// (the source's, the list's) stays exact through replays and rewrites.
+func testRejectedSampledAndCounted(t *testing.T, open func(*testing.T) store.Store) {
+	s := open(t)
+	flood := func(a int) store.Batch {
+		b := FlowBatch(5, 1)
+		for i := range a { // one reason, many records
+			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, 5, fmt.Sprintf("reward tx 1 event %05d", i), "", "amount: not a UFix64", []byte("9999")))
+		}
+		for i := range 30 { // another, under the sample
+			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, 5, fmt.Sprintf("reward tx 2 event %05d", i), "", "field nodeID: missing", nil))
+		}
+		for i := range 25 { // a reason each: past MaxRejectedReasons they are counted together
+			b.Rejected = append(b.Rejected, store.NewRejected(store.RecordReward, 5, fmt.Sprintf("reward tx 3 event %05d", i), "", fmt.Sprintf("amount: %d is out of range", i), nil))
+		}
+		b.Quarantine(time.Now())
+		return b
+	}
+	list := func() []store.Rejected { return AllRejected(t, s, store.RejectedQuery{Source: "flow", Limit: 40}) }
+	check := func(a int) {
+		t.Helper()
+		want := uint64(a + 30 + 25)
+		items := list()
+		var total uint64
+		var counting []store.Rejected
+		for _, r := range items {
+			total += r.Records()
+			if r.Counted > 0 {
+				counting = append(counting, r)
+			}
+		}
+		if in, _ := s.Source(ctx, "flow"); in.Rejected != want || total != want {
+			t.Fatalf("source counts %d rejected, the list %d, want %d", in.Rejected, total, want)
+		}
+		keptA := store.MaxRejectedSample
+		further := 25 - (store.MaxRejectedReasons - 2)
+		if n := keptA + 30 + (25 - further) + len(counting); len(items) != n || len(counting) != 2 {
+			t.Fatalf("%d items, %d counting, want %d and 2", len(items), len(counting), n)
+		}
+		for _, c := range counting {
+			switch {
+			case c.Key == fmt.Sprintf("reward tx 1 event %05d", keptA):
+				if c.Counted != uint64(a-keptA) || c.LastKey != fmt.Sprintf("reward tx 1 event %05d", a-1) || c.Reason != "amount: not a UFix64" || len(c.Raw) != 0 || c.Kind != store.RecordReward {
+					t.Fatalf("counting record of the flood %+v", c)
+				}
+			case strings.HasPrefix(c.Reason, store.RejectedFurtherReasons):
+				if c.Counted != uint64(further) || c.Key != fmt.Sprintf("reward tx 3 event %05d", 25-further) || c.LastKey != "reward tx 3 event 00024" {
+					t.Fatalf("counting record of further reasons %+v", c)
+				}
+			default:
+				t.Fatalf("counting record %+v", c)
+			}
+		}
+	}
+	b := flood(1000)
+	if len(b.Rejected) >= 1000 {
+		t.Fatalf("Quarantine left %d rejected records in the batch", len(b.Rejected))
+	}
+	for range 2 { // a replay rewrites the same records
+		if err := s.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(1000)
+	// The upstream sends the height again with more of the flood: the
+	// counting record is rewritten with its new count.
+	if err := s.Apply(ctx, flood(1500)); err != nil {
+		t.Fatal(err)
+	}
+	check(1500)
+	// Counting records as a list reads them (a copy into another store)
+	// go through Apply as they are.
+	items := list()
+	c := FlowBatch(6, 0)
+	c.Rejected = items
+	for i := range c.Rejected {
+		c.Rejected[i].Height = 6
+	}
+	if err := s.Apply(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := s.Source(ctx, "flow"); in.Rejected != 2*(1500+30+25) {
+		t.Fatalf("after copying height 5 to 6 the source counts %d, want %d", in.Rejected, 2*(1500+30+25))
 	}
 }
