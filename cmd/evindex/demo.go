@@ -17,7 +17,15 @@ import (
 // restarted demo resumes instead of meeting a different history.
 type demoState struct {
 	Started time.Time `json:"started"`
+	// History is the demoHistory the data dir was made with.
+	History int `json:"history"`
 }
+
+// demoHistory numbers the shape of the demo's simulated histories (block
+// and layer times, layer duration, epochs). A data dir made with another
+// would meet a different chain at the same heights, so it is refused
+// rather than resumed. 2: four weeks of back-history, five-minute layers.
+const demoHistory = 2
 
 func runDemoCmd(ctx context.Context, e env, args []string) error {
 	fset := newFlagSet(e, "demo", "[--data-dir DIR] [--http-listen ADDR]",
@@ -93,6 +101,9 @@ func loadDemoState(dir string, now time.Time) (demoState, error) {
 		if err := json.Unmarshal(raw, &s); err != nil || s.Started.IsZero() {
 			return demoState{}, fmt.Errorf("%s: not a demo state file; remove it or use another --data-dir", path)
 		}
+		if s.History != demoHistory {
+			return demoState{}, fmt.Errorf("%s: made by an older evindex demo, whose simulated history differs; remove %s or use another --data-dir", path, dir)
+		}
 		return s, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -101,7 +112,7 @@ func loadDemoState(dir string, now time.Time) (demoState, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return demoState{}, fmt.Errorf("create data dir: %w", err)
 	}
-	s := demoState{Started: now}
+	s := demoState{Started: now, History: demoHistory}
 	raw, _ = json.Marshal(s)
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return demoState{}, fmt.Errorf("demo state: %w", err)

@@ -65,8 +65,10 @@ type Config struct {
 	EventReplay int
 }
 
-// DefaultConfig suits the demo: 1 s layers, 10 layers per epoch and two
-// minutes of history, so rewards show up at once and keep coming.
+// DefaultConfig is a small, quick network for tests and `evindex sim
+// spacemesh`: 1 s layers, 10 layers per epoch and two minutes of history,
+// so rewards show up at once and keep coming. (The demo sets its own
+// layers and genesis: indexer/spacemesh/kind.go.)
 func DefaultConfig() Config {
 	return Config{
 		Seed:           1,
