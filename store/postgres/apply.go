@@ -292,14 +292,15 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 }
 
 // fence checks, inside the transaction, that every batch's lease is still
-// held with its generation. The row stays share-locked until the commit,
-// so a takeover (which updates the row) waits for this transaction: a
-// former owner's write lands before the new owner starts, or not at all.
+// held with its generation. The row stays locked FOR KEY SHARE until the
+// commit, so a takeover (which locks it FOR UPDATE) waits for this
+// transaction: a former owner's write lands before the new owner starts,
+// or not at all. The owner's renewals pass the lock (see lease.go).
 func (p *plan) fence(ctx context.Context, tx pgx.Tx) error {
 	for _, l := range p.leases {
 		var owner string
 		var gen int64
-		err := tx.QueryRow(ctx, `SELECT owner, generation FROM leases WHERE source = $1 FOR SHARE`, l.Source).Scan(&owner, &gen)
+		err := tx.QueryRow(ctx, `SELECT owner, generation FROM leases WHERE source = $1 FOR KEY SHARE`, l.Source).Scan(&owner, &gen)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: source %s has no lease (%s held generation %d)", store.ErrLeaseLost, l.Source, l.Owner, l.Generation)
 		}

@@ -26,8 +26,15 @@ func clock() time.Time { return time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.
 // openPG opens a store on a fresh database of the shared test server.
 func openPG(t *testing.T) (*postgres.Store, string) {
 	t.Helper()
+	return openPGWith(t, postgres.Options{})
+}
+
+// openPGWith is openPG with options (the checkpoint clock is clock).
+func openPGWith(t *testing.T, opts postgres.Options) (*postgres.Store, string) {
+	t.Helper()
 	dsn := pgtest.DSN(t)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{Now: clock})
+	opts.Now = clock
+	s, err := postgres.Open(ctx, dsn, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

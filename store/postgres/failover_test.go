@@ -4,33 +4,117 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/evindex/evindex/store"
 	"github.com/evindex/evindex/store/postgres"
 	"github.com/evindex/evindex/store/postgres/pgtest"
 )
 
+// commitHold is a tracer that holds a store's next fenced Apply right
+// after its fence check, with the lease row locked and nothing committed,
+// until release is closed: a commit in flight, as long as a test needs.
+type commitHold struct {
+	armed   atomic.Bool
+	held    chan struct{} // closed when an Apply is held
+	release chan struct{}
+	once    sync.Once
+}
+
+// let releases the held Apply; the cleanup of a test that failed while
+// holding it calls it too, so the store can close.
+func (h *commitHold) let() { h.once.Do(func() { close(h.release) }) }
+
+type heldFence struct{}
+
+func newCommitHold() *commitHold {
+	return &commitHold{held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *commitHold) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.HasPrefix(d.SQL, "SELECT owner, generation FROM leases") && h.armed.CompareAndSwap(true, false) {
+		return context.WithValue(ctx, heldFence{}, true)
+	}
+	return ctx
+}
+
+// TraceQueryEnd runs once the fence's row is read, so its lock is held.
+func (h *commitHold) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if ctx.Value(heldFence{}) != nil {
+		close(h.held)
+		<-h.release
+	}
+}
+
+// applyHeld starts s.Apply(b) and returns once hold holds it after its
+// fence; the channel gets Apply's result after hold.release is closed.
+func applyHeld(t *testing.T, s *postgres.Store, hold *commitHold, b store.Batch) <-chan error {
+	t.Helper()
+	hold.armed.Store(true)
+	t.Cleanup(hold.let)
+	applied := make(chan error, 1)
+	go func() { applied <- s.Apply(ctx, b) }()
+	select {
+	case <-hold.held:
+	case err := <-applied:
+		t.Fatalf("the apply ended before its fence was held: %v", err)
+	}
+	return applied
+}
+
+// waitingOnLease reports whether a session other than watch's waits for
+// a lock of the lease table.
+func waitingOnLease(t *testing.T, watch *pgx.Conn) bool {
+	t.Helper()
+	var n int
+	if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE wait_event_type = 'Lock' AND query LIKE '%leases%' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// passes waits until done delivers what a lease call returned while a
+// commit is held, and fails the test as soon as that call waits for the
+// commit's lock instead.
+func passes(t *testing.T, watch *pgx.Conn, what string, done <-chan error) error {
+	t.Helper()
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		if waitingOnLease(t, watch) {
+			t.Fatalf("%s waits for the owner's commit in flight", what)
+		}
+		if i > 4000 {
+			t.Fatalf("%s never returned", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestTakeoverWaitsForAnInflightCommit: while a former owner's Apply
 // holds the lease row (its fence check done, its commit not yet), a
 // takeover of the expired lease waits for that commit; the former owner's
 // data lands before the new owner starts, never after.
 func TestTakeoverWaitsForAnInflightCommit(t *testing.T) {
-	s, dsn := openPG(t)
+	hold := newCommitHold()
+	s, dsn := openPGWith(t, postgres.Options{Tracer: hold})
 	old, err := s.AcquireLease(ctx, "flow", "old", time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The in-flight commit: the same share lock Apply's fence takes.
-	c := connect(t, dsn)
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM leases WHERE source = 'flow' FOR SHARE`); err != nil {
-		t.Fatal(err)
-	}
+	first := flowHeight(1)
+	first.Lease = &old
+	applied := applyHeld(t, s, hold, first)
 	got := make(chan error, 1)
 	go func() {
 		for {
@@ -43,14 +127,7 @@ func TestTakeoverWaitsForAnInflightCommit(t *testing.T) {
 	}()
 	// The takeover blocks on the row lock.
 	watch := connect(t, dsn)
-	for i := 0; ; i++ {
-		var waiting int
-		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO leases%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting == 1 {
-			break
-		}
+	for i := 0; !waitingOnLease(t, watch); i++ {
 		select {
 		case err := <-got:
 			t.Fatalf("the takeover did not wait for the in-flight commit: %v", err)
@@ -60,22 +137,72 @@ func TestTakeoverWaitsForAnInflightCommit(t *testing.T) {
 			t.Fatal("the takeover never reached the lease row")
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO blocks VALUES ('flow', 1, 'b', 0, 0, '')`); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
+	hold.let()
+	if err := <-applied; err != nil {
+		t.Fatalf("the former owner's commit in flight: %v", err)
 	}
 	if err := <-got; err != nil {
 		t.Fatalf("takeover after the commit: %v", err)
+	}
+	if cp, _, _ := s.Checkpoint(ctx, "flow"); cp.Height != 1 {
+		t.Fatalf("checkpoint %d after the takeover, want the former owner's 1", cp.Height)
 	}
 	late := flowHeight(2)
 	late.Lease = &old
 	if err := s.Apply(ctx, late); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("the former owner's next commit: %v, want ErrLeaseLost", err)
 	}
-	if _, err := c.Exec(ctx, `DELETE FROM blocks`); err != nil { // leave the counts sound for Check
+}
+
+// TestRenewalPassesTheOwnersCommit: while the owner's Apply holds the
+// lease row, the owner still renews its lease, and another process's
+// attempt on the live lease answers ErrLeaseHeld, neither waiting for the
+// commit. On a loaded server a commit can outlast a third of the TTL: a
+// renewal queued behind it let the lease expire under a live owner, and
+// every standby attempt queued the owner's next commit behind it.
+func TestRenewalPassesTheOwnersCommit(t *testing.T) {
+	hold := newCommitHold()
+	s, dsn := openPGWith(t, postgres.Options{Tracer: hold})
+	l, err := s.AcquireLease(ctx, "flow", "owner", time.Minute)
+	if err != nil {
 		t.Fatal(err)
+	}
+	first := flowHeight(1)
+	first.Lease = &l
+	applied := applyHeld(t, s, hold, first)
+	watch := connect(t, dsn)
+
+	renewed := make(chan error, 1)
+	go func() {
+		next, err := s.RenewLease(ctx, l, 2*time.Minute)
+		if err == nil && !next.Expires.After(l.Expires) {
+			err = fmt.Errorf("renewed until %s, was %s", next.Expires, l.Expires)
+		}
+		renewed <- err
+	}()
+	if err := passes(t, watch, "the owner's renewal", renewed); err != nil {
+		t.Fatalf("renewal during the owner's commit: %v", err)
+	}
+	other, err := postgres.Open(ctx, dsn, postgres.Options{Instance: "standby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tried := make(chan error, 1)
+	go func() {
+		_, err := other.AcquireLease(ctx, "flow", "standby", time.Minute)
+		tried <- err
+	}()
+	if err := passes(t, watch, "a standby's attempt", tried); !errors.Is(err, store.ErrLeaseHeld) || !strings.Contains(err.Error(), "owner") {
+		t.Fatalf("attempt on the live lease during its owner's commit: %v, want ErrLeaseHeld naming the owner", err)
+	}
+
+	hold.let()
+	if err := <-applied; err != nil {
+		t.Fatalf("the owner's commit: %v", err)
+	}
+	if cp, _, _ := s.Checkpoint(ctx, "flow"); cp.Height != 1 {
+		t.Fatalf("checkpoint %d, want 1", cp.Height)
 	}
 }
 

@@ -12,12 +12,23 @@ import (
 	"github.com/evindex/evindex/store"
 )
 
-// Leases are rows (source, owner, generation, expires_at) changed by
-// single statements whose WHERE clause is the whole rule, so two processes
-// racing for a source serialize on the row: one wins, the other sees the
-// winner. Expiry is the database's now(), never a process's clock. No
-// session-bound (advisory) lock is involved: a lease survives reconnects
-// and a failover of the connection, and dies only by expiry or release.
+// Leases are rows (source, owner, generation, expires_at). Expiry is the
+// database's now(), never a process's clock. No session-bound (advisory)
+// lock is involved: a lease survives reconnects and a failover of the
+// connection, and dies only by expiry or release.
+//
+// Row locks keep a takeover and a former owner's commit apart without
+// making the owner's own work wait on itself. Apply's fence holds the row
+// FOR KEY SHARE until its commit; a takeover takes it FOR UPDATE, the one
+// mode that conflicts with that, so it waits for a commit in flight and
+// the former owner's data lands before the new generation or not at all.
+// Renewal and release update only non-key columns (FOR NO KEY UPDATE,
+// which KEY SHARE lets through): an owner's renewal does not wait for its
+// own commits, so a slow commit on a loaded server cannot starve the
+// lease it is fenced by. A release may pass a commit of the same owner in
+// flight; that commit then lands before any new owner, which still waits
+// for it. A standby process's attempt on a live lease reads without
+// locking, so its retries do not queue the owner's commits behind them.
 
 // AcquireLease takes the source's lease for owner for ttl when it is free,
 // released or expired, bumping its generation. It returns store.ErrLeaseHeld
@@ -29,48 +40,104 @@ func (s *Store) AcquireLease(ctx context.Context, source, owner string, ttl time
 	if ttl <= 0 {
 		return store.Lease{}, fmt.Errorf("acquire lease of %s: %w: ttl %v", source, store.ErrInvalid, ttl)
 	}
-	l := store.Lease{Source: source, Owner: owner}
-	if s.fenceSessions {
-		s.endExpiredOwnersSessions(ctx, source, owner)
+	// A plain read does not wait for the row's locks.
+	cur, found, err := readLease(ctx, s.db, source, "")
+	if err != nil {
+		return store.Lease{}, s.redact(fmt.Errorf("acquire lease of %s: %w", source, err))
 	}
-	var gen int64
-	err := s.db.QueryRow(ctx, `INSERT INTO leases AS l (source, owner, generation, expires_at)
-		VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond')
-		ON CONFLICT (source) DO UPDATE SET owner = excluded.owner, generation = l.generation + 1, expires_at = excluded.expires_at,
-			status = NULL
-		WHERE l.owner = '' OR l.expires_at <= now()
-		RETURNING generation, expires_at`, source, owner, ttl.Microseconds()).Scan(&gen, &l.Expires)
-	if errors.Is(err, pgx.ErrNoRows) {
-		var holder string
-		var until time.Time
-		if err := s.db.QueryRow(ctx, `SELECT owner, expires_at FROM leases WHERE source = $1`, source).Scan(&holder, &until); err != nil {
-			return store.Lease{}, s.redact(fmt.Errorf("acquire lease of %s: %w", source, err))
-		}
-		return store.Lease{}, fmt.Errorf("acquire lease of %s: %w: %s holds it until %s", source, store.ErrLeaseHeld, holder, until.UTC().Format(time.RFC3339Nano))
+	if found && cur.live {
+		return store.Lease{}, cur.held(source)
+	}
+	if found && s.fenceSessions && cur.owner != "" && cur.owner != owner {
+		s.endExpiredOwnersSessions(ctx, cur.owner)
+	}
+	var l store.Lease
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		l, err = takeLease(ctx, tx, source, owner, ttl)
+		return err
+	})
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return store.Lease{}, err
 	}
 	if err != nil {
 		return store.Lease{}, s.redact(fmt.Errorf("acquire lease of %s: %w", source, err))
+	}
+	return l, nil
+}
+
+// leaseRow is what a takeover needs to know of a lease row.
+type leaseRow struct {
+	owner string
+	until time.Time
+	live  bool // held and not expired, by the database's clock
+}
+
+func (r leaseRow) held(source string) error {
+	return fmt.Errorf("acquire lease of %s: %w: %s holds it until %s", source, store.ErrLeaseHeld, r.owner, r.until.UTC().Format(time.RFC3339Nano))
+}
+
+// readLease reads source's lease row; lock is "" or a locking clause.
+func readLease(ctx context.Context, q querier, source, lock string) (leaseRow, bool, error) {
+	var r leaseRow
+	err := q.QueryRow(ctx, `SELECT owner, expires_at, owner <> '' AND expires_at > now() FROM leases WHERE source = $1 `+lock, source).
+		Scan(&r.owner, &r.until, &r.live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
+// takeLease gives source's lease to owner inside tx unless it is live. The
+// row is locked FOR UPDATE first, which waits for a commit of the former
+// owner in flight (see the top of this file); a row that does not exist
+// yet is inserted, and one that another process inserted meanwhile is
+// that process's live lease.
+func takeLease(ctx context.Context, tx pgx.Tx, source, owner string, ttl time.Duration) (store.Lease, error) {
+	l := store.Lease{Source: source, Owner: owner}
+	var gen int64
+	cur, found, err := readLease(ctx, tx, source, "FOR UPDATE")
+	switch {
+	case err != nil:
+		return l, err
+	case found && cur.live:
+		return l, cur.held(source)
+	case found:
+		err = tx.QueryRow(ctx, `UPDATE leases SET owner = $2, generation = generation + 1,
+				expires_at = now() + $3 * interval '1 microsecond', status = NULL
+			WHERE source = $1 RETURNING generation, expires_at`, source, owner, ttl.Microseconds()).Scan(&gen, &l.Expires)
+	default:
+		err = tx.QueryRow(ctx, `INSERT INTO leases (source, owner, generation, expires_at)
+			VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond')
+			ON CONFLICT (source) DO NOTHING RETURNING generation, expires_at`, source, owner, ttl.Microseconds()).Scan(&gen, &l.Expires)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Another process created the row since the read: its lease
+			// is new, so live (read it again for the message).
+			if cur, found, err = readLease(ctx, tx, source, ""); err == nil && !found {
+				err = errors.New("lease row vanished")
+			}
+			if err != nil {
+				return l, err
+			}
+			return l, cur.held(source)
+		}
+	}
+	if err != nil {
+		return l, err
 	}
 	l.Generation, l.Expires = uint64(gen), l.Expires.UTC()
 	return l, nil
 }
 
-// endExpiredOwnersSessions ends the busy sessions of the process whose
-// lease of source has expired, when another process (owner) is about to
-// take it: a writer paused mid-COPY keeps its lease row locked, and the
-// takeover's UPDATE would wait for it for as long as the pause lasts (see
-// Options.Instance). Its transaction is aborted, so nothing it was writing
-// is stored: it could not have committed under an expired lease anyway.
-// Best effort: without the right to signal the other backends, or on an
-// engine without pg_terminate_backend, the takeover waits as before.
-func (s *Store) endExpiredOwnersSessions(ctx context.Context, source, owner string) {
-	var holder string
-	var expired bool
-	// A plain read does not wait for the row's share locks.
-	err := s.db.QueryRow(ctx, `SELECT owner, expires_at <= now() FROM leases WHERE source = $1`, source).Scan(&holder, &expired)
-	if err != nil || !expired || holder == "" || holder == owner {
-		return
-	}
+// endExpiredOwnersSessions ends the busy sessions of holder, whose lease
+// has expired, when another process is about to take it: a writer paused
+// mid-COPY keeps its lease row locked, and the takeover would wait for it
+// for as long as the pause lasts (see Options.Instance). Its transaction
+// is aborted, so nothing it was writing is stored: it could not have
+// committed under an expired lease anyway. Best effort: without the right
+// to signal the other backends, or on an engine without
+// pg_terminate_backend, the takeover waits as before.
+func (s *Store) endExpiredOwnersSessions(ctx context.Context, holder string) {
 	_, _ = s.db.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE application_name = $1 AND state <> 'idle' AND pid <> pg_backend_pid()`, sessionName(holder))
 }

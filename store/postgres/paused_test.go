@@ -21,7 +21,7 @@ func (b blockedRows) Values() ([]any, error) { return nil, nil }
 func (b blockedRows) Err() error             { return errors.New("released") }
 
 // TestTakeoverEndsAWriterPausedInACopy: a former owner paused in the middle
-// of a COPY holds its lease row's share lock, and the server acts on
+// of a COPY holds its lease row's lock, and the server acts on
 // neither statement_timeout nor idle_in_transaction_session_timeout while
 // it waits for COPY data. The process taking the expired lease over ends
 // that session (Options.Instance names it), so the takeover does not wait
@@ -51,7 +51,7 @@ func TestTakeoverEndsAWriterPausedInACopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM leases WHERE source = 'flow' FOR SHARE`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM leases WHERE source = 'flow' FOR KEY SHARE`); err != nil {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
