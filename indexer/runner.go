@@ -201,8 +201,13 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 		resume := Resume{Checkpoint: cp, Found: found, Attempt: attempt,
 			State:    func(key string) ([]byte, error) { return r.st.State(ctx, r.src.Name(), key) },
 			Coverage: func() ([]store.Range, error) { return r.st.Coverage(ctx, r.src.Name()) }}
-		sk := newSink(r, lease)
-		runErr := r.src.Run(ctx, resume, sk)
+		// A failed commit ends the run (the sink cancels runCtx): a source
+		// that is quiet upstream would not emit again, and so not learn
+		// for as long as it stays quiet that its work was not stored.
+		runCtx, stopRun := context.WithCancel(ctx)
+		sk := newSink(r, lease, stopRun)
+		runErr := r.src.Run(runCtx, resume, sk)
+		stopRun()
 		closeErr := sk.close(ctx)
 		if errors.Is(runErr, store.ErrLeaseLost) || errors.Is(closeErr, store.ErrLeaseLost) {
 			return fmt.Errorf("%w: a commit was refused: %w", errLeaseLost, errors.Join(runErr, closeErr))
@@ -215,6 +220,9 @@ func (r *Runner) ingest(ctx context.Context, lease *store.Lease) error {
 			return nil
 		}
 		err = runErr
+		if closeErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+			err = closeErr // the failed commit ended the run
+		}
 		if err == nil {
 			err = errors.New("source stopped without an error")
 		}

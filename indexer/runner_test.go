@@ -193,3 +193,42 @@ func TestRunnerFailsOnADamagedStore(t *testing.T) {
 		t.Fatalf("the source ran %d times on a store whose checkpoint cannot be read", len(src.starts))
 	}
 }
+
+// unwritable is a real store whose commits fail, as when the page new
+// records go to is damaged.
+type unwritable struct{ store.Store }
+
+func (unwritable) Apply(ctx context.Context, batches ...store.Batch) error {
+	return fmt.Errorf("write /data/evindex.db: %w: page 9 self identifies as 0", store.ErrCorrupt)
+}
+
+// TestRunnerEndsAQuietRunWhoseCommitFailed: a source hands over its last
+// records and then has nothing more to say (a chain without new blocks);
+// the commit of those records fails. The run ends and the source shows
+// the failure, rather than staying "live" with nothing stored for as long
+// as the upstream stays quiet (it learnt of the failure only from its next
+// Emit).
+func TestRunnerEndsAQuietRunWhoseCommitFailed(t *testing.T) {
+	st := unwritable{storetest.MustOpen(t)}
+	src := &countingSource{last: 3, idle: make(chan struct{})}
+	r := indexer.NewRunner(st, src, indexer.RunnerConfig{Sleep: noSleep, Logger: zerolog.Nop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var err error
+	eventually(t, "the run ends after its failed commit", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Run returned %v, want the commit's ErrCorrupt", err)
+	}
+	if s := r.Status(); s.State != store.StateFailed || !strings.Contains(s.LastError, "/data/evindex.db") {
+		t.Fatalf("state %s, last error %q; want failed, naming the file", s.State, s.LastError)
+	}
+}

@@ -17,12 +17,14 @@ import (
 // committer goroutine applies groups in emit order while the source goes
 // on decoding the next one; Emit blocks only when a group is committing
 // and another is already waiting. A failed commit is sticky: the next Emit
-// or Flush returns it, which ends the run so it resumes from the stored
-// checkpoint.
+// or Flush returns it, and stop ends the run at once, so it resumes from
+// the stored checkpoint even when the source has nothing more to emit.
 type sink struct {
 	r *Runner
 	// lease, when set, fences every commit (see LeaseConfig).
 	lease *store.Lease
+	// stop cancels the run's context after a failed commit.
+	stop context.CancelFunc
 
 	mu      sync.Mutex // guards the fields below
 	pending []store.Batch
@@ -50,8 +52,8 @@ type commitGroup struct {
 
 var _ Sink = (*sink)(nil)
 
-func newSink(r *Runner, lease *store.Lease) *sink {
-	s := &sink{r: r, lease: lease, queue: make(chan commitGroup, 1), done: make(chan struct{})}
+func newSink(r *Runner, lease *store.Lease, stop context.CancelFunc) *sink {
+	s := &sink{r: r, lease: lease, stop: stop, queue: make(chan commitGroup, 1), done: make(chan struct{})}
 	go s.commitLoop()
 	return s
 }
@@ -187,6 +189,7 @@ func (s *sink) commitLoop() {
 		if err == nil && len(g.batches) > 0 {
 			if err = s.commit(g.batches); err != nil {
 				s.err.CompareAndSwap(nil, &err)
+				s.stop()
 			}
 		}
 		if g.ack != nil {
