@@ -58,4 +58,3 @@ func addLines(p *problemList, prefix string, err error) {
 		p.add(&ConfigError{prefix + "." + k, msg})
 	}
 }
-

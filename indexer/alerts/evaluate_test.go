@@ -121,7 +121,7 @@ func TestNodeDownFiresAfterForAndResolves(t *testing.T) {
 	down := t0.Add(time.Minute)
 	e.apply(snapshot("node-a", down, false))
 	e.clk.t = down.Add(5*time.Minute - time.Second)
-	want(t, e.evaluate()) // down, not yet for 5 minutes
+	want(t, e.evaluate())                                       // down, not yet for 5 minutes
 	e.apply(snapshot("node-a", down.Add(2*time.Minute), false)) // still down: the run began earlier
 	e.clk.t = down.Add(5 * time.Minute)
 	want(t, e.evaluate(), "node_down/node-a:firing")
