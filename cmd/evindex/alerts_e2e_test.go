@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/evindex/evindex/indexer/flow/flowsim"
 	"github.com/evindex/evindex/indexer/presearch/presim"
 	"github.com/evindex/evindex/indexer/spacemesh/smsim"
 )
@@ -465,5 +467,51 @@ sources:
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("%d misses told of by %d episodes (%d resolved)", misses, len(eps), resolved)
+	p.stop()
+}
+
+// TestSourceStalledAlert runs the real binary against a simulated Flow
+// access node whose event stream answers only every few seconds while
+// the chain is hundreds of blocks ahead: the source stays live but
+// commits nothing for longer than source_stalled's for, the alert
+// fires, and the next commit resolves it.
+func TestSourceStalledAlert(t *testing.T) {
+	bin := evindexBinary(t)
+	scfg := flowsim.DefaultConfig()
+	scfg.History, scfg.BlockInterval = 300, 50*time.Millisecond
+	sim, err := flowsim.Start(context.Background(), "127.0.0.1:0", scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	sim.SlowStreams(1000, 3*time.Second)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`data_dir: %s
+log: {level: info, format: json}
+alerts:
+  interval: 200ms
+sources:
+  - name: fl
+    kind: flow
+    endpoint: %s
+    start_height: 1
+    lag_threshold: 30
+    alerts: {source_stalled_for: 1s}
+`, filepath.Join(dir, "data"), sim.Addr()))
+	p := startProcess(t, bin, "run", "--config", cfg, "--http-listen", "127.0.0.1:0")
+	addr := p.waitServing()
+	fired := waitAlerts(t, p, addr, "rule=source_stalled", "source_stalled firing", time.Minute, func(as []episodeView) bool { return len(as) > 0 })
+	a := fired[0]
+	head, _ := strconv.ParseUint(a.Annotations["head"], 10, 64)
+	cp, _ := strconv.ParseUint(a.Annotations["checkpoint"], 10, 64)
+	if a.Source != "fl" || a.Subject != "" || head <= cp+30 {
+		t.Fatalf("source_stalled %+v: want fl, behind by more than 30", a)
+	}
+	done := waitAlerts(t, p, addr, "rule=source_stalled", "source_stalled resolved", time.Minute, func(as []episodeView) bool {
+		return len(as) > 0 && as[0].State == "resolved"
+	})
+	if r := done[0]; !r.StartsAt.Equal(a.StartsAt) || r.EndsAt == nil || r.EndsAt.Before(r.StartsAt) {
+		t.Fatalf("resolved %+v: want the episode that fired (%s), ended by a commit after it", r, a.StartsAt)
+	}
 	p.stop()
 }
