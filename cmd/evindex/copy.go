@@ -223,6 +223,9 @@ func (c *copier) copySource(ctx context.Context, in store.SourceInfo) error {
 	if err := c.announcements(ctx, in.Name, &last[0]); err != nil {
 		return err
 	}
+	if err := c.alerts(ctx, in.Name, &last[0]); err != nil {
+		return err
+	}
 	if last[0].State, err = c.states(ctx, in.Name); err != nil {
 		return err
 	}
@@ -268,6 +271,28 @@ func (c *copier) announcements(ctx context.Context, source string, b *store.Batc
 	return err
 }
 
+// alerts adds a source's alert episodes and the outbox rows of its
+// alerts still to be sent (with their attempts) to b, so the rules go on
+// from where they were and no notification is lost by the move.
+func (c *copier) alerts(ctx context.Context, source string, b *store.Batch) error {
+	if err := eachPage(func(cur string) (store.Page[store.Alert], error) {
+		return c.from.Alerts(ctx, store.AlertQuery{Source: source, Limit: store.MaxLimit, Cursor: cur})
+	}, func(items []store.Alert) error { b.Alerts = append(b.Alerts, items...); return nil }); err != nil {
+		return err
+	}
+	outbox, err := c.from.Deliveries(ctx, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, d := range outbox {
+		if d.Alert.Source == source {
+			d.ClaimedBy, d.ClaimedUntil = "", time.Time{}
+			b.Deliveries = append(b.Deliveries, d)
+		}
+	}
+	return nil
+}
+
 // eachPage hands every page of a list to fn.
 func eachPage[T any](fetch func(cursor string) (store.Page[T], error), fn func([]T) error) error {
 	cursor := ""
@@ -298,6 +323,9 @@ type sourceTotals struct {
 	Nodes      int
 	// Missed counts the missed rewards derived from the copied records.
 	Missed int
+	// Alerts counts the alert episodes, Outbox the notifications of the
+	// source's alerts still to be sent.
+	Alerts, Outbox int
 }
 
 func (t sourceTotals) String() string {
@@ -308,8 +336,8 @@ func (t sourceTotals) String() string {
 	if len(sums) == 0 {
 		sums = []string{"0"}
 	}
-	return fmt.Sprintf("events %d, blocks %d, rewards %d (sum %s), rejected %d, node snapshots %d, missed rewards %d, checkpoint %s, coverage %s",
-		t.Events, t.Blocks, t.Rewards, strings.Join(sums, " + "), t.Rejected, t.Nodes, t.Missed, t.Checkpoint, t.Coverage)
+	return fmt.Sprintf("events %d, blocks %d, rewards %d (sum %s), rejected %d, node snapshots %d, missed rewards %d, alerts %d (outbox %d), checkpoint %s, coverage %s",
+		t.Events, t.Blocks, t.Rewards, strings.Join(sums, " + "), t.Rejected, t.Nodes, t.Missed, t.Alerts, t.Outbox, t.Checkpoint, t.Coverage)
 }
 
 // totalsOf counts a source in st and sums its rewards exactly, from the
@@ -334,6 +362,20 @@ func totalsOf(ctx context.Context, st store.Store, source string) (sourceTotals,
 		return store.MissedRewards(ctx, st, store.MissedQuery{Source: source, Limit: store.MaxLimit, Cursor: cur})
 	}, func(items []store.MissedReward) error { t.Missed += len(items); return nil }); err != nil {
 		return t, err
+	}
+	if err := eachPage(func(cur string) (store.Page[store.Alert], error) {
+		return st.Alerts(ctx, store.AlertQuery{Source: source, Limit: store.MaxLimit, Cursor: cur})
+	}, func(items []store.Alert) error { t.Alerts += len(items); return nil }); err != nil {
+		return t, err
+	}
+	outbox, err := st.Deliveries(ctx, "", 0)
+	if err != nil {
+		return t, err
+	}
+	for _, d := range outbox {
+		if d.Alert.Source == source {
+			t.Outbox++
+		}
 	}
 	if err := eachPage(func(cur string) (store.Page[store.Event], error) {
 		return st.Events(ctx, store.EventQuery{Source: source, Limit: store.MaxLimit, Cursor: cur})

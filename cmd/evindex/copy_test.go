@@ -143,6 +143,11 @@ func TestCopyDemoIntoPostgres(t *testing.T) {
 			if gm.Missed != wm.Missed || wm.Missed == 0 {
 				t.Fatalf("%s: %d missed rewards after the copy, the file has %d (and must have some)", w.Name, gm.Missed, wm.Missed)
 			}
+			// The demo's misses fired missed_reward alerts: the episodes
+			// and their pending notifications move with the records.
+			if gm.Alerts != wm.Alerts || wm.Alerts == 0 || gm.Outbox != wm.Outbox {
+				t.Fatalf("%s: %d alerts (outbox %d) after the copy, the file has %d (outbox %d), and must have some", w.Name, gm.Alerts, gm.Outbox, wm.Alerts, wm.Outbox)
+			}
 		}
 		if g, w := rewardSum(t, to, w.Name), rewardSum(t, from, w.Name); g != w || w == "0" {
 			t.Fatalf("%s: copied rewards sum to %s, the file's to %s", w, g, w)

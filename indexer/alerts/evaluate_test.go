@@ -305,3 +305,33 @@ func TestTurningARuleOffResolvesItsAlerts(t *testing.T) {
 		t.Fatalf("resolved at %s, want now (%s)", a.EndsAt, e.clk.t)
 	}
 }
+
+// TestNodeDownWhenTheSourceCannotReachItsNode: a Spacemesh source that
+// has not reached its node since its last commit for longer than For
+// finds the node down, though its last snapshot said it was up; the
+// next commit after the node answers again resolves it.
+func TestNodeDownWhenTheSourceCannotReachItsNode(t *testing.T) {
+	rules := alerts.DefaultRules()
+	rules.NodeDown.For = 5 * time.Minute
+	rules.MissedReward.Enabled = false
+	e := newEnv(t, "sm", "spacemesh", rules)
+	b := store.Batch{Nodes: []store.NodeStatus{{Node: "sm-node", Time: e.clk.t, Connected: ptr(true), Synced: ptr(true)}},
+		Checkpoint: &store.Checkpoint{Height: 10}, Coverage: &store.Range{From: 0, To: 10}}
+	e.apply(b)
+	lastCommit := e.clk.t
+	e.state.State, e.state.LastError = store.StateRetrying, "connection refused"
+	e.clk.t = lastCommit.Add(5*time.Minute - time.Second)
+	want(t, e.evaluate())
+	e.clk.t = lastCommit.Add(5 * time.Minute)
+	want(t, e.evaluate(), "node_down/sm-node:firing")
+	if a := e.only("node_down", "sm-node"); !a.StartsAt.Equal(lastCommit.Add(5*time.Minute)) || !strings.Contains(a.Annotations["description"], "connection refused") {
+		t.Fatalf("alert %+v: want it firing 5 minutes after the last commit, saying why", a)
+	}
+	e.clk.t = e.clk.t.Add(time.Minute)
+	e.state.State = store.StateLive
+	e.apply(store.Batch{Checkpoint: &store.Checkpoint{Height: 11}, Coverage: &store.Range{From: 11, To: 11}})
+	want(t, e.evaluate(), "node_down/sm-node:resolved")
+	if a := e.only("node_down", "sm-node"); !a.EndsAt.Equal(e.clk.t) {
+		t.Fatalf("resolved at %s, want the commit's %s", a.EndsAt, e.clk.t)
+	}
+}
