@@ -728,3 +728,52 @@ func preTruth(t *testing.T, st store.Store, sim *presim.Sim, cp uint64) {
 		}
 	}
 }
+
+// damagedFrom is a real store whose commits fail for damage from height
+// on, as when the page a restarted source's next events go to is damaged.
+type damagedFrom struct {
+	store.Store
+	height uint64
+}
+
+func (d damagedFrom) Apply(ctx context.Context, batches ...store.Batch) error {
+	for _, b := range batches {
+		if b.Checkpoint != nil && b.Checkpoint.Height >= d.height {
+			return fmt.Errorf("write /data/evindex.db: %w: page 41 is unreadable", store.ErrCorrupt)
+		}
+	}
+	return d.Store.Apply(ctx, batches...)
+}
+
+// TestFlowAtTheHeadFailsOnAFailedCommit: a Flow source reads the node's
+// sealed heights from its event stream and then waits at the head, where a
+// node that seals nothing sends nothing more. The commit of the last
+// heights fails; the source must fail with that error, not sit live at its
+// old checkpoint (as the daemon did on a damaged file whenever its last
+// Emit had returned before the commit failed).
+func TestFlowAtTheHeadFailsOnAFailedCommit(t *testing.T) {
+	sim, err := flowsim.Start(context.Background(), "127.0.0.1:0", flowsim.Config{Seed: 11, History: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	st := damagedFrom{Store: storetest.MustOpen(t), height: sim.SealedHeight()}
+	src, err := flow.New(flow.Config{Name: flowName, Endpoint: sim.Addr(), StartHeight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runInBackground(t, st, src, fastRunner(&storetest.LogBuffer{}))
+	within(t, "the source failed", func() (bool, string) {
+		s := r.r.Status()
+		return s.State == store.StateFailed, fmt.Sprintf("%+v", s)
+	})
+	if s := r.r.Status(); !strings.Contains(s.LastError, "database file is corrupt") || !strings.Contains(s.LastError, "evindex check") {
+		t.Fatalf("last error %q: want the damage and what to do", s.LastError)
+	}
+	if cp, _ := checkpointOf(st, flowName); cp >= sim.SealedHeight() {
+		t.Fatalf("checkpoint %d: the failing commit was stored", cp)
+	}
+	if n := sim.Stats().Streams; n != 1 {
+		t.Fatalf("%d streams: a source that failed for damage resubscribed", n)
+	}
+}

@@ -494,7 +494,11 @@ func TestDaemonOnADamagedFile(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		t.Fatalf("timed out waiting for %s:\n%s", what, p.logs.String())
+		// What the source showed last, next to the node's head, says
+		// whether it did not receive or did not commit.
+		srcs, err := sourcesOf(addr)
+		t.Fatalf("timed out waiting for %s (source %+v, checkpoint %+v, %v; node's sealed height %d):\n%s",
+			what, srcs["flow-test"], srcs["flow-test"].Checkpoint, err, sim.SealedHeight(), p.logs.String())
 		return sourceView{}
 	}
 	waitSource("the history indexed", func(s sourceView) bool { return s.Checkpoint != nil && s.Checkpoint.Height == sim.SealedHeight() })
