@@ -20,7 +20,8 @@ var errClosed = status.Error(codes.Unavailable, "access node is shutting down")
 // faults are the injected failures still pending; guarded by Sim.mu.
 type faults struct {
 	failCalls   int           // next calls answered Unavailable
-	failUntil   time.Time     // every call before this answered Unavailable
+	failFor     time.Duration // from the next call on, every call for this long...
+	failUntil   time.Time     // ...that is, before this, answered Unavailable
 	exhaust     int           // next subscribe calls answered ResourceExhausted
 	cutStreams  int           // next streams cut...
 	cutAfter    int           // ...after this many messages
@@ -165,10 +166,12 @@ func (s *Sim) FailCalls(n int) {
 	s.mu.Unlock()
 }
 
-// FailFor answers every call with Unavailable for d from now.
+// FailFor answers every call with Unavailable for d, counted from the next
+// call: a test's setup on a loaded machine can outlast d, and a window
+// that had closed before the client's first call would inject nothing.
 func (s *Sim) FailFor(d time.Duration) {
 	s.mu.Lock()
-	s.faults.failUntil = s.cfg.Now().Add(d)
+	s.faults.failFor, s.faults.failUntil = d, time.Time{}
 	s.mu.Unlock()
 }
 
@@ -194,6 +197,9 @@ func (s *Sim) admit(fullMethod string) error {
 	defer s.mu.Unlock()
 	s.stats.Calls[method]++
 	f := &s.faults
+	if f.failFor > 0 {
+		f.failUntil, f.failFor = s.cfg.Now().Add(f.failFor), 0
+	}
 	switch {
 	case f.failCalls > 0:
 		f.failCalls--
