@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/evindex/evindex/httpapi"
+	"github.com/evindex/evindex/indexer/alerts"
 )
 
 // runMonitoringCmd prints the Prometheus rules or the Grafana dashboard
@@ -90,6 +91,9 @@ func rules() ruleFile {
 				"Source {{ $labels.source }} has stored nothing newer than two hours."),
 			alertRule("EvindexMissedReward", "missed_reward", fmt.Sprintf("increase(%s[1h]) > 0", missed), "",
 				"{{ $labels.account }} of {{ $labels.source }} missed a reward ({{ $labels.reason }})."),
+			alertRule("EvindexWebhookBacklog", "webhook_backlog",
+				fmt.Sprintf("%s > 0 unless on (instance, webhook) increase(%s[30m]) > 0", alerts.MetricDeliveriesPending, alerts.MetricDeliveriesSent), "15m",
+				"Webhook {{ $labels.webhook }} has alert notifications waiting and took none for 30 minutes."),
 			alertRule("EvindexEarningsStopped", "earnings_stopped",
 				fmt.Sprintf("max without (unit) (%s) == 0 and on (source, node) %s == 1", earned, connected), "3h",
 				"Node {{ $labels.node }} of {{ $labels.source }} is connected and earned nothing in its last windows."),

@@ -52,16 +52,24 @@ type DeliveryMetrics struct {
 	Pending *prometheus.GaugeVec
 }
 
+// The names of the delivery metrics, which the generated Prometheus rules
+// also read.
+const (
+	MetricDeliveriesSent    = "evindex_webhook_deliveries_sent_total"
+	MetricDeliveriesFailed  = "evindex_webhook_deliveries_failed_total"
+	MetricDeliveriesPending = "evindex_webhook_deliveries_pending"
+)
+
 // NewDeliveryMetrics creates the metrics and registers them with reg
 // (nil: not registered).
 func NewDeliveryMetrics(reg prometheus.Registerer) *DeliveryMetrics {
 	hook := []string{"webhook"}
 	m := &DeliveryMetrics{
-		Sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evindex_webhook_deliveries_sent_total",
+		Sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDeliveriesSent,
 			Help: "Alert notifications a webhook answered with 2xx (a notification resent after a crash counts again)."}, hook),
-		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evindex_webhook_deliveries_failed_total",
+		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDeliveriesFailed,
 			Help: "Attempts to send an alert notification that failed (no answer, or not 2xx); each is retried."}, hook),
-		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "evindex_webhook_deliveries_pending",
+		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricDeliveriesPending,
 			Help: "Alert notifications in the outbox, not yet answered with 2xx, per webhook."}, hook),
 	}
 	if reg != nil {
@@ -122,6 +130,13 @@ func NewDeliverer(cfg DelivererConfig) (*Deliverer, error) {
 		}
 		d.senders[h.Name] = s
 		d.order = append(d.order, h.Name)
+		if m := cfg.Metrics; m != nil {
+			// Every configured webhook has its series from the start, so
+			// a receiver that never answered shows as 0 sent, not absent.
+			m.Sent.WithLabelValues(h.Name)
+			m.Failed.WithLabelValues(h.Name)
+			m.Pending.WithLabelValues(h.Name)
+		}
 	}
 	return d, nil
 }
