@@ -239,10 +239,22 @@ func (d *Deliverer) drain(ctx context.Context, name string) {
 		if d.storeError(ctx, name, "claim from the outbox", err) || len(rows) == 0 {
 			return // another sender took the due rows first
 		}
-		// A row other than the head means another process (sharing a
-		// PostgreSQL store) took the head in between: this one is sent
-		// all the same, since a claimed row left unsent would wait out
-		// its hold. Across processes the order is therefore not kept.
+		if rows[0].ID != h.ID {
+			// Another process sharing the store claimed the head in
+			// between. This row goes out only once the head is gone
+			// (delivered), so the order holds across processes; until
+			// then it is handed back at once, unchanged but for its
+			// attempt count, rather than held for the whole claim.
+			head, err := d.cfg.Outbox.Deliveries(ctx, name, 1)
+			if d.storeError(ctx, name, "read the outbox", err) || len(head) == 0 || head[0].ID != rows[0].ID {
+				r := rows[0]
+				err := d.cfg.Outbox.FinishDelivery(ctx, store.DeliveryResult{ID: r.ID, Owner: d.cfg.Owner, Error: r.LastError, NextAttempt: r.NextAttempt})
+				if err != nil && !errors.Is(err, store.ErrClaimLost) {
+					d.storeError(ctx, name, "hand a delivery back", err)
+				}
+				return
+			}
+		}
 		if !d.send(ctx, s, rows[0]) {
 			return
 		}

@@ -290,7 +290,8 @@ func TestDeliveryNeverShowsSecrets(t *testing.T) {
 
 // TestTwoSendersSendEachRowOnce runs two deliverers, as two processes
 // sharing a store would, on one outbox: every row reaches the receiver
-// exactly once, since a row one of them claimed is not sent by the other.
+// exactly once, since a row one of them claimed is not sent by the other,
+// and in the order of the rows, whichever of them sends it.
 func TestTwoSendersSendEachRowOnce(t *testing.T) {
 	st := storetest.Open(t)
 	rcv := newReceiver(t, func(w http.ResponseWriter) { time.Sleep(time.Millisecond) })
@@ -316,6 +317,9 @@ func TestTwoSendersSendEachRowOnce(t *testing.T) {
 	}
 	if len(got) != len(all) {
 		t.Errorf("%d notifications for %d rows", len(got), len(all))
+	}
+	if strings.Join(got, "\n") != strings.Join(want(all...), "\n") {
+		t.Errorf("out of order across the two senders:\n%s", strings.Join(got, "\n"))
 	}
 }
 
