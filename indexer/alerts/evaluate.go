@@ -109,7 +109,8 @@ func (e *Evaluator) Evaluate(ctx context.Context, status store.SourceStatus) (*s
 		}
 	}
 	// A firing alert no rule speaks of any more (its rule was turned
-	// off, its node left the config) resolves now.
+	// off, or its subject is gone from what the source stores) resolves
+	// now.
 	for k, l := range stored {
 		if !seen[k] && l.State == store.AlertFiring {
 			b.Alerts = append(b.Alerts, resolve(l, time.Time{}, now, nil))
