@@ -132,8 +132,9 @@ func (s *Source) dial() ([]*node, func(), error) {
 	}
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		// A range of busy blocks easily exceeds gRPC's 4 MiB default.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes)),
+		// A range of busy blocks easily exceeds gRPC's 4 MiB default, and
+		// such a response is decoded where it arrived (messageCodec).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.ForceCodecV2(messageCodec{})),
 	}, s.dialOpts...)
 	var nodes []*node
 	closeAll := func() {
