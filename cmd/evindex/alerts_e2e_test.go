@@ -43,7 +43,7 @@ func alertsOf(t *testing.T, addr, query string) []episodeView {
 		}
 		var page struct {
 			Items      []episodeView `json:"items"`
-			NextCursor string      `json:"next_cursor"`
+			NextCursor string        `json:"next_cursor"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,7 +170,7 @@ func alertHistory(addr string) ([]alertView, error) {
 		}
 		var page struct {
 			Items []alertView `json:"items"`
-			Next  string      `json:"next"`
+			Next  string      `json:"next_cursor"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
@@ -179,7 +180,7 @@ func alertHistory(addr string) ([]alertView, error) {
 		out = append(out, page.Items...)
 		next = ""
 		if page.Next != "" {
-			next = "/v1/alerts?limit=500&cursor=" + page.Next
+			next = "/v1/alerts?limit=500&cursor=" + url.QueryEscape(page.Next)
 		}
 	}
 	return out, nil
