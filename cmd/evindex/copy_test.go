@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"math/big"
 	"net/http"
@@ -24,8 +25,8 @@ func withPassword(dsn, password string) string {
 	return strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:"+password+"@", 1)
 }
 
-// runDemoFor indexes `evindex demo` into dir until it is ready and has
-// rewards, then stops it.
+// runDemoFor indexes `evindex demo` into dir until it is ready, has
+// rewards and a missed_reward alert, then stops it.
 func runDemoFor(t *testing.T, dir string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,6 +57,15 @@ func runDemoFor(t *testing.T, dir string) {
 			}
 		}
 		return true
+	})
+	// The demo's misses fire missed_reward alerts, evaluated after the
+	// commits that make them provable: wait for one, so the copy has
+	// alerts and their notifications to carry.
+	waitUntil(t, logs, done, "a missed_reward alert of sm-demo", func() bool {
+		var alerts struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		return getJSON(base+"/v1/alerts?source=sm-demo&rule=missed_reward&limit=1", &alerts) == nil && len(alerts.Items) > 0
 	})
 	cancel()
 	select {
