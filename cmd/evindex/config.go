@@ -162,6 +162,14 @@ type envReference struct {
 	hasDefault bool
 }
 
+// text is the reference as the file spells it.
+func (r envReference) text() string {
+	if r.hasDefault {
+		return "${" + r.name + ":-" + r.def + "}"
+	}
+	return "${" + r.name + "}"
+}
+
 // value is what the reference expands to, or ok false when its variable
 // is unset and it has no default.
 func (r envReference) value(getenv func(string) string) (v string, ok bool) {
@@ -353,6 +361,17 @@ func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, pa
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			// Keys are names, never expanded: a key spelled ${X} is
+			// named as the file spells it (and is unknown).
+			if k := n.Content[i]; k.Kind == yaml.ScalarNode {
+				k.Value = envPlaceholderRef.ReplaceAllStringFunc(k.Value, func(m string) string {
+					i, err := strconv.Atoi(envPlaceholderRef.FindStringSubmatch(m)[1])
+					if err != nil || i >= len(refs) {
+						return m
+					}
+					return refs[i].text()
+				})
+			}
 			expandEnv(n.Content[i+1], refs, getenv, joinPath(path, n.Content[i].Value), p)
 		}
 	case yaml.ScalarNode:
