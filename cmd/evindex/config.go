@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
@@ -598,6 +599,12 @@ func collectFields(t reflect.Type, into map[string]reflect.StructField) {
 }
 
 func joinPath(path, key string) string {
+	// A key with a line break or another control character in it (YAML
+	// keeps one of two line breaks in a plain key) is quoted, so the error
+	// that names it stays one line.
+	if strings.ContainsFunc(key, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}

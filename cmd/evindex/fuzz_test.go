@@ -85,7 +85,10 @@ func check(t *testing.T, raw []byte, err error) {
 	// file or of the configuration, and a line it names is in the file.
 	if ce.Field != "config" && ce.Field != "--config" {
 		root := ce.Field
-		if i := strings.IndexAny(root, ".["); i > 0 {
+		if q, err := strconv.QuotedPrefix(root); err == nil {
+			// A key with a control character in it is named quoted.
+			root, _ = strconv.Unquote(q)
+		} else if i := strings.IndexAny(root, ".["); i > 0 {
 			root = root[:i]
 		}
 		// YAML folds a line break inside a plain key, with the blanks
