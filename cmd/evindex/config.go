@@ -211,6 +211,10 @@ type problemList struct {
 	// all lists each of a source's problems on its own instead of the
 	// first with a count of the rest.
 	all bool
+	// fromEnv holds the file's text of each value that a ${VAR} was
+	// expanded into: an error about such a value names the reference,
+	// never the environment's value.
+	fromEnv map[*yaml.Node]string
 }
 
 func (p *problemList) add(err error) {
@@ -380,6 +384,16 @@ func expandEnv(n *yaml.Node, refs []envReference, getenv func(string) string, pa
 			return
 		}
 		var unset *envReference
+		text := envPlaceholderRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			if i, err := strconv.Atoi(envPlaceholderRef.FindStringSubmatch(m)[1]); err == nil && i < len(refs) {
+				return refs[i].text()
+			}
+			return m
+		})
+		if p.fromEnv == nil {
+			p.fromEnv = map[*yaml.Node]string{}
+		}
+		p.fromEnv[n] = text
 		n.Value = envPlaceholderRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			i, err := strconv.Atoi(envPlaceholderRef.FindStringSubmatch(m)[1])
 			if err != nil || i >= len(refs) {
@@ -428,7 +442,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, p *problemList) {
 		kind := ""
 		if t == reflect.TypeOf(SourceConfig{}) {
 			var err error
-			if kind, err = sourceKeys(n, path, fields); err != nil {
+			if kind, err = sourceKeys(n, path, fields, p); err != nil {
 				// Which keys are right depends on the kind: only the kind
 				// is named, not every key that follows it.
 				p.add(err)
@@ -474,15 +488,20 @@ func suggestKey(key string, fields map[string]reflect.StructField) string {
 // sourceKeys adds the keys of the source n's kind to fields and returns
 // the kind; a missing or unknown kind is an error, since it decides
 // which keys are known.
-func sourceKeys(n *yaml.Node, path string, fields map[string]reflect.StructField) (string, error) {
+func sourceKeys(n *yaml.Node, path string, fields map[string]reflect.StructField, p *problemList) (string, error) {
 	kind := ""
+	var kindNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "kind" {
-			kind = n.Content[i+1].Value
+			kindNode = n.Content[i+1]
+			kind = kindNode.Value
 		}
 	}
 	k, ok := lookupKind(kind)
 	if !ok {
+		if text, env := p.fromEnv[kindNode]; env && kindNode != nil {
+			return "", &ConfigError{Field: joinPath(path, "kind"), Msg: fmt.Sprintf("the value of %s is not a source kind (%s)", text, kindNames())}
+		}
 		return "", &ConfigError{Field: joinPath(path, "kind"), Msg: kindError(kind)}
 	}
 	collectFields(reflect.TypeOf(k.NewConfig("")), fields)
