@@ -58,7 +58,7 @@ func TestMessageCodecDecodesLikeProto(t *testing.T) {
 		{BlockId: []byte{7}, BlockHeight: 7},
 	}, Metadata: &entities.Metadata{LatestFinalizedHeight: 99}}
 	for _, c := range []struct {
-		name string
+		name  string
 		msg   protoadapt.MessageV1
 		fresh func() protoadapt.MessageV1
 	}{
