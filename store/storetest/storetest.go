@@ -29,6 +29,16 @@ func mustOpenAt(tb testing.TB, now func() time.Time) *bolt.Store {
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
+	checkAndCloseAtEnd(tb, s)
+	return s
+}
+
+// checkAndCloseAtEnd checks the store's integrity and closes it when the
+// test ends.
+func checkAndCloseAtEnd(tb testing.TB, s interface {
+	store.Checker
+	Close() error
+}) {
 	tb.Cleanup(func() {
 		if err := s.Check(context.Background()); err != nil {
 			tb.Errorf("store integrity: %v", err)
@@ -37,7 +47,6 @@ func mustOpenAt(tb testing.TB, now func() time.Time) *bolt.Store {
 			tb.Errorf("close store: %v", err)
 		}
 	})
-	return s
 }
 
 // BackendEnv names the environment variable that picks the backend of
@@ -67,13 +76,6 @@ func OpenAt(tb testing.TB, now func() time.Time) store.Store {
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := s.Check(context.Background()); err != nil {
-			tb.Errorf("store integrity: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			tb.Errorf("close store: %v", err)
-		}
-	})
+	checkAndCloseAtEnd(tb, s)
 	return s
 }
