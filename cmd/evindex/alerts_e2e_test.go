@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,33 +32,41 @@ type episodeView struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// alertsOf reads every alert episode the API at addr lists for query.
-func alertsOf(t *testing.T, addr, query string) []episodeView {
-	t.Helper()
-	var out []episodeView
+// listPages reads every page of the list at path (a path with a query,
+// without limit or cursor) from the API at addr.
+func listPages[T any](addr, path string) ([]T, error) {
+	var out []T
 	cursor := ""
 	for range 1000 {
-		resp, err := http.Get("http://" + addr + "/v1/alerts?limit=1000&" + query + "&cursor=" + cursor)
+		resp, err := http.Get("http://" + addr + path + "&limit=500&cursor=" + url.QueryEscape(cursor))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		var page struct {
-			Items      []episodeView `json:"items"`
-			NextCursor string        `json:"next_cursor"`
+			Items      []T    `json:"items"`
+			NextCursor string `json:"next_cursor"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /v1/alerts?%s: %d %v", query, resp.StatusCode, err)
+			return nil, fmt.Errorf("GET %s: %d %v", path, resp.StatusCode, err)
 		}
 		out = append(out, page.Items...)
-		if page.NextCursor == "" {
-			return out
+		if cursor = page.NextCursor; cursor == "" {
+			return out, nil
 		}
-		cursor = page.NextCursor
 	}
-	t.Fatal("the alerts list does not end")
-	return nil
+	return nil, fmt.Errorf("GET %s: the list does not end", path)
+}
+
+// alertsOf reads every alert episode the API at addr lists for query.
+func alertsOf(t *testing.T, addr, query string) []episodeView {
+	t.Helper()
+	out, err := listPages[episodeView](addr, "/v1/alerts?"+query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // waitAlerts polls the alerts of query until ok accepts them, for at most
@@ -295,26 +304,9 @@ type missedView struct {
 // once resolved), and only the newest may still fire.
 func missedEpisodesDiff(t *testing.T, addr, source string) (string, int, int) {
 	t.Helper()
-	var misses []missedView
-	cursor := ""
-	for range 1000 {
-		resp, err := http.Get("http://" + addr + "/v1/rewards/missed?limit=1000&source=" + source + "&cursor=" + cursor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var page struct {
-			Items      []missedView `json:"items"`
-			NextCursor string       `json:"next_cursor"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		misses = append(misses, page.Items...)
-		if cursor = page.NextCursor; cursor == "" {
-			break
-		}
+	misses, err := listPages[missedView](addr, "/v1/rewards/missed?source="+source)
+	if err != nil {
+		t.Fatal(err)
 	}
 	byAccount := map[string][]uint64{}
 	for _, m := range misses {

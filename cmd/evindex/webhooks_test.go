@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,29 +160,7 @@ type alertView struct {
 
 // alertHistory reads every page of /v1/alerts.
 func alertHistory(addr string) ([]alertView, error) {
-	var out []alertView
-	next := "/v1/alerts?limit=500"
-	for i := 0; next != "" && i < 1000; i++ {
-		resp, err := http.Get("http://" + addr + next)
-		if err != nil {
-			return nil, err
-		}
-		var page struct {
-			Items []alertView `json:"items"`
-			Next  string      `json:"next_cursor"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("/v1/alerts: %d %v", resp.StatusCode, err)
-		}
-		out = append(out, page.Items...)
-		next = ""
-		if page.Next != "" {
-			next = "/v1/alerts?limit=500&cursor=" + url.QueryEscape(page.Next)
-		}
-	}
-	return out, nil
+	return listPages[alertView](addr, "/v1/alerts?")
 }
 
 // metricValue reads one sample of /metrics, by its name and labels as
